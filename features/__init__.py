@@ -1,0 +1,1 @@
+"""Feature definitions and their Spark implementation (pure DataFrame functions)."""

@@ -1,0 +1,1 @@
+"""Training set assembly, Dask/LightGBM training, evaluation and the model registry."""

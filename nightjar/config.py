@@ -1,0 +1,331 @@
+"""Layered configuration: `conf/base.yaml`, then `conf/<env>.yaml`, then `--set` overrides.
+
+The merged document is validated once, at start-up, into frozen pydantic models that reject
+unknown keys, so a typo is an error naming the key rather than a silent default. String
+values may reference environment variables as `${NAME}` or `${NAME:-default}`, which keeps
+secrets and per-machine addresses out of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nightjar.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Free-form mappings whose own keys contain dots: `--set spark.settings.spark.ui.enabled=false`
+# sets the key `spark.ui.enabled` inside `spark.settings`.
+_FREE_FORM_SECTIONS = ("spark.settings",)
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Identifier = Field(pattern=IDENTIFIER)
+
+
+class _Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConfig(_Strict):
+    """Where tables live and how they are registered in the Spark catalog."""
+
+    root: str = "./lake"
+    database: str = Field("nightjar", pattern=IDENTIFIER)
+    # An embedded Derby metastore needs a local folder; on a cluster with a shared Hive
+    # metastore leave it unset and point spark.settings at the metastore instead.
+    metastore_dir: str | None = None
+
+
+class SparkConfig(_Strict):
+    """Session settings; `settings` passes any other `spark.*` key through unchanged."""
+
+    master: str = "local[*]"
+    app_name: str = "nightjar"
+    driver_memory: str = "4g"
+    executor_memory: str | None = None
+    shuffle_partitions: int = Field(8, ge=1)
+    settings: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings_as_strings(cls, value: object) -> object:
+        # Spark takes every setting as a string; YAML reads `false` and `4` as other types.
+        if not isinstance(value, dict):
+            return value
+        return {
+            key: str(item).lower() if isinstance(item, bool) else item if item is None else str(item)
+            for key, item in value.items()
+        }
+
+
+class DaskConfig(_Strict):
+    """A running scheduler's address, or the shape of the `LocalCluster` started when it is null."""
+
+    scheduler: str | None = None
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+
+
+class EntityConfig(_Strict):
+    """The thing that is scored: its name and its key column."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    key: str = Field(pattern=IDENTIFIER)
+
+
+class SourceConfig(_Strict):
+    """A source table partitioned by the date of its events.
+
+    `kind: events` tables hold timestamped events of an entity; `kind: entities` tables hold
+    one row per entity, known from its timestamp (for example a signup) on.
+    """
+
+    table: str = Field(pattern=IDENTIFIER)
+    kind: Literal["events", "entities"]
+    timestamp: str = Field(pattern=IDENTIFIER)
+    partition: str = Field(pattern=IDENTIFIER)
+
+
+class LabelConfig(_Strict):
+    """What is predicted for (entity, D), looking forward `horizon_days` after D.
+
+    `no_event`: 1 when the entity has no event in `source` during (D, D + horizon_days].
+    """
+
+    name: str = Field(pattern=IDENTIFIER)
+    kind: Literal["no_event"]
+    source: str
+    horizon_days: int = Field(ge=1, le=3650)
+
+
+class UseCaseConfig(_Strict):
+    """Everything that makes one use case different from another; no job hard-codes any of it."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    entity: EntityConfig
+    sources: dict[str, SourceConfig]
+    label: LabelConfig
+
+    @model_validator(mode="after")
+    def _label_reads_an_event_source(self) -> "UseCaseConfig":
+        source = self.sources.get(self.label.source)
+        if source is None:
+            raise ValueError(
+                f"label.source {self.label.source!r} is not one of the sources {sorted(self.sources)}"
+            )
+        if source.kind != "events":
+            raise ValueError(f"label.source {self.label.source!r} must be an events source")
+        return self
+
+    def source_of_kind(self, kind: Literal["events", "entities"]) -> tuple[str, SourceConfig]:
+        """Return the one source of `kind`; a configuration with several must name the one it means."""
+        matches = [(name, source) for name, source in self.sources.items() if source.kind == kind]
+        if len(matches) != 1:
+            raise ConfigError(
+                f"use_case.sources: expected exactly one source of kind {kind!r}, found {len(matches)}"
+            )
+        return matches[0]
+
+
+class TablesConfig(_Strict):
+    """Names of the tables Nightjar writes, as directories under the lake root and catalog names."""
+
+    features: str = Field("features", pattern=IDENTIFIER)
+    scores: str = Field("scores", pattern=IDENTIFIER)
+    runs: str = Field("runs", pattern=IDENTIFIER)
+    registry: str = Field("registry", pattern=IDENTIFIER)
+    monitoring: str = Field("monitoring", pattern=IDENTIFIER)
+    truth: str = Field("truth", pattern=IDENTIFIER)
+
+
+class GenerateConfig(_Strict):
+    """The demo data generator: a simulated population with known churn probabilities."""
+
+    scenario: Literal["churn"] = "churn"
+    seed: int = Field(7, ge=0)
+    customers: int = Field(10_000, ge=1)
+    days: int = Field(120, ge=1, le=3650)
+    end_date: date = date(2026, 3, 31)
+    # Customers are simulated in fixed blocks with one random stream each, so the data depend
+    # on the seed and the block size only, never on how Spark schedules the blocks.
+    block_size: int = Field(5_000, ge=1, le=1_000_000)
+
+
+class Config(_Strict):
+    """The validated configuration of one run."""
+
+    env: str
+    lake: LakeConfig = Field(default_factory=LakeConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    use_case: UseCaseConfig
+    tables: TablesConfig = Field(default_factory=TablesConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+
+    @field_validator("env")
+    @classmethod
+    def _env_is_a_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be letters, digits, '.', '-' or '_'")
+        return value
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: dates stay strings until pydantic validates them,
+    so `2026-02-30` is reported against its key instead of crashing the YAML parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def conf_dir() -> Path:
+    """The folder holding `base.yaml` and the environment files (`NIGHTJAR_CONF_DIR` overrides)."""
+    return Path(os.environ.get("NIGHTJAR_CONF_DIR", PROJECT_ROOT / "conf")).resolve()
+
+
+def default_env() -> str:
+    """The environment used when `--env` is not given: `NIGHTJAR_ENV`, else `local`."""
+    return os.environ.get("NIGHTJAR_ENV") or "local"
+
+
+def load_config(
+    env: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    directory: Path | None = None,
+) -> Config:
+    """Load, layer, interpolate and validate the configuration.
+
+    Args:
+        env: environment name; `conf/<env>.yaml` is layered over `conf/base.yaml`.
+        overrides: `dotted.key=value` strings; values are parsed as YAML scalars.
+        directory: the configuration folder (defaults to `conf_dir()`).
+
+    Raises:
+        ConfigError: a missing or malformed file, a bad override, an unset variable or an
+            invalid value; the message names the file or key and the reason.
+    """
+    env = env or default_env()
+    directory = directory or conf_dir()
+    if not _ENV_NAME.match(env) or ".." in env:
+        raise ConfigError(f"--env {env!r}: must be letters, digits, '.', '-' or '_'")
+    env_file = directory / f"{env}.yaml"
+    if not env_file.is_file():
+        known = sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "base")
+        raise ConfigError(f"--env {env!r}: no file {env_file} (environments: {', '.join(known)})")
+    document = _deep_merge(_read_yaml(directory / "base.yaml"), _read_yaml(env_file))
+    for override in overrides:
+        _apply_override(document, override)
+    document = _interpolate(document, path="")
+    document["env"] = env
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    return _resolve_paths(config, directory.parent)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        content = yaml.load(path.read_text(), Loader=_Loader) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({reason})") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: must hold a mapping of keys, not {type(content).__name__}")
+    return content
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(document: dict[str, Any], override: str) -> None:
+    key, separator, raw_value = override.partition("=")
+    if not separator or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {override!r}: expected dotted.key=value")
+    try:
+        value = yaml.load(raw_value, Loader=_Loader) if raw_value else ""
+    except yaml.YAMLError:
+        value = raw_value
+    node = document
+    parts = key.split(".")
+    for section in _FREE_FORM_SECTIONS:
+        if key.startswith(section + "."):
+            parts = [*section.split("."), key[len(section) + 1 :]]
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _interpolate(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: references ${{{name}}}, which is not set in the environment")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def _describe(error: ValidationError) -> str:
+    """One line naming each invalid key and why, from pydantic's structured errors."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        reason = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{key}: {reason}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _resolve_paths(config: Config, project_root: Path) -> Config:
+    """Make local paths absolute against the project root, so a job behaves the same from any cwd."""
+
+    def absolute(location: str) -> str:
+        if "://" in location:
+            return location
+        path = Path(location).expanduser()
+        return str(path if path.is_absolute() else (project_root / path).resolve())
+
+    lake = config.lake.model_copy(
+        update={
+            "root": absolute(config.lake.root),
+            "metastore_dir": absolute(config.lake.metastore_dir) if config.lake.metastore_dir else None,
+        }
+    )
+    return config.model_copy(update={"lake": lake})

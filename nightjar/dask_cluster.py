@@ -1,0 +1,46 @@
+"""The Dask client of a run: the scheduler named in configuration, or a `LocalCluster`."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from distributed import Client, LocalCluster
+
+from nightjar.config import Config
+from nightjar.errors import EngineUnavailableError
+
+CONNECT_TIMEOUT = "30s"
+
+
+@contextmanager
+def dask_client(config: Config) -> Iterator[Client]:
+    """Yield a client for `config.dask`; closes it (and any cluster it started) on exit.
+
+    Raises:
+        EngineUnavailableError: the configured scheduler cannot be reached.
+    """
+    # LightGBM's OpenMP threads spin while idle unless told otherwise, which starves the
+    # other worker on a small machine; workers inherit this from the client's process.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings = config.dask
+    if settings.scheduler:
+        try:
+            client = Client(settings.scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise EngineUnavailableError(
+                f"dask.scheduler {settings.scheduler}: cannot connect ({error})"
+            ) from None
+        with client:
+            yield client
+        return
+    with LocalCluster(
+        n_workers=settings.workers,
+        threads_per_worker=settings.threads_per_worker,
+        memory_limit=settings.memory_limit,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, Client(cluster) as client:
+        yield client

@@ -1,0 +1,99 @@
+"""The one SparkSession factory, shared by every job, the launcher and the tests.
+
+The Delta jars are loaded from the local `.jars` folder that `make` fills with Maven, so no
+session downloads anything at run time and a cluster without internet works too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from nightjar.config import PROJECT_ROOT, Config, conf_dir
+from nightjar.errors import ConfigError
+
+
+def jars_dir() -> Path:
+    """The folder of Delta Lake jars (`NIGHTJAR_JARS_DIR` overrides the project's `.jars`)."""
+    return Path(os.environ.get("NIGHTJAR_JARS_DIR", PROJECT_ROOT / ".jars")).resolve()
+
+
+def delta_jars() -> list[str]:
+    """Absolute paths of the Delta jars, or a ConfigError telling how to fetch them."""
+    jars = sorted(str(path) for path in jars_dir().glob("*.jar"))
+    if not any("delta-spark" in Path(jar).name for jar in jars):
+        raise ConfigError(f"no Delta Lake jars in {jars_dir()}: run `make setup` to fetch them")
+    return jars
+
+
+def metastore_dir(config: Config) -> str | None:
+    """Folder of the embedded Derby metastore, or None when the catalog lives elsewhere."""
+    if config.lake.metastore_dir:
+        return config.lake.metastore_dir
+    if "://" in config.lake.root and not config.lake.root.startswith("file:"):
+        return None
+    return str(Path(config.lake.root.removeprefix("file:")) / "_metastore")
+
+
+def spark_conf(config: Config) -> dict[str, str]:
+    """Every Spark setting of a run, for the session builder and for `spark-submit --conf` alike."""
+    conf = {
+        "spark.app.name": config.spark.app_name,
+        "spark.master": config.spark.master,
+        "spark.driver.memory": config.spark.driver_memory,
+        "spark.jars": ",".join(delta_jars()),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    java_options = []
+    log_settings = conf_dir() / "log4j2.properties"
+    if log_settings.is_file():
+        java_options.append(f"-Dlog4j.configurationFile=file:{log_settings}")
+    if config.spark.executor_memory:
+        conf["spark.executor.memory"] = config.spark.executor_memory
+    metastore = metastore_dir(config)
+    if metastore:
+        # An embedded Derby metastore under the lake: tables are registered by name for
+        # `spark-sql`, and a copied lake carries its catalog with it.
+        conf["spark.sql.catalogImplementation"] = "hive"
+        conf["spark.sql.warehouse.dir"] = f"{metastore}/warehouse"
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
+        )
+        java_options.append(f"-Dderby.system.home={metastore}")
+    elif "spark.hadoop.hive.metastore.uris" in config.spark.settings:
+        conf["spark.sql.catalogImplementation"] = "hive"
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
+    conf.update(config.spark.settings)
+    return conf
+
+
+def bind_locally(config: Config) -> None:
+    """Keep a local-mode driver on the loopback interface: it serves nothing to other hosts."""
+    if config.spark.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def get_spark(config: Config) -> SparkSession:
+    """Build (or join) the session for `config` and make sure its catalog database exists."""
+    # Executors start Python workers with the driver's interpreter unless told otherwise; the
+    # project's virtualenv is the one that has LightGBM and pandas.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    bind_locally(config)
+    metastore = metastore_dir(config)
+    if metastore:
+        Path(metastore).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(config).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {config.lake.database}")
+    return spark

@@ -1,0 +1,95 @@
+"""The launcher behind `./spark-submit.sh JOB [options]`.
+
+It validates the job name and the configuration before any JVM starts (so a typo costs
+milliseconds and exits 2), zips the project's packages for `--py-files`, and replaces itself
+with pyspark's own `spark-submit`, passing the session settings of `nightjar.session` as
+`--conf` so the driver JVM starts with the right memory, jars and metastore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pyspark
+
+from nightjar.config import PROJECT_ROOT, conf_dir, default_env, load_config
+from nightjar.errors import NightjarError, UsageError
+from nightjar.lineage import code_version
+from nightjar.session import bind_locally, jars_dir, spark_conf
+
+PACKAGES = ("nightjar", "features", "models", "validation", "jobs")
+USAGE = "usage: spark-submit.sh JOB [--env ENV] [--set KEY=VALUE] [--date D | --start D --end D] [job options]"
+
+
+def available_jobs() -> list[str]:
+    """Job names: the modules in `jobs/`."""
+    return sorted(p.stem for p in (PROJECT_ROOT / "jobs").glob("*.py") if not p.stem.startswith("_"))
+
+
+def build_py_files(destination: Path) -> Path:
+    """Zip the project's packages so executors on any cluster import the same code as the driver."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in PACKAGES:
+            for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+                archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
+    partial.replace(destination)  # another launcher reading the zip never sees half of it
+    return destination
+
+
+def submit_command(job: str, job_args: list[str]) -> list[str]:
+    """The `spark-submit` command line for `job`; raises NightjarError on a bad job or configuration.
+
+    Also binds a local-mode driver to the loopback interface (see `bind_locally`).
+    """
+    if job not in available_jobs():
+        raise UsageError(f"unknown job {job!r} (jobs: {', '.join(available_jobs())})")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default=None)
+    pre.add_argument("--set", dest="overrides", action="append", default=[])
+    known, _ = pre.parse_known_args(job_args)
+    config = load_config(known.env or default_env(), known.overrides)
+    bind_locally(config)
+    py_files = build_py_files(PROJECT_ROOT / "build" / "nightjar.zip")
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    settings = spark_conf(config)
+    command = [
+        str(spark_submit), "--master", config.spark.master,
+        "--jars", settings.pop("spark.jars"), "--py-files", str(py_files),
+    ]
+    for key, value in settings.items():
+        command += ["--conf", f"{key}={value}"]
+    return command + [str(PROJECT_ROOT / "jobs" / f"{job}.py"), *job_args]
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        print(f"jobs: {', '.join(available_jobs())}")
+        return 0 if argv else 2
+    job, job_args = argv[0], argv[1:]
+    try:
+        command = submit_command(job, job_args)
+    except NightjarError as error:
+        print(f"nightjar {job}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    environment = dict(os.environ)
+    environment.update(
+        {
+            "PYSPARK_PYTHON": environment.get("PYSPARK_PYTHON", sys.executable),
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "NIGHTJAR_CODE_VERSION": code_version(),
+            "NIGHTJAR_CONF_DIR": str(conf_dir()),
+            "NIGHTJAR_JARS_DIR": str(jars_dir()),
+        }
+    )
+    os.execve(command[0], command, environment)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

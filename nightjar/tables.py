@@ -1,0 +1,163 @@
+"""Every read and write of a table goes through this module; nothing else touches paths.
+
+Tables are Delta tables addressed by their path under the lake root, so a lake copied
+elsewhere and named with `--set lake.root=...` is self-contained. Each write is one Delta
+commit: a reader sees the table before or after it, never half of it. The catalog entries
+that analysts query by name are re-pointed at the current lake root after each write.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from nightjar.config import Config
+from nightjar.errors import MissingInputError
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What a table holds now: for job summaries and the runs table."""
+
+    name: str
+    path: str
+    version: int
+    rows: int
+    partitions: int | None
+
+
+def table_path(config: Config, name: str) -> str:
+    """The location of table `name` under the lake root."""
+    return f"{config.lake.root.rstrip('/')}/{name}"
+
+
+def exists(spark: SparkSession, config: Config, name: str) -> bool:
+    """Whether table `name` is a Delta table under the lake root."""
+    return DeltaTable.isDeltaTable(spark, table_path(config, name))
+
+
+def read(spark: SparkSession, config: Config, name: str) -> DataFrame:
+    """The current version of table `name`; MissingInputError when there is none."""
+    _require(spark, config, name)
+    return spark.read.format("delta").load(table_path(config, name))
+
+
+def version(spark: SparkSession, config: Config, name: str) -> int | None:
+    """The table's latest commit version, or None when the table does not exist."""
+    if not exists(spark, config, name):
+        return None
+    return int(_delta(spark, config, name).history(1).select("version").first()[0])
+
+
+def last_commit_metadata(spark: SparkSession, config: Config, name: str) -> dict[str, Any] | None:
+    """The `userMetadata` JSON of the table's latest commit, or None."""
+    if not exists(spark, config, name):
+        return None
+    raw = _delta(spark, config, name).history(1).select("userMetadata").first()[0]
+    return json.loads(raw) if raw else None
+
+
+def overwrite(
+    df: DataFrame,
+    config: Config,
+    name: str,
+    partition_by: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> int:
+    """Replace the whole table `name` with `df` in one commit; returns the new version."""
+    writer = _writer(df, metadata).mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    writer.save(table_path(config, name))
+    return _after_write(df.sparkSession, config, name)
+
+
+def replace_partitions(
+    df: DataFrame,
+    config: Config,
+    name: str,
+    partition_by: str,
+    dates: Iterable[date],
+    metadata: dict[str, Any] | None = None,
+) -> int:
+    """Replace exactly the partitions `dates` of `name` with `df` in one commit.
+
+    Other dates are untouched; Delta rejects the commit when `df` holds a row outside
+    `dates`, so a bug cannot overwrite a neighbouring partition.
+    """
+    listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(dates)))
+    writer = (
+        _writer(df, metadata)
+        .mode("overwrite")
+        .option("replaceWhere", f"{partition_by} IN ({listed})")
+        .partitionBy(partition_by)
+    )
+    writer.save(table_path(config, name))
+    return _after_write(df.sparkSession, config, name)
+
+
+def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | None = None) -> int:
+    """Append `df` to `name` (created when missing) in one commit; returns the new version."""
+    _writer(df, metadata).mode("append").option("mergeSchema", "true").save(table_path(config, name))
+    return _after_write(df.sparkSession, config, name)
+
+
+def summary(spark: SparkSession, config: Config, name: str, partition_by: str | None = None) -> TableSummary:
+    """Row and partition counts of the table's current version, in one pass."""
+    df = read(spark, config, name)
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    if partition_by:
+        aggregates.append(F.countDistinct(partition_by).alias("partitions"))
+    row = df.agg(*aggregates).first()
+    return TableSummary(
+        name=name,
+        path=table_path(config, name),
+        version=version(spark, config, name) or 0,
+        rows=int(row["rows"]),
+        partitions=int(row["partitions"]) if partition_by else None,
+    )
+
+
+def register(spark: SparkSession, config: Config, name: str) -> None:
+    """Point the catalog entry `<database>.<name>` at the table under the current lake root."""
+    qualified = f"{config.lake.database}.{name}"
+    location = table_path(config, name)
+    if spark.catalog.tableExists(qualified):
+        current = spark.sql(f"DESCRIBE DETAIL {qualified}").select("location").first()[0]
+        if _same_location(current, location):
+            return
+        # The entry is external: dropping it forgets the old location and deletes no data.
+        spark.sql(f"DROP TABLE {qualified}")
+    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{location}'")
+
+
+def _same_location(a: str, b: str) -> bool:
+    return a.removeprefix("file:").rstrip("/") == b.removeprefix("file:").rstrip("/")
+
+
+def _writer(df: DataFrame, metadata: dict[str, Any] | None):  # noqa: ANN202 - DataFrameWriter
+    writer = df.write.format("delta")
+    if metadata:
+        writer = writer.option("userMetadata", json.dumps(metadata, sort_keys=True, default=str))
+    return writer
+
+
+def _after_write(spark: SparkSession, config: Config, name: str) -> int:
+    register(spark, config, name)
+    return version(spark, config, name) or 0
+
+
+def _delta(spark: SparkSession, config: Config, name: str) -> DeltaTable:
+    _require(spark, config, name)
+    return DeltaTable.forPath(spark, table_path(config, name))
+
+
+def _require(spark: SparkSession, config: Config, name: str) -> None:
+    if not exists(spark, config, name):
+        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)}")

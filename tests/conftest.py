@@ -1,0 +1,179 @@
+"""Shared fixtures: one SparkSession for the whole run, per-test lakes, real Spark and Dask clusters."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import json
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from pyspark.sql import SparkSession
+
+from nightjar.config import PROJECT_ROOT, Config, load_config
+from nightjar.session import get_spark
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
+
+
+@pytest.fixture(scope="session")
+def metastore_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's Derby metastore: fixed when the session starts, shared by every test lake."""
+    return tmp_path_factory.mktemp("metastore")
+
+
+@pytest.fixture(scope="session")
+def make_config(metastore_dir: Path) -> Callable[..., Config]:
+    """Build a `test` configuration whose lake is `lake`, with extra `--set` overrides."""
+
+    def build(lake: Path, *overrides: str) -> Config:
+        return load_config(
+            "test", [f"lake.root={lake}", f"lake.metastore_dir={metastore_dir}", *overrides]
+        )
+
+    return build
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """A fresh, empty lake root for one test."""
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config], lake: Path) -> Config:
+    """The test configuration pointing at this test's lake."""
+    return make_config(lake)
+
+
+@pytest.fixture(scope="session")
+def spark(make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    """The one SparkSession of the test run, built by the same factory the jobs use."""
+    session = get_spark(make_config(tmp_path_factory.mktemp("session-lake")))
+    yield session
+    session.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds, or fail the test naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark standalone cluster on 127.0.0.1: one master and one 1-core worker.
+
+    Yields the master URL (spark://127.0.0.1:PORT).
+    """
+    work = tmp_path_factory.mktemp("spark-standalone")
+    port, ui_port, worker_ui_port = free_port(), free_port(), free_port()
+    environment = dict(
+        os.environ,
+        SPARK_HOME=str(PYSPARK_HOME),
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_WORKER_DIR=str(work / "worker"),
+        SPARK_LOG_DIR=str(work / "logs"),
+    )
+    spark_class = str(PYSPARK_HOME / "bin" / "spark-class")
+    master_url = f"spark://127.0.0.1:{port}"
+    processes = [
+        subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+             "--port", str(port), "--webui-port", str(ui_port)],
+            env=environment, stdout=open(work / "master.log", "w"), stderr=subprocess.STDOUT,
+        )
+    ]
+    try:
+        wait_until(lambda: _master_state(ui_port) is not None, 90, "the Spark master")
+        processes.append(
+            subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                 "--cores", "1", "--memory", "1536m", "--webui-port", str(worker_ui_port), master_url],
+                env=environment, stdout=open(work / "worker.log", "w"), stderr=subprocess.STDOUT,
+            )
+        )
+        wait_until(
+            lambda: any(w["state"] == "ALIVE" for w in (_master_state(ui_port) or {}).get("workers", [])),
+            90, "a Spark worker to register",
+        )
+        yield master_url
+    finally:
+        _stop(processes)
+
+
+def _master_state(ui_port: int) -> dict | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields the address."""
+    work = tmp_path_factory.mktemp("dask")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    dask_cli = shutil.which("dask", path=str(bin_dir)) or str(bin_dir / "dask")
+    environment = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    processes = [
+        subprocess.Popen(
+            [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",
+             "--no-show"],
+            env=environment, stdout=open(work / "scheduler.log", "w"), stderr=subprocess.STDOUT,
+        )
+    ]
+    try:
+        wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, 60,
+                   "the Dask scheduler")
+        for index in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [dask_cli, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                     "--memory-limit", "2GiB", "--name", f"worker-{index}", "--no-dashboard",
+                     "--local-directory", str(work / f"worker-{index}")],
+                    env=environment, stdout=open(work / f"worker-{index}.log", "w"), stderr=subprocess.STDOUT,
+                )
+            )
+        yield address
+    finally:
+        _stop(processes)
+
+
+def run_launcher(*arguments: str, timeout: float = 600, **environment: str) -> subprocess.CompletedProcess:
+    """Run `./spark-submit.sh` as a scheduler would, capturing its output."""
+    return subprocess.run(
+        [str(PROJECT_ROOT / "spark-submit.sh"), *arguments],
+        capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **environment),
+    )

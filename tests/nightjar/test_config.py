@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nightjar.config import PROJECT_ROOT, load_config
+from nightjar.errors import ConfigError
+
+
+def test_local_environment_layers_over_base() -> None:
+    config = load_config("local")
+    assert config.env == "local"
+    assert config.spark.master == "local[*]"
+    assert config.spark.app_name == "nightjar"  # from base.yaml
+    assert config.spark.settings["spark.sql.session.timeZone"] == "UTC"
+    assert config.use_case.entity.key == "customer_id"
+    assert config.use_case.label.horizon_days == 30
+
+
+def test_relative_lake_root_is_resolved_against_the_project_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config("local").lake.root == str(PROJECT_ROOT / "lake")
+
+
+def test_object_store_root_is_kept_as_is() -> None:
+    config = load_config("local", ["lake.root=s3a://bucket/nightjar"])
+    assert config.lake.root == "s3a://bucket/nightjar"
+
+
+def test_set_overrides_parse_yaml_scalars() -> None:
+    config = load_config("local", ["spark.shuffle_partitions=3", "dask.scheduler=tcp://127.0.0.1:8786"])
+    assert config.spark.shuffle_partitions == 3
+    assert config.dask.scheduler == "tcp://127.0.0.1:8786"
+
+
+def test_set_reaches_spark_settings_whose_keys_contain_dots() -> None:
+    config = load_config("local", ["spark.settings.spark.ui.enabled=false"])
+    assert config.spark.settings["spark.ui.enabled"] == "false"
+
+
+def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTJAR_ENV", "test")
+    assert load_config().env == "test"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("spark.mastr=local[1]", "spark.mastr: unknown key"),
+        ("spark.shuffle_partitions=many", "spark.shuffle_partitions: Input should be a valid integer"),
+        ("spark.shuffle_partitions=0", "spark.shuffle_partitions: Input should be greater than or equal to 1"),
+        ("use_case.label.source=customers", "label.source 'customers' must be an events source"),
+        ("use_case.label.source=clicks", "label.source 'clicks' is not one of the sources"),
+        ("use_case.entity.key=customer id", "use_case.entity.key: String should match pattern"),
+        ("generate.end_date=2026-02-30", "generate.end_date"),
+        ("spark", "--set 'spark': expected dotted.key=value"),
+        ("spark.master.x=1", "--set spark.master.x: spark.master is a value, not a section"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        load_config("local", [override])
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"--env 'prod': no file .*prod.yaml \(environments: .*local.*\)"):
+        load_config("prod")
+
+
+def test_environment_name_cannot_leave_the_conf_folder() -> None:
+    with pytest.raises(ConfigError, match="--env '../base'"):
+        load_config("../base")
+
+
+def _conf_dir(tmp_path: Path, env_text: str) -> Path:
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    (directory / "base.yaml").write_text((PROJECT_ROOT / "conf" / "base.yaml").read_text())
+    (directory / "mine.yaml").write_text(env_text)
+    return directory
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    directory = _conf_dir(tmp_path, "spark:\n  master: [local\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml line \d+: not valid YAML"):
+        load_config("mine", directory=directory)
+
+
+def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    directory = _conf_dir(tmp_path, "- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mine.yaml: must hold a mapping"):
+        load_config("mine", directory=directory)
+
+
+def test_environment_variables_are_interpolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = _conf_dir(tmp_path, "spark:\n  master: ${MY_MASTER}\n  app_name: ${MY_APP:-fallback}\n")
+    monkeypatch.setenv("MY_MASTER", "spark://127.0.0.1:7077")
+    config = load_config("mine", directory=directory)
+    assert config.spark.master == "spark://127.0.0.1:7077"
+    assert config.spark.app_name == "fallback"
+
+
+def test_an_unset_variable_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = _conf_dir(tmp_path, "spark:\n  master: ${MY_MASTER}\n")
+    monkeypatch.delenv("MY_MASTER", raising=False)
+    with pytest.raises(ConfigError, match=r"spark.master: references \$\{MY_MASTER\}, which is not set"):
+        load_config("mine", directory=directory)
+
+
+def test_cluster_example_is_a_valid_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTJAR_LAKE_ROOT", "s3a://bucket/lake")
+    monkeypatch.setenv("HIVE_METASTORE_URIS", "thrift://metastore:9083")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://scheduler:8786")
+    config = load_config("cluster.example")
+    assert config.spark.master == "yarn"
+    assert config.lake.root == "s3a://bucket/lake"
+    assert config.dask.scheduler == "tcp://scheduler:8786"
+    assert config.spark.settings["spark.sql.session.timeZone"] == "UTC"  # kept from base
+
+
+def test_configuration_is_immutable() -> None:
+    config = load_config("local")
+    with pytest.raises(Exception):
+        config.spark.master = "yarn"  # type: ignore[misc]

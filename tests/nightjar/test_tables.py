@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from deltalake import DeltaTable as RustDeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from nightjar import tables
+from nightjar.config import Config
+from nightjar.errors import MissingInputError
+
+
+def _events(spark: SparkSession, days: list[int], value: int = 1) -> DataFrame:
+    rows = [(entity, date(2026, 1, day), float(value * entity)) for day in days for entity in range(3)]
+    return spark.createDataFrame(rows, "entity long, ds date, value double")
+
+
+def test_round_trip_and_versions(spark: SparkSession, config: Config) -> None:
+    assert tables.version(spark, config, "events") is None
+    written = _events(spark, [1, 2])
+    assert tables.overwrite(written, config, "events", partition_by="ds", metadata={"why": "test"}) == 0
+    assertDataFrameEqual(tables.read(spark, config, "events"), written)
+    assert tables.last_commit_metadata(spark, config, "events") == {"why": "test"}
+    summary = tables.summary(spark, config, "events", "ds")
+    assert (summary.rows, summary.partitions, summary.version) == (6, 2, 0)
+
+
+def test_replacing_a_date_leaves_the_other_dates_untouched(spark: SparkSession, config: Config) -> None:
+    tables.overwrite(_events(spark, [1, 2, 3]), config, "events", partition_by="ds")
+    replacement = _events(spark, [2], value=10)
+    assert tables.replace_partitions(replacement, config, "events", "ds", [date(2026, 1, 2)]) == 1
+    expected = _events(spark, [1, 3]).unionByName(replacement)
+    assertDataFrameEqual(tables.read(spark, config, "events"), expected)
+
+
+def test_a_replacement_with_rows_outside_its_dates_is_refused(spark: SparkSession, config: Config) -> None:
+    original = _events(spark, [1, 2])
+    tables.overwrite(original, config, "events", partition_by="ds")
+    with pytest.raises(Exception, match="(?i)replaceWhere|does not conform|DELTA_REPLACE_WHERE"):
+        tables.replace_partitions(_events(spark, [1, 2], value=5), config, "events", "ds", [date(2026, 1, 2)])
+    assertDataFrameEqual(tables.read(spark, config, "events"), original)
+    assert tables.version(spark, config, "events") == 0
+
+
+def test_reading_a_missing_table_names_it(spark: SparkSession, config: Config) -> None:
+    with pytest.raises(MissingInputError, match=r"table 'nowhere' not found: no Delta table at .*/nowhere"):
+        tables.read(spark, config, "nowhere")
+
+
+def test_tables_are_registered_by_name_and_follow_a_moved_lake(
+    spark: SparkSession, config: Config, make_config: Callable[..., Config], tmp_path: Path,
+) -> None:
+    tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
+    by_name = spark.sql(f"SELECT count(*) AS n FROM {config.lake.database}.events").first().n
+    assert by_name == 3
+
+    moved_root = tmp_path / "moved"
+    shutil.copytree(config.lake.root, moved_root)
+    moved = make_config(moved_root)
+    tables.append(_events(spark, [2]), moved, "events")
+    assert spark.sql(f"SELECT count(*) AS n FROM {moved.lake.database}.events").first().n == 6
+    assert tables.read(spark, config, "events").count() == 3  # the original lake is untouched
+
+
+def test_delta_rs_reads_what_spark_wrote(spark: SparkSession, config: Config) -> None:
+    written = _events(spark, [1, 2])
+    tables.overwrite(written, config, "events", partition_by="ds")
+    frame = RustDeltaTable(tables.table_path(config, "events")).to_pandas(filters=[("ds", "=", date(2026, 1, 2))])
+    assert sorted(frame["entity"].tolist()) == [0, 1, 2]
+    assert set(frame["ds"].astype(str)) == {"2026-01-02"}
+    assert frame["value"].sum() == written.filter(F.col("ds") == date(2026, 1, 2)).agg(F.sum("value")).first()[0]

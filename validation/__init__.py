@@ -1,0 +1,1 @@
+"""Great Expectations suites and the gate that runs them before anything is written."""
