@@ -75,6 +75,7 @@ class DaskConfig(_Strict):
     workers: int = Field(2, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     memory_limit: str = "4GiB"
+    connect_timeout_s: float = Field(30.0, gt=0)
 
 
 class EntityConfig(_Strict):

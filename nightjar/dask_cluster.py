@@ -11,8 +11,6 @@ from distributed import Client, LocalCluster
 from nightjar.config import Config
 from nightjar.errors import EngineUnavailableError
 
-CONNECT_TIMEOUT = "30s"
-
 
 @contextmanager
 def dask_client(config: Config) -> Iterator[Client]:
@@ -27,7 +25,7 @@ def dask_client(config: Config) -> Iterator[Client]:
     settings = config.dask
     if settings.scheduler:
         try:
-            client = Client(settings.scheduler, timeout=CONNECT_TIMEOUT)
+            client = Client(settings.scheduler, timeout=settings.connect_timeout_s)
         except (OSError, TimeoutError) as error:
             raise EngineUnavailableError(
                 f"dask.scheduler {settings.scheduler}: cannot connect ({error})"

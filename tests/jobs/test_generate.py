@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from jobs import generate as generate_job
+from nightjar import cli, tables
+from nightjar.config import Config
+from nightjar.generators.churn import ChurnScenario, generate
+from tests.conftest import run_launcher
+
+SMALL = ["--customers", "300", "--days", "20", "--date", "2026-03-31"]
+
+
+def _run(lake: Path, metastore: Path, *argv: str) -> int:
+    return cli.run_job(
+        generate_job.JOB, "", generate_job.add_arguments, generate_job.run, "optional",
+        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}", *argv],
+    )
+
+
+def _scenario(config: Config, **changes: object) -> ChurnScenario:
+    settings = {
+        "seed": config.generate.seed, "customers": 300, "start_date": date(2026, 3, 12),
+        "end_date": date(2026, 3, 31), "block_size": config.generate.block_size,
+        "horizon_days": config.use_case.label.horizon_days,
+    }
+    return ChurnScenario(**{**settings, **changes})  # type: ignore[arg-type]
+
+
+def test_generate_writes_the_three_tables(spark: SparkSession, config: Config, lake: Path, metastore_dir: Path) -> None:
+    assert _run(lake, metastore_dir, *SMALL) == 0
+    scenario = _scenario(config)
+    for output, table in (("customers", "customers"), ("transactions", "transactions"), ("truth", "truth")):
+        assertDataFrameEqual(tables.read(spark, config, table), generate(spark, scenario, output))
+    run = tables.read(spark, config, config.tables.runs).first()
+    assert (run.status, run.start_date, run.end_date) == ("succeeded", date(2026, 3, 12), date(2026, 3, 31))
+    assert run.row_counts["transactions"] == tables.read(spark, config, "transactions").count()
+    assert spark.sql(f"SELECT count(*) FROM {config.lake.database}.truth").first()[0] == run.row_counts["truth"]
+
+
+def test_a_rerun_skips_and_force_rewrites_the_same_rows(
+    spark: SparkSession, config: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _run(lake, metastore_dir, *SMALL) == 0
+    before = tables.read(spark, config, "transactions").collect()
+    assert _run(lake, metastore_dir, *SMALL) == 0
+    assert "already hold this scenario" in capsys.readouterr().out
+    assert tables.version(spark, config, "transactions") == 0
+    assert _run(lake, metastore_dir, *SMALL, "--force") == 0
+    assert tables.version(spark, config, "transactions") == 1
+    assertDataFrameEqual(tables.read(spark, config, "transactions"), spark.createDataFrame(before))
+
+
+def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path, metastore_dir: Path) -> None:
+    assert _run(lake, metastore_dir, "--customers", "100", "--start", "2026-02-01", "--end", "2026-02-10") == 0
+    dates = tables.read(spark, config, "transactions").selectExpr("min(event_date)", "max(event_date)").first()
+    assert tuple(dates) == (date(2026, 2, 1), date(2026, 2, 10))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--customers", "0"], "--customers must be at least 1"),
+        (["--seed", "-1"], "--seed must not be negative"),
+        (["--start", "2026-01-01", "--end", "2026-01-05", "--days", "3"], "--days goes with --date"),
+        (["--date", "2026-02-30"], "not a calendar date"),
+        (["--customers", "ten"], "invalid int value"),
+    ],
+)
+def test_bad_options_exit_2_and_write_nothing(
+    spark: SparkSession, config: Config, lake: Path, metastore_dir: Path, argv: list[str], message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _run(lake, metastore_dir, *argv) == 2
+    assert message in capsys.readouterr().err
+    for table in ("customers", "transactions", "truth"):
+        assert not tables.exists(spark, config, table)
+
+
+def test_launcher_rejects_an_unknown_job() -> None:
+    result = run_launcher("frobnicate", "--date", "2026-01-05")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "nightjar frobnicate: error: unknown job 'frobnicate' (jobs: generate)"
+    ]
+
+
+def test_launcher_rejects_bad_configuration_before_starting_spark() -> None:
+    result = run_launcher("generate", "--env", "test", "--set", "spark.shuffle_partitions=lots")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "nightjar generate: error: invalid configuration: spark.shuffle_partitions: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
+def test_generate_on_a_standalone_cluster_matches_local_mode(
+    spark: SparkSession, spark_standalone: str, make_config, tmp_path: Path,  # noqa: ANN001
+) -> None:
+    lake = tmp_path / "cluster-lake"
+    result = run_launcher(
+        "generate", "--env", "test", "--set", f"spark.master={spark_standalone}", "--set", f"lake.root={lake}",
+        "--set", "spark.driver_memory=1g", "--set", "spark.executor_memory=1g", *SMALL,
+        SPARK_LOCAL_IP="127.0.0.1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nightjar.transactions" in result.stdout
+    config = make_config(lake)
+    scenario = _scenario(config)
+    for output in ("customers", "transactions", "truth"):
+        assertDataFrameEqual(tables.read(spark, config, output), generate(spark, scenario, output))
+    run = tables.read(spark, config, config.tables.runs).first()
+    assert run.status == "succeeded" and run.code_version

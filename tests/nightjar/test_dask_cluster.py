@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from nightjar.config import Config
+from nightjar.dask_cluster import dask_client
+from nightjar.errors import EngineUnavailableError
+from tests.conftest import free_port
+
+
+def test_configured_scheduler_runs_tasks_on_its_workers(
+    dask_scheduler: str, make_config: Callable[..., Config], lake: Path,
+) -> None:
+    config = make_config(lake, f"dask.scheduler={dask_scheduler}")
+    with dask_client(config) as client:
+        client.wait_for_workers(2, timeout=60)
+        workers = client.scheduler_info()["workers"]
+        assert {info["name"] for info in workers.values()} == {"worker-0", "worker-1"}
+        # A builtin, so the workers need not import the test module.
+        futures = [client.submit(os.getpid, workers=[address], pure=False) for address in workers]
+        assert len(set(client.gather(futures))) == 2  # two separate worker processes
+
+
+def test_local_cluster_is_the_default(config: Config) -> None:
+    assert config.dask.scheduler is None
+    with dask_client(config) as client:
+        assert len(client.scheduler_info()["workers"]) == config.dask.workers
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(make_config: Callable[..., Config], lake: Path) -> None:
+    config = make_config(lake, f"dask.scheduler=tcp://127.0.0.1:{free_port()}", "dask.connect_timeout_s=2")
+    with pytest.raises(EngineUnavailableError, match=r"dask.scheduler tcp://127.0.0.1:\d+: cannot connect"):
+        with dask_client(config):
+            pass
