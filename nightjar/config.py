@@ -139,6 +139,97 @@ class UseCaseConfig(_Strict):
         return matches[0]
 
 
+AggregateFunction = Literal[
+    "count", "sum", "mean", "min", "max", "std", "distinct_count", "last",
+    "days_since_first", "days_since_last", "trend",
+]
+# Functions of a column's values; the others are functions of the events themselves
+# (`trend` is the slope of daily event counts without a column, of daily totals with one).
+VALUE_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "distinct_count", "last"})
+Scalar = str | int | float | bool
+
+
+class BreakdownConfig(_Strict):
+    """One feature per listed value of a categorical column; the list keeps the schema stable."""
+
+    column: str = Field(pattern=IDENTIFIER)
+    values: list[Scalar] = Field(min_length=1)
+
+
+class AggregateConfig(_Strict):
+    """Trailing-window aggregations of one events source, per entity and date."""
+
+    source: str
+    column: str | None = Field(None, pattern=IDENTIFIER)
+    functions: list[AggregateFunction] = Field(min_length=1)
+    windows: list[int] | None = None
+    where: dict[str, Scalar] | None = None
+    by: BreakdownConfig | None = None
+    name: str | None = Field(None, pattern=IDENTIFIER)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_are_days(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(w < 1 or w > 3650 for w in value)):
+            raise ValueError("windows must be a non-empty list of days between 1 and 3650")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AggregateConfig":
+        needs_column = sorted(VALUE_FUNCTIONS.intersection(self.functions))
+        if needs_column and self.column is None:
+            raise ValueError(f"{', '.join(needs_column)} need a column")
+        if self.where and not self.name:
+            raise ValueError("a filtered aggregate (where) needs a name to tell its features apart")
+        return self
+
+
+class RatioConfig(_Strict):
+    """numerator / denominator of two other features; missing when the denominator is 0."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    numerator: str
+    denominator: str
+
+
+class AttributeConfig(_Strict):
+    """An attribute of the entity from an entities source.
+
+    `category`: the index of the value in `values` (missing when not listed);
+    `numeric`: the value itself; `tenure_days`: days from the entity's timestamp to D.
+    """
+
+    source: str
+    kind: Literal["category", "numeric", "tenure_days"]
+    column: str | None = Field(None, pattern=IDENTIFIER)
+    values: list[Scalar] | None = None
+    name: str | None = Field(None, pattern=IDENTIFIER)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AttributeConfig":
+        if self.kind != "tenure_days" and self.column is None:
+            raise ValueError(f"a {self.kind} attribute needs a column")
+        if self.kind == "category" and not self.values:
+            raise ValueError("a category attribute needs its values listed")
+        return self
+
+
+class FeaturesConfig(_Strict):
+    """The feature set: declared once, computed the same way for training and for scoring."""
+
+    windows: list[int] = Field(default_factory=lambda: [1, 7, 30, 90])
+    aggregates: list[AggregateConfig] = Field(default_factory=list)
+    ratios: list[RatioConfig] = Field(default_factory=list)
+    attributes: list[AttributeConfig] = Field(default_factory=list)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_are_days(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 1 or w > 3650 for w in value):
+            raise ValueError("windows must be a non-empty list of days between 1 and 3650")
+        return value
+
+
 class TablesConfig(_Strict):
     """Names of the tables Nightjar writes, as directories under the lake root and catalog names."""
 
@@ -172,6 +263,7 @@ class Config(_Strict):
     dask: DaskConfig = Field(default_factory=DaskConfig)
     use_case: UseCaseConfig
     tables: TablesConfig = Field(default_factory=TablesConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
 
     @field_validator("env")

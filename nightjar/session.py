@@ -95,5 +95,6 @@ def get_spark(config: Config) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {config.lake.database}")
+    if not spark.catalog.databaseExists(config.lake.database):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {config.lake.database}")
     return spark

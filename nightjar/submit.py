@@ -64,7 +64,7 @@ def submit_command(job: str, job_args: list[str]) -> list[str]:
     ]
     for key, value in settings.items():
         command += ["--conf", f"{key}={value}"]
-    return command + [str(PROJECT_ROOT / "jobs" / f"{job}.py"), *job_args]
+    return command + [str(PROJECT_ROOT / "driver.py"), job, *job_args]
 
 
 def main(argv: list[str]) -> int:

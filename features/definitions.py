@@ -1,0 +1,197 @@
+"""Feature definitions: configuration expanded into one spec per output column.
+
+`expand` turns the `features` section into named, ordered specs and checks what the
+configuration alone can tell (sources of the right kind, unique names, ratios of known
+features); `check_columns` checks the rest against the source schemas before any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from pyspark.sql import types as T
+
+from nightjar.config import Config, Scalar
+from nightjar.errors import ConfigError, DataCheckError
+
+# Bump when a change to the engine changes what a definition computes: it is part of the
+# feature-set hash, so models trained on the old semantics are refused by scoring.
+ENGINE_VERSION = 1
+# Empty-window values: a count, a total or the slope of all-zero daily totals is 0; the rest
+# (mean, min, max, std, last, days since) are undefined, so missing.
+ZERO_WHEN_EMPTY = frozenset({"count", "sum", "distinct_count", "trend"})
+NUMERIC_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "trend"})
+NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One trailing-window aggregation: `function` of `column` over the `window` days ending at D."""
+
+    name: str
+    source: str
+    function: str
+    window: int
+    column: str | None
+    filters: tuple[tuple[str, Scalar], ...]
+    definition: str
+
+
+@dataclass(frozen=True)
+class AttributeSpec:
+    """One attribute of the entity as known at D."""
+
+    name: str
+    source: str
+    kind: str
+    column: str | None
+    values: tuple[Scalar, ...]
+    definition: str
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    """numerator / denominator, both features of the same set."""
+
+    name: str
+    numerator: str
+    denominator: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The expanded feature set of a configuration, in output column order."""
+
+    key: str
+    aggregates: tuple[AggregateSpec, ...]
+    attributes: tuple[AttributeSpec, ...]
+    ratios: tuple[RatioSpec, ...]
+    fingerprint: str
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)]
+
+    def lookback_days(self, source: str) -> int:
+        """Days of history of `source` that the features of one date need (0 when unused)."""
+        return max((spec.window for spec in self.aggregates if spec.source == source), default=0)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({spec.source for spec in (*self.aggregates, *self.attributes)})
+
+
+def _slug(value: Scalar) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", str(value)).strip("_").lower() or "blank"
+
+
+def expand(config: Config) -> FeatureSet:
+    """Expand `config.features` into a FeatureSet; ConfigError names the offending definition."""
+    sources = config.use_case.sources
+    aggregates: list[AggregateSpec] = []
+    for index, item in enumerate(config.features.aggregates):
+        where = f"features.aggregates[{index}]"
+        source = sources.get(item.source)
+        if source is None or source.kind != "events":
+            raise ConfigError(f"{where}: source {item.source!r} is not an events source of use_case.sources")
+        if "trend" in item.functions and 1 in (item.windows or config.features.windows):
+            raise ConfigError(f"{where}: trend needs a window of at least 2 days")
+        breakdown = [(None, ())] if item.by is None else [
+            (value, ((item.by.column, value),)) for value in item.by.values
+        ]
+        for function in item.functions:
+            for value, by_filter in breakdown:
+                for window in item.windows or config.features.windows:
+                    parts = [item.name or item.source, item.column, function, None if value is None else _slug(value)]
+                    aggregates.append(
+                        AggregateSpec(
+                            name="_".join(p for p in parts if p) + f"_{window}d",
+                            source=item.source,
+                            function=function,
+                            window=window,
+                            column=item.column,
+                            filters=tuple(sorted((item.where or {}).items())) + by_filter,
+                            definition=where,
+                        )
+                    )
+    attributes: list[AttributeSpec] = []
+    for index, item in enumerate(config.features.attributes):
+        where = f"features.attributes[{index}]"
+        source = sources.get(item.source)
+        if source is None or source.kind != "entities":
+            raise ConfigError(f"{where}: source {item.source!r} is not an entities source of use_case.sources")
+        default_name = "tenure_days" if item.kind == "tenure_days" else item.column
+        attributes.append(
+            AttributeSpec(
+                name=item.name or str(default_name),
+                source=item.source,
+                kind=item.kind,
+                column=item.column,
+                values=tuple(item.values or ()),
+                definition=where,
+            )
+        )
+    known = [spec.name for spec in (*aggregates, *attributes)]
+    ratios: list[RatioSpec] = []
+    for index, item in enumerate(config.features.ratios):
+        where = f"features.ratios[{index}] ({item.name})"
+        for operand in (item.numerator, item.denominator):
+            if operand not in known:
+                raise ConfigError(f"{where}: unknown feature {operand!r}")
+        ratios.append(RatioSpec(item.name, item.numerator, item.denominator, where))
+        known.append(item.name)
+    _require_unique(known + [config.use_case.entity.key, "ds"])
+    if not known:
+        raise ConfigError("features: no features are defined")
+    content = {
+        "engine": ENGINE_VERSION,
+        "key": config.use_case.entity.key,
+        "sources": {name: sources[name].model_dump() for name in sorted({s.source for s in (*aggregates, *attributes)})},
+        "aggregates": [asdict(spec) | {"definition": None} for spec in aggregates],
+        "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
+        "ratios": [asdict(spec) | {"definition": None} for spec in ratios],
+    }
+    fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return FeatureSet(config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint)
+
+
+def _require_unique(names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"features: the name {name!r} is defined twice")
+        seen.add(name)
+
+
+def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> None:
+    """Check each definition against its source's schema, before any computation.
+
+    Raises:
+        ConfigError: a definition names a column the source does not have (exit 2).
+        DataCheckError: a column has a type its function cannot use, e.g. a sum of strings (exit 3).
+    """
+    for spec in (*feature_set.aggregates, *feature_set.attributes):
+        schema = schemas[spec.source]
+        columns = {field.name: field.dataType for field in schema.fields}
+        used = [spec.column] if spec.column else []
+        if isinstance(spec, AggregateSpec):
+            used += [column for column, _ in spec.filters]
+        for column in used:
+            if column not in columns:
+                raise ConfigError(
+                    f"{spec.definition} ({spec.name}): source {spec.source!r} has no column {column!r} "
+                    f"(columns: {', '.join(columns)})"
+                )
+        needs_number = (isinstance(spec, AggregateSpec) and spec.function in NUMERIC_FUNCTIONS and spec.column) or (
+            isinstance(spec, AttributeSpec) and spec.kind == "numeric"
+        )
+        if needs_number and not isinstance(columns[spec.column], NUMERIC_TYPES):
+            raise DataCheckError(
+                f"{spec.definition} ({spec.name}): {spec.source}.{spec.column} is "
+                f"{columns[spec.column].simpleString()}, not numeric"
+            )

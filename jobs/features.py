@@ -1,0 +1,126 @@
+"""Compute the `features` table for a date or a range of dates.
+
+    ./spark-submit.sh features --date D            # one nightly date
+    ./spark-submit.sh features --start S --end E   # a backfill, in one pass over the history
+        [--force]     recompute dates already present
+        [--rebuild]   replace the whole table (needed after the feature definitions changed)
+
+Each run replaces exactly the dates it computed, in one commit, and records the feature-set
+fingerprint (definitions + engine version) with the commit and in `runs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from pyspark.sql import functions as F
+
+from features.definitions import FeatureSet, check_columns, expand
+from features.engine import DATE, compute_features
+from nightjar import cli, tables
+from nightjar.config import Config
+from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
+
+JOB = "features"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rebuild", action="store_true", help="replace the whole feature table")
+
+
+def existing_feature_set(context: cli.JobContext) -> str | None:
+    """The fingerprint of the feature set the table holds now, or None for a new table."""
+    metadata = tables.last_commit_metadata(context.spark, context.config, context.config.tables.features)
+    return (metadata or {}).get("feature_set")
+
+
+def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[date]:
+    """The requested dates less those already present (all of them with --force or --rebuild)."""
+    config, spark, args = context.config, context.spark, context.args
+    if args.rebuild or not tables.exists(spark, config, config.tables.features):
+        return context.dates
+    held = existing_feature_set(context)
+    if held != feature_set.fingerprint:
+        raise ConfigError(
+            f"table {config.tables.features!r} holds feature set {held}, the configuration defines "
+            f"{feature_set.fingerprint}: rerun with --rebuild to recompute the table with the new definitions"
+        )
+    if args.force:
+        return context.dates
+    present = {
+        row[0]
+        for row in tables.read(spark, config, config.tables.features)
+        .where(F.col(DATE).isin(context.dates)).select(DATE).distinct().collect()
+    }
+    return [d for d in context.dates if d not in present]
+
+
+def require_partitions(frame, table: str, partition: str, dates: list[date]) -> None:  # noqa: ANN001
+    """MissingInputError naming the first date for which `table` has no rows."""
+    present = {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
+    missing = [d for d in dates if d not in present]
+    if missing:
+        more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
+        raise MissingInputError(f"table {table!r} has no partition {partition}={missing[0]}{more}")
+
+
+def require_unique_entities(frame, table: str, key: str) -> None:  # noqa: ANN001
+    """DataCheckError when an entities table lists an entity twice (its features would be doubled)."""
+    duplicate = frame.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1").first()
+    if duplicate is not None:
+        raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
+
+
+def run(context: cli.JobContext) -> None:
+    config, spark = context.config, context.spark
+    if not context.dates:
+        raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
+    feature_set = expand(config)
+    todo = dates_to_compute(context, feature_set)
+    context.record.checks.append({"feature_set": feature_set.fingerprint, "features": len(feature_set.names)})
+    if not todo:
+        context.progress(f"all {len(context.dates)} dates already computed; --force recomputes them")
+        return
+
+    sources = config.use_case.sources
+    entities_name, entities_source = config.use_case.source_of_kind("entities")
+    frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
+    check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
+    for name in feature_set.sources:
+        context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
+        if sources[name].kind == "events":
+            require_partitions(frames[name], sources[name].table, sources[name].partition, todo)
+    require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.key)
+
+    context.progress(
+        f"computing {len(feature_set.names)} features (set {feature_set.fingerprint}) for {len(todo)} dates "
+        f"{todo[0]}..{todo[-1]}"
+    )
+    with context.timed("compute_and_write"):
+        features = compute_features(
+            feature_set, sources,
+            {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
+            frames[entities_name], entities_source, todo,
+        )
+        metadata = {
+            "feature_set": feature_set.fingerprint,
+            "dates": [d.isoformat() for d in todo],
+            "run_id": context.record.run_id,
+            "code_version": context.record.code_version,
+        }
+        if context.args.rebuild:
+            version = tables.overwrite(features, config, config.tables.features, partition_by=DATE, metadata=metadata)
+        else:
+            version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
+    context.record.output_versions[config.tables.features] = version
+    written = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(todo)).count()
+    context.record.row_counts[config.tables.features] = written
+    context.progress(
+        f"wrote {written:,} rows ({len(todo)} dates) to {config.lake.database}.{config.tables.features} "
+        f"version {version} in {context.record.timings['compute_and_write']:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    cli.main(JOB, __doc__ or JOB, add_arguments, run, policy="optional")
