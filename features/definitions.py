@@ -38,6 +38,7 @@ class AggregateSpec:
     window: int
     column: str | None
     filters: tuple[tuple[str, Scalar], ...]
+    scale: int
     definition: str
 
 
@@ -116,6 +117,7 @@ def expand(config: Config) -> FeatureSet:
                             window=window,
                             column=item.column,
                             filters=tuple(sorted((item.where or {}).items())) + by_filter,
+                            scale=item.scale,
                             definition=where,
                         )
                     )

@@ -166,6 +166,10 @@ class AggregateConfig(_Strict):
     where: dict[str, Scalar] | None = None
     by: BreakdownConfig | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)
+    # Totals and sums of squares are added as integers of 10**-scale units, which makes them
+    # exact and independent of the order Spark adds them in; |totals| must stay below
+    # 9.2e18 units (9.2e12 at the default scale of 6).
+    scale: int = Field(6, ge=0, le=12)
 
     @field_validator("windows")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import pytest
 from pyspark.sql import SparkSession
 
+from nightjar import cli
 from nightjar.config import PROJECT_ROOT, Config, load_config
 from nightjar.session import get_spark
 
@@ -176,4 +177,12 @@ def run_launcher(*arguments: str, timeout: float = 600, **environment: str) -> s
     return subprocess.run(
         [str(PROJECT_ROOT / "spark-submit.sh"), *arguments],
         capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **environment),
+    )
+
+
+def run_in_process(job_module, lake: Path, metastore: Path, *argv: str) -> int:  # noqa: ANN001
+    """Run a job module the way its `__main__` would, in this process and its SparkSession."""
+    return cli.run_job(
+        job_module.JOB, job_module.__doc__ or "", job_module.add_arguments, job_module.run, "optional",
+        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}", *argv],
     )

@@ -8,19 +8,16 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from jobs import generate as generate_job
-from nightjar import cli, tables
+from nightjar import tables
 from nightjar.config import Config
 from nightjar.generators.churn import ChurnScenario, generate
-from tests.conftest import run_launcher
+from tests.conftest import run_in_process, run_launcher
 
 SMALL = ["--customers", "300", "--days", "20", "--date", "2026-03-31"]
 
 
 def _run(lake: Path, metastore: Path, *argv: str) -> int:
-    return cli.run_job(
-        generate_job.JOB, "", generate_job.add_arguments, generate_job.run, "optional",
-        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}", *argv],
-    )
+    return run_in_process(generate_job, lake, metastore, *argv)
 
 
 def _scenario(config: Config, **changes: object) -> ChurnScenario:

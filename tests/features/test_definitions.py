@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from features.definitions import check_columns, expand
+from nightjar.config import Config, load_config
+from nightjar.errors import ConfigError, DataCheckError
+from tests.features.conftest import ENTITIES_SCHEMA, EVENTS_SCHEMA, with_features
+
+
+def _schemas(spark: SparkSession) -> dict[str, T.StructType]:
+    return {
+        "transactions": spark.createDataFrame([], EVENTS_SCHEMA).schema,
+        "customers": spark.createDataFrame([], ENTITIES_SCHEMA).schema,
+    }
+
+
+def test_the_demo_feature_set_expands_to_named_columns(spark: SparkSession) -> None:
+    feature_set = expand(load_config("local"))
+    assert "transactions_amount_sum_30d" in feature_set.names
+    assert "transactions_amount_sum_grocery_30d" in feature_set.names
+    assert "online_share_30d" in feature_set.names
+    assert len(set(feature_set.names)) == len(feature_set.names)
+    assert feature_set.lookback_days("transactions") == 90
+    check_columns(feature_set, _schemas(spark))
+
+
+def test_the_fingerprint_follows_the_definitions(config: Config) -> None:
+    base = {"aggregates": [{"source": "transactions", "functions": ["count"]}]}
+    first = expand(with_features(config, base)).fingerprint
+    assert expand(with_features(config, base)).fingerprint == first
+    changed = {"aggregates": [{"source": "transactions", "functions": ["count"], "windows": [7]}]}
+    assert expand(with_features(config, changed)).fingerprint != first
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ({"aggregates": [{"source": "clicks", "functions": ["count"]}]},
+         "features.aggregates[0]: source 'clicks' is not an events source"),
+        ({"aggregates": [{"source": "customers", "functions": ["count"]}]},
+         "features.aggregates[0]: source 'customers' is not an events source"),
+        ({"aggregates": [{"source": "transactions", "functions": ["trend"], "windows": [1, 7]}]},
+         "features.aggregates[0]: trend needs a window of at least 2 days"),
+        ({"attributes": [{"source": "transactions", "kind": "tenure_days"}]},
+         "features.attributes[0]: source 'transactions' is not an entities source"),
+        ({"aggregates": [{"source": "transactions", "functions": ["count"], "windows": [7]}],
+          "ratios": [{"name": "r", "numerator": "transactions_count_7d", "denominator": "transactions_count_30d"}]},
+         "features.ratios[0] (r): unknown feature 'transactions_count_30d'"),
+        ({"aggregates": [{"source": "transactions", "functions": ["count"], "windows": [7, 7]}]},
+         "features: the name 'transactions_count_7d' is defined twice"),
+        ({}, "features: no features are defined"),
+    ],
+)
+def test_bad_definitions_name_the_definition(config: Config, features: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        expand(with_features(config, features))
+    assert str(caught.value).startswith(message)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("features.aggregates=[{source: transactions, functions: [median]}]",
+         "features.aggregates.0.functions.0: Input should be 'count', 'sum'"),
+        ("features.aggregates=[{source: transactions, functions: [count], windows: [0]}]",
+         "features.aggregates.0.windows: Value error, windows must be a non-empty list of days"),
+        ("features.windows=[]", "features.windows: Value error, windows must be a non-empty list"),
+        ("features.aggregates=[{source: transactions, functions: [sum]}]",
+         "features.aggregates.0: Value error, sum need a column"),
+        ("features.aggregates=[{source: transactions, functions: [count], where: {channel: online}}]",
+         "needs a name"),
+        ("features.attributes=[{source: customers, kind: category, column: plan}]",
+         "a category attribute needs its values listed"),
+    ],
+)
+def test_bad_definitions_are_rejected_at_load(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("test", [override])
+    assert message in str(caught.value)
+
+
+def test_an_unknown_column_names_the_feature(spark: SparkSession, config: Config) -> None:
+    feature_set = expand(with_features(config, {"aggregates": [
+        {"source": "transactions", "column": "amount", "functions": ["sum"], "windows": [7],
+         "where": {"kind": "refund"}, "name": "refunds"}]}))
+    with pytest.raises(ConfigError, match=r"features.aggregates\[0\] \(refunds_amount_sum_7d\): source 'transactions' has no column 'kind'"):
+        check_columns(feature_set, _schemas(spark))
+
+
+def test_a_numeric_function_of_a_text_column_is_a_data_error(spark: SparkSession, config: Config) -> None:
+    feature_set = expand(with_features(config, {"aggregates": [
+        {"source": "transactions", "column": "channel", "functions": ["mean"], "windows": [7]}]}))
+    with pytest.raises(DataCheckError, match=r"transactions.channel is string, not numeric"):
+        check_columns(feature_set, _schemas(spark))
