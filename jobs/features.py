@@ -1,9 +1,11 @@
-"""Compute the `features` table for a date or a range of dates.
+"""Compute the `features` table for a date or a range of dates, or discover candidate features.
 
     ./spark-submit.sh features --date D            # one nightly date
     ./spark-submit.sh features --start S --end E   # a backfill, in one pass over the history
         [--force]     recompute dates already present
         [--rebuild]   replace the whole table (needed after the feature definitions changed)
+    ./spark-submit.sh features discover [--sample N] [--date D] [--output FILE]
+                      # featuretools DFS on a sample; writes candidate definitions to review
 
 Each run replaces exactly the dates it computed, in one commit, and records the feature-set
 fingerprint (definitions + engine version) with the commit and in `runs`.
@@ -13,20 +15,29 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 
+import yaml
 from pyspark.sql import functions as F
 
+from features import discovery
 from features.definitions import FeatureSet, check_columns, expand
 from features.engine import DATE, compute_features
 from nightjar import cli, tables
-from nightjar.config import Config
+from nightjar.config import PROJECT_ROOT
 from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
 
 JOB = "features"
 
 
+DEFAULT_DISCOVERY_OUTPUT = "build/discovered_features.yaml"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["compute", "discover"], default="compute")
     parser.add_argument("--rebuild", action="store_true", help="replace the whole feature table")
+    parser.add_argument("--sample", type=int, default=1000, help="discover: entities in the sample")
+    parser.add_argument("--output", default=DEFAULT_DISCOVERY_OUTPUT, help="discover: the YAML file to write")
 
 
 def existing_feature_set(context: cli.JobContext) -> str | None:
@@ -72,7 +83,51 @@ def require_unique_entities(frame, table: str, key: str) -> None:  # noqa: ANN00
         raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
 
 
+def discover(context: cli.JobContext) -> None:
+    """Run featuretools DFS on a sample of entities and write candidate definitions to review."""
+    config, spark, args = context.config, context.spark, context.args
+    if args.sample < 1:
+        raise UsageError("--sample must be at least 1")
+    key = config.use_case.entity.key
+    last_day = context.dates[-1] if context.dates else None
+    frames = {}
+    entities_name, entities_source = config.use_case.source_of_kind("entities")
+    entities = tables.read(spark, config, entities_source.table)
+    # A deterministic sample: the entities with the smallest hashes of their keys.
+    sample = entities.orderBy(F.xxhash64(key), key).limit(args.sample)
+    frames[entities_name] = sample.toPandas()
+    for name, source in config.use_case.sources.items():
+        if source.kind != "events":
+            continue
+        events = tables.read(spark, config, source.table).join(sample.select(key), key, "left_semi")
+        if last_day:
+            events = events.where(F.col(source.partition) <= F.lit(last_day))
+        frames[name] = events.toPandas()
+    context.record.row_counts = {name: len(frame) for name, frame in frames.items()}
+    context.progress(f"deep feature synthesis on {len(frames[entities_name]):,} entities "
+                     f"({', '.join(f'{n}: {len(f):,} rows' for n, f in frames.items())})")
+    with context.timed("discover"):
+        es = discovery.entityset(config, frames)
+        candidates = discovery.synthesize(config, es)
+        proposal = discovery.to_definitions(config, candidates, es)
+    output = Path(args.output)
+    if not output.is_absolute():
+        output = PROJECT_ROOT / output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Candidate features found by featuretools DFS on {len(frames[entities_name])} sampled entities.\n"
+        "# Review, then merge the `features` block into conf/base.yaml (or an environment file).\n"
+    )
+    output.write_text(header + yaml.safe_dump(proposal, sort_keys=False))
+    supported = sum(len(b["functions"]) for b in proposal["features"]["aggregates"]) + len(proposal["features"]["attributes"])
+    context.progress(f"{len(candidates)} candidates: {supported} as Nightjar definitions, "
+                     f"{len(proposal['unsupported'])} unsupported; written to {output}")
+
+
 def run(context: cli.JobContext) -> None:
+    if context.args.action == "discover":
+        discover(context)
+        return
     config, spark = context.config, context.spark
     if not context.dates:
         raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
