@@ -24,8 +24,13 @@ $(JARS_STAMP): deps/pom.xml
 	  -DincludeScope=runtime -DincludeGroupIds=io.delta -DoutputDirectory=../.jars
 	touch $@
 
+# The demo's dates follow conf/base.yaml: generate.end_date and its 180 days of history.
+DEMO_DATE ?= 2026-03-31
+DEMO_FEATURES_START ?= 2026-01-01
+
 demo: setup
 	./spark-submit.sh generate
+	./spark-submit.sh features --start $(DEMO_FEATURES_START) --end $(DEMO_DATE)
 
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest

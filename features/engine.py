@@ -88,8 +88,11 @@ def compute_features(
     dates = sorted(set(dates))
     dates_frame = _dates_frame(spark, dates)
     spine = (
-        entities.select(F.col(key), F.to_date(F.col(entities_source.timestamp)).alias("_known_from"),
-                        *[F.col(c) for c in _attribute_columns(feature_set, entities_source, sources)])
+        entities.select(
+            F.col(key),
+            F.to_date(F.col(entities_source.timestamp)).alias("_known_from"),
+            *sorted({spec.column for spec in feature_set.attributes if spec.column}),
+        )
         .where(F.col(key).isNotNull())
         .join(F.broadcast(dates_frame), F.col("_known_from") <= F.col(DATE))
     )
@@ -112,11 +115,6 @@ def compute_features(
 
 def _dates_frame(spark: SparkSession, dates: list[date]) -> DataFrame:
     return spark.createDataFrame([(d,) for d in dates], T.StructType([T.StructField(DATE, T.DateType(), False)]))
-
-
-def _attribute_columns(feature_set: FeatureSet, spine: SourceConfig, sources: dict[str, SourceConfig]) -> list[str]:
-    columns = sorted({spec.column for spec in feature_set.attributes if spec.column})
-    return [c for c in columns if c not in ("_known_from",)]
 
 
 def _attribute(spec: AttributeSpec) -> Column:

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import yaml
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import discovery
@@ -67,7 +68,7 @@ def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[d
     return [d for d in context.dates if d not in present]
 
 
-def require_partitions(frame, table: str, partition: str, dates: list[date]) -> None:  # noqa: ANN001
+def require_partitions(frame: DataFrame, table: str, partition: str, dates: list[date]) -> None:
     """MissingInputError naming the first date for which `table` has no rows."""
     present = {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
     missing = [d for d in dates if d not in present]
@@ -76,7 +77,7 @@ def require_partitions(frame, table: str, partition: str, dates: list[date]) -> 
         raise MissingInputError(f"table {table!r} has no partition {partition}={missing[0]}{more}")
 
 
-def require_unique_entities(frame, table: str, key: str) -> None:  # noqa: ANN001
+def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
     """DataCheckError when an entities table lists an entity twice (its features would be doubled)."""
     duplicate = frame.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1").first()
     if duplicate is not None:

@@ -178,7 +178,8 @@ def run_job(
             print(f"[{job}] warning: could not record the run: {_first_line(str(error))}", file=sys.stderr)
     if exit_code:
         return _report(job, exit_code, message or "failed")
-    context.progress(f"done in {record.timings.get('total', (record.finished_at - record.started_at).total_seconds()):.1f}s (run {record.run_id})")
+    elapsed = (record.finished_at - record.started_at).total_seconds()
+    context.progress(f"done in {elapsed:.1f}s (run {record.run_id})")
     return 0
 
 

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any, Iterable
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from nightjar.config import Config
@@ -141,7 +141,7 @@ def _same_location(a: str, b: str) -> bool:
     return a.removeprefix("file:").rstrip("/") == b.removeprefix("file:").rstrip("/")
 
 
-def _writer(df: DataFrame, metadata: dict[str, Any] | None):  # noqa: ANN202 - DataFrameWriter
+def _writer(df: DataFrame, metadata: dict[str, Any] | None) -> DataFrameWriter:
     writer = df.write.format("delta")
     if metadata:
         writer = writer.option("userMetadata", json.dumps(metadata, sort_keys=True, default=str))

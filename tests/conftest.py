@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import json
 from pathlib import Path
 from typing import Callable, Iterator
 

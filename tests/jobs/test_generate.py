@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from pyspark.sql import SparkSession
@@ -97,7 +98,7 @@ def test_launcher_rejects_bad_configuration_before_starting_spark() -> None:
 
 
 def test_generate_on_a_standalone_cluster_matches_local_mode(
-    spark: SparkSession, spark_standalone: str, make_config, tmp_path: Path,  # noqa: ANN001
+    spark: SparkSession, spark_standalone: str, make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     lake = tmp_path / "cluster-lake"
     result = run_launcher(
