@@ -84,7 +84,7 @@ def test_launcher_rejects_an_unknown_job() -> None:
     result = run_launcher("frobnicate", "--date", "2026-01-05")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "nightjar frobnicate: error: unknown job 'frobnicate' (jobs: generate)"
+        "nightjar frobnicate: error: unknown job 'frobnicate' (jobs: features, generate)"
     ]
 
 
