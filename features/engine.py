@@ -20,7 +20,8 @@ Point-in-time correctness: the features of date D use only events whose timestam
 a day d with D - window < d <= D. Totals and sums of squares are added as integers of
 10**-scale units (`scale`, default 6 decimals): exact, so a rerun gives bit-identical values
 whatever order Spark merges partial sums in, and as fast as adding doubles. Distinct counts
-aggregate each value's most recent age, so they need no sets.
+are a bitwise OR of one bit per value when a column has at most 63 values, and otherwise
+aggregate each value's most recent age; neither needs sets.
 
 Bad input, decided here and documented in the README:
 * an event whose entity key is null is dropped (it belongs to no entity);
@@ -45,6 +46,7 @@ from nightjar.config import SourceConfig
 DATE = "ds"
 _DAY = "_day"
 _BAND = "_band"
+_DOMAIN_BITS = 63
 
 
 @dataclass
@@ -56,6 +58,25 @@ class _Measure:
     filters: tuple
     scale: int
     needs: set[str] = field(default_factory=set)
+    # The column's values when few enough for one bit each: distinct counts are then a bitwise
+    # OR and a popcount, folded into the main aggregation instead of a grouping of their own.
+    domain: tuple | None = None
+
+    def selected(self) -> Column:
+        """Whether an event passes the measure's filters."""
+        selected = F.lit(True)
+        for column, value in self.filters:
+            selected = selected & (F.col(column) == F.lit(value))
+        return selected
+
+    def value(self, value_types: dict[str, str]) -> Column | None:
+        """The measured value; NaN and infinity are not values (counted as events, ignored as values)."""
+        if self.column is None:
+            return None
+        value = F.col(self.column)
+        if value_types[self.column] in ("float", "double"):
+            value = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+        return value
 
     def prefix(self, partial: str) -> str:
         return f"_m{self.index}_{partial}"
@@ -173,13 +194,8 @@ def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures:
     value_types = dict(events.dtypes)
     columns: list[Column] = [F.col(key), F.col(_DAY)]
     for measure in measures:
-        selected = F.lit(True)
-        for column, value in measure.filters:
-            selected = selected & (F.col(column) == F.lit(value))
-        value = F.col(measure.column) if measure.column else None
-        if value is not None and value_types[measure.column] in ("float", "double"):
-            # NaN and infinity are not values: counted as events, ignored as values.
-            value = F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+        selected = measure.selected()
+        value = measure.value(value_types)
         is_value = selected & value.isNotNull() if value is not None else selected
         for partial in sorted(measure.needs):
             name = measure.prefix(partial)
@@ -192,6 +208,10 @@ def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures:
             elif partial == "squares":
                 squared = value.cast("double") * value.cast("double")
                 columns.append(F.when(is_value, _fixed_point(squared, measure.scale)).alias(name))
+            elif partial == "distinct" and measure.domain is not None:
+                position = F.array_position(F.array(*[F.lit(v) for v in measure.domain]), value)
+                bit = F.pow(F.lit(2.0), position - 1).cast("long")  # powers of two are exact in a double
+                columns.append(F.when(is_value, bit).otherwise(F.lit(0).cast("long")).alias(name))
             elif partial in ("min", "max", "distinct"):
                 columns.append(F.when(is_value, value).alias(name))
             elif partial in ("first_day", "last_day"):
@@ -220,6 +240,9 @@ def _windowed_aggregates(
     first, last = dates[0], dates[-1]
     measures, of_spec = _measures(specs)
     relevant = prepared_events(events, source, key, first - timedelta(days=longest - 1), last)
+    for measure in measures:
+        if "distinct" in measure.needs:
+            measure.domain = _small_domain(relevant, measure)
     partials = _event_partials(relevant, source, key, measures)
     # Each event feeds the target dates d..d+longest-1 that are being computed.
     target = F.explode(
@@ -238,15 +261,29 @@ def _windowed_aggregates(
     band = sum((F.when(age >= w, 1).otherwise(0) for w in windows), F.lit(0))
     expanded = expanded.withColumn("_age", age).withColumn(_BAND, band)
     banded = expanded.groupBy(key, DATE, _BAND).agg(*_band_partials(measures))
-    others = [spec for spec in specs if spec.function != "distinct_count"]
+    by_sets = [s for s in specs if s.function == "distinct_count" and of_spec[s.name].domain is None]
     result = banded.groupBy(key, DATE).agg(
-        *[_windowed(spec, of_spec[spec.name], windows.index(spec.window)) for spec in others]
+        *[_windowed(spec, of_spec[spec.name], windows.index(spec.window)) for spec in specs if spec not in by_sets]
     )
     for measure in measures:
-        distinct = [spec for spec in specs if spec.function == "distinct_count" and of_spec[spec.name] is measure]
+        distinct = [spec for spec in by_sets if of_spec[spec.name] is measure]
         if distinct:
             result = result.join(_distinct_counts(expanded, key, measure, distinct), [key, DATE], "left")
     return result
+
+
+def _small_domain(events: DataFrame, measure: _Measure) -> tuple | None:
+    """The measure's distinct values when they fit in the bits of a long, else None.
+
+    One light pass over a single column; a column with more values (ids, free text) is
+    counted by `_distinct_counts` instead.
+    """
+    value = measure.value(dict(events.dtypes))
+    found = (
+        events.where(measure.selected() & value.isNotNull()).select(value.alias("v")).distinct()
+        .limit(_DOMAIN_BITS + 1).collect()
+    )
+    return tuple(sorted(row["v"] for row in found)) if len(found) <= _DOMAIN_BITS else None
 
 
 def _distinct_counts(expanded: DataFrame, key: str, measure: _Measure, specs: list[AggregateSpec]) -> DataFrame:
@@ -265,7 +302,9 @@ def _band_partials(measures: list[_Measure]) -> list[Column]:
             column = F.col(measure.prefix(partial))
             name = measure.prefix(partial)
             if partial == "distinct":
-                continue  # counted by _distinct_counts
+                if measure.domain is not None:
+                    aggregates.append(F.bit_or(column).alias(name))
+                continue  # otherwise counted by _distinct_counts
             if partial in ("events", "values", "total", "squares"):
                 aggregates.append(F.sum(column).alias(name))
             elif partial in ("min", "first_day"):
@@ -292,6 +331,8 @@ def _windowed(spec: AggregateSpec, measure: _Measure, last_band: int) -> Column:
         result = F.sum(within("total")).cast("double") / unit / F.nullif(F.sum(within("values")), F.lit(0))
     elif function in ("min", "max"):
         result = (F.min if function == "min" else F.max)(within(function)).cast("double")
+    elif function == "distinct_count":
+        result = F.coalesce(F.bit_count(F.bit_or(within("distinct"))), F.lit(0)).cast("long")
     elif function == "std":
         n = F.sum(within("values")).cast("double")
         total = F.sum(within("total")).cast("double") / unit

@@ -168,3 +168,15 @@ def test_reruns_are_bit_identical(spark: SparkSession, config: Config, d: date) 
     second = _compute(spark, config, EVENTS[::-1], [d]).repartition(3).collect()
     key = lambda row: row["customer_id"]  # noqa: E731
     assert sorted(first, key=key) == sorted(second, key=key)
+
+
+def test_distinct_counts_of_a_column_with_many_values(spark: SparkSession, config: Config, d: date) -> None:
+    # More values than the bits of a long: counted by each value's latest event instead.
+    many = [event(1, f"2026-01-{1 + k % 10:02d} 10:{k % 60:02d}:{k // 60:02d}", 1.0, f"m{k % 70}") for k in range(80)]
+    many += [event(2, "2026-01-10 10:00:00", 1.0, "m1"), event(2, "2026-01-02 10:00:00", 1.0, "m2")]
+    rows = _rows(_compute(spark, config, many, [d]))
+    expected_7d = len({e[3] for e in many if e[0] == 1 and e[1].date() > d - timedelta(days=7)})
+    assert rows[1]["transactions_merchant_category_distinct_count_30d"] == 70
+    assert rows[1]["transactions_merchant_category_distinct_count_7d"] == expected_7d
+    assert (rows[2]["transactions_merchant_category_distinct_count_7d"],
+            rows[2]["transactions_merchant_category_distinct_count_30d"]) == (1, 2)
