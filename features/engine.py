@@ -7,14 +7,15 @@ whole range of dates in one pass over the history the range needs:
    all functions and windows on it): event and value counts, exact fixed-point totals and
    squares, min, max, the last value, the distinct value;
 2. each event is expanded to the target dates whose windows contain it (one for a nightly
-   date, at most the longest window's worth for a range) and all windows are aggregated at
-   once with conditional sums, in a single shuffle;
+   date, at most the longest window's worth for a range), aggregated once per band of ages
+   between consecutive windows, and the few bands per entity and date are then combined into
+   every window;
 3. the result is joined onto the spine of entities known at each date, so an entity with no
    events still gets a row, with 0 for counts and totals and missing for the rest.
 
 Step 2 only combines partials, and every partial is associative (sums, min, max, the
-latest (timestamp, value), sets), so the same step can later combine *daily* partials stored
-once per day, assembling trailing windows incrementally (see the README).
+latest (timestamp, value), first/last day, value bits), so the same step can later combine
+*daily* partials stored once per day, assembling trailing windows incrementally (README).
 
 Point-in-time correctness: the features of date D use only events whose timestamp falls on
 a day d with D - window < d <= D. Totals and sums of squares are added as integers of
