@@ -97,9 +97,7 @@ def expand(config: Config) -> FeatureSet:
     aggregates: list[AggregateSpec] = []
     for index, item in enumerate(config.features.aggregates):
         where = f"features.aggregates[{index}]"
-        source = sources.get(item.source)
-        if source is None or source.kind != "events":
-            raise ConfigError(f"{where}: source {item.source!r} is not an events source of use_case.sources")
+        _require_source(config, item.source, "events", where)
         if "trend" in item.functions and 1 in (item.windows or config.features.windows):
             raise ConfigError(f"{where}: trend needs a window of at least 2 days")
         breakdown = [(None, ())] if item.by is None else [
@@ -124,9 +122,7 @@ def expand(config: Config) -> FeatureSet:
     attributes: list[AttributeSpec] = []
     for index, item in enumerate(config.features.attributes):
         where = f"features.attributes[{index}]"
-        source = sources.get(item.source)
-        if source is None or source.kind != "entities":
-            raise ConfigError(f"{where}: source {item.source!r} is not an entities source of use_case.sources")
+        _require_source(config, item.source, "entities", where)
         default_name = "tenure_days" if item.kind == "tenure_days" else item.column
         attributes.append(
             AttributeSpec(
@@ -160,6 +156,13 @@ def expand(config: Config) -> FeatureSet:
     }
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return FeatureSet(config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint)
+
+
+def _require_source(config: Config, name: str, kind: str, where: str) -> None:
+    source = config.use_case.sources.get(name)
+    if source is None or source.kind != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(f"{where}: source {name!r} is not {article} {kind} source of use_case.sources")
 
 
 def _require_unique(names: Iterable[str]) -> None:
