@@ -60,17 +60,18 @@ def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[d
         )
     if args.force:
         return context.dates
-    present = {
-        row[0]
-        for row in tables.read(spark, config, config.tables.features)
-        .where(F.col(DATE).isin(context.dates)).select(DATE).distinct().collect()
-    }
+    present = present_dates(tables.read(spark, config, config.tables.features), DATE, context.dates)
     return [d for d in context.dates if d not in present]
+
+
+def present_dates(frame: DataFrame, partition: str, dates: list[date]) -> set[date]:
+    """Which of `dates` have rows in `frame`; the partition filter keeps Spark to those partitions."""
+    return {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
 
 
 def require_partitions(frame: DataFrame, table: str, partition: str, dates: list[date]) -> None:
     """MissingInputError naming the first date for which `table` has no rows."""
-    present = {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
+    present = present_dates(frame, partition, dates)
     missing = [d for d in dates if d not in present]
     if missing:
         more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
