@@ -25,7 +25,7 @@ from features import discovery
 from features.definitions import FeatureSet, check_columns, expand
 from features.engine import DATE, compute_features
 from nightjar import cli, tables
-from nightjar.config import PROJECT_ROOT
+from nightjar.config import PROJECT_ROOT, Config
 from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
 
 JOB = "features"
@@ -76,6 +76,19 @@ def require_partitions(frame: DataFrame, table: str, partition: str, dates: list
     if missing:
         more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
         raise MissingInputError(f"table {table!r} has no partition {partition}={missing[0]}{more}")
+
+
+def require_source_columns(config: Config, frames: dict[str, DataFrame]) -> None:
+    """ConfigError when a source lacks the key, timestamp or partition column its configuration names."""
+    for name, frame in frames.items():
+        source = config.use_case.sources[name]
+        expected = {"entity.key": config.use_case.entity.key, "timestamp": source.timestamp, "partition": source.partition}
+        for role, column in expected.items():
+            if column not in frame.columns:
+                raise ConfigError(
+                    f"use_case.sources.{name} ({role}): table {source.table!r} has no column {column!r} "
+                    f"(columns: {', '.join(frame.columns)})"
+                )
 
 
 def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
@@ -143,6 +156,7 @@ def run(context: cli.JobContext) -> None:
     sources = config.use_case.sources
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
+    require_source_columns(config, frames)
     check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
     for name in feature_set.sources:
         context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0

@@ -107,6 +107,8 @@ def test_changed_definitions_need_a_rebuild(
          "features.attributes[0] (income): source 'customers' has no column 'income'"),
         ("features.aggregates=[{source: transactions, column: channel, functions: [sum], windows: [7]}]", 3,
          "transactions.channel is string, not numeric"),
+        ("use_case.sources.transactions.timestamp=event_time", 2,
+         "use_case.sources.transactions (timestamp): table 'transactions' has no column 'event_time'"),
     ],
 )
 def test_definitions_that_do_not_fit_the_data(
