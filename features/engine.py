@@ -217,10 +217,6 @@ def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures:
                 columns.append(F.when(is_value, value).alias(name))
             elif partial in ("first_day", "last_day"):
                 columns.append(F.when(selected, F.col(_DAY)).alias(name))
-            elif partial == "weighted":
-                # The daily series the trend fits: totals of the column, or event counts.
-                weight = F.when(is_value, _fixed_point(value, measure.scale)) if measure.column else F.when(selected, 1).otherwise(0)
-                columns.append(weight.alias(name))
             elif partial == "last":
                 # The latest value; among events at the same instant, the largest, so the
                 # result does not depend on row order.
@@ -313,7 +309,10 @@ def _band_partials(measures: list[_Measure]) -> list[Column]:
             elif partial in ("max", "last", "last_day"):
                 aggregates.append(F.max(column).alias(name))
             elif partial == "weighted":
-                aggregates.append(F.sum(F.col("_age") * column).alias(name))
+                # The trend's sum(age * y) over the daily series it fits: the column's totals,
+                # or event counts; it reuses that partial rather than a column of its own.
+                series = F.col(measure.prefix("total" if measure.column else "events"))
+                aggregates.append(F.sum(F.col("_age") * series).alias(name))
     return aggregates
 
 

@@ -149,6 +149,12 @@ VALUE_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "distinct_count
 Scalar = str | int | float | bool
 
 
+def _windows_are_days(windows: list[int]) -> list[int]:
+    if not windows or any(w < 1 or w > 3650 for w in windows):
+        raise ValueError("windows must be a non-empty list of days between 1 and 3650")
+    return windows
+
+
 class BreakdownConfig(_Strict):
     """One feature per listed value of a categorical column; the list keeps the schema stable."""
 
@@ -174,9 +180,7 @@ class AggregateConfig(_Strict):
     @field_validator("windows")
     @classmethod
     def _windows_are_days(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or any(w < 1 or w > 3650 for w in value)):
-            raise ValueError("windows must be a non-empty list of days between 1 and 3650")
-        return value
+        return value if value is None else _windows_are_days(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "AggregateConfig":
@@ -229,9 +233,7 @@ class FeaturesConfig(_Strict):
     @field_validator("windows")
     @classmethod
     def _windows_are_days(cls, value: list[int]) -> list[int]:
-        if not value or any(w < 1 or w > 3650 for w in value):
-            raise ValueError("windows must be a non-empty list of days between 1 and 3650")
-        return value
+        return _windows_are_days(value)
 
 
 class TablesConfig(_Strict):
