@@ -98,16 +98,35 @@ class SourceConfig(_Strict):
     partition: str = Field(pattern=IDENTIFIER)
 
 
+Scalar = str | int | float | bool
+
+
 class LabelConfig(_Strict):
     """What is predicted for (entity, D), looking forward `horizon_days` after D.
 
-    `no_event`: 1 when the entity has no event in `source` during (D, D + horizon_days].
+    `no_event`: 1 when the entity has no event in `source` during (D, D + horizon_days]
+    (churn); `any_event`: 1 when it has at least one (a failure, a fraud report);
+    `sum`: the total of `column` over those events, a regression target (demand, spend).
+    `where` keeps only the events whose columns equal the given values.
     """
 
     name: str = Field(pattern=IDENTIFIER)
-    kind: Literal["no_event"]
+    kind: Literal["no_event", "any_event", "sum"]
     source: str
     horizon_days: int = Field(ge=1, le=3650)
+    column: str | None = Field(None, pattern=IDENTIFIER)
+    where: dict[str, Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _column_for_sums(self) -> "LabelConfig":
+        if (self.kind == "sum") != (self.column is not None):
+            raise ValueError("a sum label needs a column, and only a sum label takes one")
+        return self
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        """Binary classification for event labels, regression for sums."""
+        return "regression" if self.kind == "sum" else "classification"
 
 
 class UseCaseConfig(_Strict):
@@ -146,7 +165,6 @@ AggregateFunction = Literal[
 # Functions of a column's values; the others are functions of the events themselves
 # (`trend` is the slope of daily event counts without a column, of daily totals with one).
 VALUE_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "distinct_count", "last"})
-Scalar = str | int | float | bool
 
 
 def _windows_are_days(windows: list[int]) -> list[int]:
@@ -245,6 +263,8 @@ class TablesConfig(_Strict):
     registry: str = Field("registry", pattern=IDENTIFIER)
     monitoring: str = Field("monitoring", pattern=IDENTIFIER)
     truth: str = Field("truth", pattern=IDENTIFIER)
+    # The latest training snapshot; each model records the Delta version it was trained on.
+    training: str = Field("training_set", pattern=IDENTIFIER)
 
 
 class GenerateConfig(_Strict):
@@ -260,6 +280,70 @@ class GenerateConfig(_Strict):
     block_size: int = Field(5_000, ge=1, le=1_000_000)
 
 
+class SearchDimension(_Strict):
+    """One hyperparameter's range: drawn uniformly, or log-uniformly with `log: true`."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchDimension":
+        if not self.low <= self.high:
+            raise ValueError("low must not exceed high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SearchConfig(_Strict):
+    """Random search: `trials` parameter sets drawn from `space`, evaluated on the time folds."""
+
+    trials: int = Field(8, ge=1, le=10_000)
+    # Trials still running when the budget is spent are cancelled; a search cut short by time
+    # is the one thing that can make two runs with the same seed pick different parameters.
+    time_budget_s: float = Field(900.0, gt=0)
+    space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+
+class PromotionConfig(_Strict):
+    """A new model becomes champion only when it beats the champion on the same holdout by `min_improvement`."""
+
+    min_improvement: float = Field(0.0, ge=0)
+
+
+class ReferenceConfig(_Strict):
+    """A table of known probabilities per (entity, ds), such as the demo's `truth`: the best achievable."""
+
+    table: str = Field(pattern=IDENTIFIER)
+    column: str = Field(pattern=IDENTIFIER)
+
+
+class TrainingConfig(_Strict):
+    """How `train` builds its data, validates over time, searches and promotes."""
+
+    model_name: str | None = Field(None, pattern=IDENTIFIER)  # default: use_case.name
+    days: int = Field(60, ge=1, le=3650)  # feature dates used by `train --date T`, ending at T - horizon
+    date_stride_days: int = Field(1, ge=1, le=365)  # every n-th date: neighbouring days are near-duplicates
+    # Keep this share of the majority class outside the holdout; kept rows weigh 1/rate.
+    majority_sample_rate: float = Field(1.0, gt=0, le=1)
+    holdout_days: int = Field(7, ge=1)
+    folds: int = Field(3, ge=1, le=20)
+    # Days left out between a fold's training and validation dates. Labels look `horizon_days`
+    # ahead, so a gap of the horizon removes every overlap of label windows across the cut.
+    gap_days: int = Field(0, ge=0)
+    seed: int = Field(42, ge=0)
+    params: dict[str, Scalar] = Field(default_factory=dict)  # fixed LightGBM parameters
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    top_k_percent: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
+    fit_timeout_s: float = Field(1800.0, gt=0)  # a distributed fit can hang when a worker dies
+    reference: ReferenceConfig | None = None
+
+
 class Config(_Strict):
     """The validated configuration of one run."""
 
@@ -271,6 +355,12 @@ class Config(_Strict):
     tables: TablesConfig = Field(default_factory=TablesConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @property
+    def model_name(self) -> str:
+        """The registry name of this use case's models."""
+        return self.training.model_name or self.use_case.name
 
     @field_validator("env")
     @classmethod

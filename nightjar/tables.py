@@ -9,9 +9,16 @@ that analysts query by name are re-pointed at the current lake root after each w
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any, Iterable
+
+import pandas as pd
+from deltalake import DeltaTable as DeltaReader
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
@@ -161,3 +168,72 @@ def _delta(spark: SparkSession, config: Config, name: str) -> DeltaTable:
 def _require(spark: SparkSession, config: Config, name: str) -> None:
     if not exists(spark, config, name):
         raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)}")
+
+
+def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
+    """The Parquet files that make up version `table_version` of table `name` (for Dask to read)."""
+    reader = DeltaReader(table_path(config, name), version=table_version)
+    if reader.metadata().partition_columns:
+        # Partition values live in the paths, not the files: Dask would lose those columns.
+        raise ValueError(f"table {name!r} is partitioned; snapshots must not be")
+    return [uri.removeprefix("file://") for uri in reader.file_uris()]
+
+
+def read_snapshot(config: Config, name: str, table_version: int) -> pd.DataFrame:
+    """Version `table_version` of table `name` as pandas, read without Spark (delta-rs)."""
+    return DeltaReader(table_path(config, name), version=table_version).to_pandas()
+
+
+# Models live beside the tables: <lake root>/models/<name>/<version>/{model.txt, metadata.json}.
+
+
+def model_path(config: Config, name: str, model_version: int) -> str:
+    """The directory of one registered model version."""
+    return f"{config.lake.root.rstrip('/')}/models/{name}/{model_version}"
+
+
+def model_versions(config: Config, name: str) -> list[int]:
+    """The version directories present for model `name`, in order."""
+    folder = Path(config.lake.root) / "models" / name
+    if not folder.is_dir():
+        return []
+    return sorted(int(child.name) for child in folder.iterdir() if child.is_dir() and child.name.isdigit())
+
+
+def write_model(config: Config, name: str, model_version: int, files: dict[str, str]) -> str:
+    """Write a model version's files, all or nothing; returns its directory.
+
+    The files are written to a hidden sibling and renamed into place in one step, so a reader
+    never sees a version directory without all of its files, and a killed job leaves none.
+    """
+    final = Path(model_path(config, name, model_version))
+    if final.exists():
+        raise FileExistsError(f"model {name} version {model_version} already exists at {final}")
+    staging = final.parent / f".{model_version}.{uuid.uuid4().hex[:8]}.partial"
+    staging.mkdir(parents=True)
+    try:
+        for filename, content in files.items():
+            with open(staging / filename, "w") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(final)
+
+
+def delete_model(config: Config, name: str, model_version: int) -> None:
+    """Remove a version's directory: only for undoing a registration whose commit failed."""
+    shutil.rmtree(model_path(config, name, model_version), ignore_errors=True)
+
+
+def read_model_file(config: Config, name: str, model_version: int, filename: str) -> str:
+    """One file of a registered model; MissingInputError naming the path when it is missing."""
+    path = Path(model_path(config, name, model_version)) / filename
+    try:
+        return path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingInputError(f"model {name} version {model_version}: {path} is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MissingInputError(f"model {name} version {model_version}: cannot read {path} ({error})") from None

@@ -1,0 +1,311 @@
+"""Train a model on Dask, register it, and promote it only when it beats the champion.
+
+    ./spark-submit.sh train --date T              # the feature dates whose label horizon ended by T
+    ./spark-submit.sh train --start S --end E     # exactly these feature dates (every stride-th)
+        [--force]                                 # retrain although these inputs were trained on
+    ./spark-submit.sh train --promote VERSION --reason "why"   # make a version champion
+    ./spark-submit.sh train --rollback --reason "why"          # the previous champion again
+
+Spark assembles the training snapshot (features joined with labels that look past each date)
+and writes it as a Delta table; Dask reads it, runs the hyperparameter trials in parallel on
+rolling-origin time folds with early stopping, and fits the best configuration with
+`lightgbm.dask`. The model is evaluated on the latest dates (the holdout), registered, and
+becomes champion only when it beats the current champion on that same holdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from pyspark.sql import functions as F
+
+from features.definitions import expand
+from jobs.features import existing_feature_set, require_partitions
+from models import distributed, evaluate, folds, registry, search
+from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, labels, training_rows, with_reference
+from nightjar import cli, tables
+from nightjar.config import Config
+from nightjar.dask_cluster import dask_client
+from nightjar.errors import ConfigError, MissingInputError, UsageError
+
+JOB = "train"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--promote", type=int, metavar="VERSION", help="make VERSION the champion")
+    action.add_argument("--rollback", action="store_true", help="make the previous champion champion again")
+    parser.add_argument("--reason", help="why the alias changes (recorded in the registry)")
+
+
+def training_dates(context: cli.JobContext) -> list:
+    """`--date T`: the configured days ending at T - horizon; `--start/--end`: those dates, every stride-th."""
+    training, label = context.config.training, context.config.use_case.label
+    if context.args.date is not None:
+        return label_dates(context.dates[0], label.horizon_days, training.days, training.date_stride_days)
+    newest_first = sorted(context.dates, reverse=True)[:: training.date_stride_days]
+    return sorted(newest_first)
+
+
+def fingerprint(config: Config, dates: list, input_versions: dict[str, int], feature_set: str, code: str) -> str:
+    """What a model is a function of; the same fingerprint twice means nothing new to learn."""
+    content = {
+        "dates": [d.isoformat() for d in dates],
+        "inputs": input_versions,
+        "feature_set": feature_set,
+        "label": config.use_case.label.model_dump(),
+        "training": config.training.model_dump(),
+        "code": code,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(context: cli.JobContext) -> None:
+    config, spark, record = context.config, context.spark, context.record
+    if not context.dates:
+        raise UsageError("a date is required: --date T (or --start/--end for explicit feature dates)")
+    label, training = config.use_case.label, config.training
+    task = label.task
+    if task == "regression" and training.majority_sample_rate < 1:
+        raise ConfigError("training.majority_sample_rate: down-sampling applies to classification labels only")
+    key = config.use_case.entity.key
+    name = config.model_name
+    dates = training_dates(context)
+    plan = folds.plan(dates, training.folds, training.holdout_days, training.gap_days)
+
+    # Inputs: the feature partitions of the dates, and the label source through the last horizon.
+    feature_set = expand(config)
+    held = existing_feature_set(context)
+    if held is not None and held != feature_set.fingerprint:
+        raise ConfigError(
+            f"table {config.tables.features!r} holds feature set {held}, the configuration defines "
+            f"{feature_set.fingerprint}: recompute the features (features --rebuild) before training"
+        )
+    features_frame = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(dates))
+    require_partitions(features_frame, config.tables.features, DATE, dates)
+    missing_features = [n for n in feature_set.names if n not in features_frame.columns]
+    if missing_features:
+        raise ConfigError(f"table {config.tables.features!r} lacks configured features: {', '.join(missing_features)}")
+    source = config.use_case.sources[label.source]
+    events = tables.read(spark, config, source.table)
+    label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon_days))
+    require_partitions(events, source.table, source.partition, label_days)
+    for column in [label.column, *(label.where or {})]:
+        if column and column not in events.columns:
+            raise ConfigError(f"use_case.label: table {source.table!r} has no column {column!r}")
+    record.input_versions = {
+        config.tables.features: tables.version(spark, config, config.tables.features) or 0,
+        source.table: tables.version(spark, config, source.table) or 0,
+    }
+    trained_on = fingerprint(config, dates, record.input_versions, feature_set.fingerprint, record.code_version)
+    rows = registry.history(spark, config, name)
+    existing = registry.find_by_fingerprint(rows, trained_on)
+    if existing is not None and not context.args.force:
+        record.model_version = str(existing)
+        context.progress(f"these inputs were already trained as {name} version {existing}; --force retrains")
+        return
+
+    context.progress(
+        f"training {name} ({task}, label {label.name}) on {len(dates)} dates {dates[0]}..{dates[-1]}: "
+        f"{len(plan.folds)} folds, holdout {plan.holdout[0]}..{plan.holdout[-1]}"
+    )
+    with context.timed("snapshot"):
+        spine = features_frame.select(key, DATE, *feature_set.names)
+        labelled = labels(spine.select(key, DATE), events, source, label, key)
+        snapshot = training_rows(
+            spine, labelled, key, training.majority_sample_rate, list(plan.holdout), training.seed
+        )
+        if training.reference and tables.exists(spark, config, training.reference.table):
+            reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(list(plan.holdout)))
+            snapshot = with_reference(snapshot, reference, key, training.reference.column)
+        # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
+        snapshot_version = tables.overwrite(
+            snapshot.orderBy(DATE, key), config, config.tables.training,
+            metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
+        )
+    record.output_versions[config.tables.training] = snapshot_version
+    frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
+    frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
+    record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
+    names = feature_set.names
+    fit_rows = frame[frame[DATE].isin(plan.fit)]
+    holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
+    _require_both_classes(task, fit_rows, holdout)
+
+    with dask_client(config) as client:
+        threads = config.dask.threads_per_worker
+        with context.timed("search"):
+            result = search.run_search(client, fit_rows, names, plan.folds, training, task, threads)
+        best = result.best
+        context.progress(
+            f"search: {sum(t.complete for t in result.trials)}/{len(result.trials)} trials in {result.seconds:.1f}s; "
+            f"best trial {best.index}: {result.metric} {best.score:.5f} over the folds at {best.rounds} rounds"
+        )
+        params = {**search.base_params(training, task, threads, training.seed), **best.params}
+        files = sorted(tables.snapshot_files(config, config.tables.training, snapshot_version))
+        data = dd.read_parquet(files, columns=[*names, LABEL, WEIGHT], filters=[(DATE, "in", list(plan.fit))])
+        data = data.astype({column: "float64" for column in [*names, LABEL, WEIGHT]})
+        with context.timed("distributed_fit"):
+            booster = distributed.fit(client, data, names, params, best.rounds, task, training.fit_timeout_s)
+
+    with context.timed("evaluate"):
+        report = evaluate.report(task, booster, holdout, names, LABEL, training.top_k_percent)
+        metric, _ = evaluate.PRIMARY[task]
+        score = report["metrics"][metric]
+        if REFERENCE in holdout.columns and holdout[REFERENCE].notna().any():
+            known = holdout[holdout[REFERENCE].notna()]
+            report["reference"] = {
+                "table": training.reference.table if training.reference else None,
+                "rows": len(known),
+                "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
+            }
+        change = _gate(context, rows, task, holdout, names, score)
+
+    version = registry.next_version(config, rows, name)
+    metadata: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "task": task,
+        "label": label.model_dump(),
+        "entity_key": key,
+        "features": names,
+        "feature_hash": registry.feature_hash(names),
+        "feature_set": feature_set.fingerprint,
+        "params": params,
+        "num_boost_round": best.rounds,
+        "seed": training.seed,
+        "holdout": {"dates": [d.isoformat() for d in plan.holdout], "rows": len(holdout), **report},
+        "folds": [{"train": [d.isoformat() for d in f.train], "valid": [d.isoformat() for d in f.valid]} for f in plan.folds],
+        "search": {"metric": result.metric, "seconds": round(result.seconds, 3), "stopped_by_time": result.stopped_by_time,
+                   "best_trial": best.index, "trials": [t.summary() for t in result.trials]},
+        "training_data": {
+            "table": config.tables.training, "table_version": snapshot_version,
+            "input_versions": record.input_versions, "dates": [d.isoformat() for d in dates],
+            "fit_dates": [plan.fit[0].isoformat(), plan.fit[-1].isoformat()], "rows": len(frame),
+            "fit_rows": len(fit_rows), "majority_sample_rate": training.majority_sample_rate,
+            "weighted": training.majority_sample_rate < 1,
+        },
+        "training_fingerprint": trained_on,
+        "logical_date": context.dates[-1].isoformat(),
+        "run_id": record.run_id,
+        "code_version": record.code_version,
+    }
+    path = tables.write_model(config, name, version, registry.model_files(booster, metadata))
+    change = dataclasses.replace(change, version=version)
+    try:
+        registry_version = registry.record(
+            spark, config, name, rows, [change], record.user, record.run_id, context.dates[-1],
+            registered=(version, path, trained_on),
+        )
+    except BaseException:
+        tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
+        raise
+    record.model_version = str(version)
+    record.output_versions[config.tables.registry] = registry_version
+    record.checks.append({"holdout": report["metrics"], "alias": change.alias, "reason": change.reason})
+    reference_note = ""
+    if "reference" in report:
+        reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
+    context.progress(f"holdout {metric} {score:.4f}{reference_note} on {len(holdout):,} rows")
+    context.progress(f"registered {name} version {version} as {change.alias}: {change.reason}  [{path}]")
+
+
+def _require_both_classes(task: str, fit_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    if task != "classification":
+        return
+    for part, rows in (("training", fit_rows), ("holdout", holdout)):
+        classes = sorted(np.unique(rows[LABEL]).tolist())
+        if classes != [0, 1]:
+            raise ConfigError(f"the {part} dates hold labels {classes}: both classes are needed to train and evaluate")
+
+
+def _gate(
+    context: cli.JobContext,
+    rows: list[dict[str, Any]],
+    task: str,
+    holdout: pd.DataFrame,
+    names: list[str],
+    score: float,
+) -> registry.AliasChange:
+    """Champion when it beats the current champion on the same holdout by the margin, else challenger.
+
+    The change's version is filled in once the new version's number is known.
+    """
+    config = context.config
+    metric, _ = evaluate.PRIMARY[task]
+    margin = config.training.promotion.min_improvement
+    champion_version = registry.champion_version(rows)
+    if champion_version is None:
+        return registry.AliasChange(registry.CHAMPION, 0, "gate", "first model", metric, score)
+    champion = registry.load(config, config.model_name, champion_version)
+    if champion.metadata.get("feature_hash") != registry.feature_hash(names):
+        return registry.AliasChange(
+            registry.CHAMPION, 0, "gate",
+            f"champion v{champion_version} uses another feature list and cannot score the current features",
+            metric, score,
+        )
+    incumbent = evaluate.metrics(
+        task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
+    )[metric]
+    verdict = evaluate.better(task, score, incumbent, margin)
+    reason = (
+        f"{metric} {score:.5f} vs champion v{champion_version} {incumbent:.5f} on the same holdout "
+        f"({'beats' if verdict else 'does not beat'} it by more than {margin:g})"
+    )
+    return registry.AliasChange(registry.CHAMPION if verdict else registry.CHALLENGER, 0, "gate", reason, metric,
+                                score, incumbent)
+
+
+def promote(context: cli.JobContext) -> None:
+    """Make `--promote VERSION` the champion after verifying its files."""
+    config, spark = context.config, context.spark
+    name, version = config.model_name, context.args.promote
+    registry.load(config, name, version)  # a missing or corrupt version is refused, exit 4
+    rows = registry.history(spark, config, name)
+    if version not in {r["version"] for r in rows if r["action"] == "register"}:
+        raise MissingInputError(f"model {name} version {version} is not in the registry")
+    if registry.champion_version(rows) == version:
+        context.progress(f"{name} version {version} is already the champion")
+        return
+    reason = context.args.reason or "promoted by hand"
+    registry.record(spark, config, name, rows, [registry.AliasChange(registry.CHAMPION, version, "promote", reason)],
+                    context.record.user, context.record.run_id, context.dates[-1] if context.dates else None)
+    context.record.model_version = str(version)
+    context.progress(f"{name} version {version} is now the champion: {reason}")
+
+
+def rollback(context: cli.JobContext) -> None:
+    """Make the champion before the current one champion again."""
+    config, spark = context.config, context.spark
+    name = config.model_name
+    rows = registry.history(spark, config, name)
+    current, target = registry.champion_version(rows), registry.rollback_target(rows)
+    if target is None:
+        raise MissingInputError(f"model {name} has no earlier champion to roll back to (champion: {current})")
+    registry.load(config, name, target)
+    reason = context.args.reason or "rolled back by hand"
+    registry.record(spark, config, name, rows, [registry.AliasChange(registry.CHAMPION, target, "rollback", reason)],
+                    context.record.user, context.record.run_id, context.dates[-1] if context.dates else None)
+    context.record.model_version = str(target)
+    context.progress(f"{name}: champion rolled back from version {current} to {target}: {reason}")
+
+
+def run(context: cli.JobContext) -> None:
+    if context.args.promote is not None:
+        promote(context)
+    elif context.args.rollback:
+        rollback(context)
+    else:
+        train(context)
+
+
+if __name__ == "__main__":
+    cli.main(JOB, __doc__ or JOB, add_arguments, run, policy="optional")

@@ -1,0 +1,98 @@
+"""The final fit: `lightgbm.dask` over the training snapshot, spread evenly over the workers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dask.dataframe as dd
+import lightgbm as lgb
+from distributed import Client, wait
+from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
+
+from models.search import Task, TrainingFailed
+from models.training_set import LABEL, WEIGHT
+
+
+def spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
+    """`frame` in one partition per worker, partition i held by the i-th worker by address.
+
+    LightGBM fails when a worker holds no data (LightGBM #4074), and which rows each worker
+    bins depends on where the partitions sit; a fixed placement makes the distributed model
+    depend on the data and seed only, not on the scheduler's choices.
+    """
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        raise TrainingFailed("the Dask cluster has no workers")
+    parts = frame.repartition(npartitions=len(workers)).to_delayed()
+    futures = [
+        client.compute(part, workers=[workers[index]], allow_other_workers=False)
+        for index, part in enumerate(parts)
+    ]
+    wait(futures)
+    for index, future in enumerate(futures):
+        if future.status == "error":
+            raise TrainingFailed(f"loading training partition {index} failed: {future.exception()}")
+    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
+
+
+class _PartsInOrder:
+    """A Client whose `who_has` lists the futures in the order they were asked about.
+
+    `lightgbm.dask` ranks the workers in the order `who_has` returns them, and the scheduler
+    returns them in no fixed order; ranks decide which worker bins which features, so the
+    model changed from run to run. With the parts placed by `spread` and listed in order,
+    rank i is the i-th worker by address, holding partition i.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def who_has(self, futures: Any = None, **kwargs: Any) -> dict[str, Any]:
+        found = self._client.who_has(futures, **kwargs)
+        if futures is None:
+            return found
+        return {future.key: found[future.key] for future in futures if future.key in found}
+
+
+def fit(
+    client: Client,
+    frame: dd.DataFrame,
+    features: list[str],
+    params: dict[str, Any],
+    rounds: int,
+    task: Task,
+    timeout_s: float,
+) -> lgb.Booster:
+    """Fit `rounds` boosting rounds with data-parallel LightGBM on the Dask workers.
+
+    Raises:
+        TrainingFailed: the fit raised, or did not finish within `timeout_s` (a lost worker can
+            leave `lightgbm.dask` waiting forever, LightGBM #3882 and #5920).
+    """
+    data = spread(client, frame)
+    model_class = DaskLGBMClassifier if task == "classification" else DaskLGBMRegressor
+    # lightgbm.dask sets each worker's threads from its Dask thread count and warns about ours.
+    fit_params = {k: v for k, v in params.items() if k not in ("metric", "num_threads")}
+    model = model_class(client=_PartsInOrder(client), n_estimators=rounds, **fit_params)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["model"] = model.fit(data[features], data[LABEL], sample_weight=data[WEIGHT])
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = error
+
+    # A daemon thread: a hung fit must not keep the process alive after the job gives up.
+    worker = threading.Thread(target=work, name="lightgbm-dask-fit", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TrainingFailed(f"distributed LightGBM fit did not finish within training.fit_timeout_s={timeout_s:g}s")
+    if "error" in outcome:
+        error = outcome["error"]
+        raise TrainingFailed(f"distributed LightGBM fit failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    return outcome["model"].booster_

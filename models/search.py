@@ -1,0 +1,203 @@
+"""Hyperparameter search: single-machine LightGBM fits with early stopping, run as Dask tasks.
+
+A trial is one parameter set evaluated on every time fold; each (trial, fold) pair is one
+Dask task fitting plain LightGBM with one thread on that fold's dates, stopped early on its
+validation dates. Tasks of different trials run in parallel on the workers. A trial's score
+is the mean of its folds' best scores, and its number of rounds the mean of their best
+iterations: that is how many rounds the final distributed fit runs, since `lightgbm.dask`
+cannot stop early itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from distributed import Client, Future, wait
+
+from models.folds import Fold
+from models.training_set import DATE, LABEL, WEIGHT
+from nightjar.config import SearchDimension, TrainingConfig
+from nightjar.errors import NightjarError
+
+Task = Literal["classification", "regression"]
+# The early-stopping metric, and whether larger is better.
+METRIC: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
+
+
+class TrainingFailed(NightjarError):
+    """Training could not finish: a trial or fit raised, a worker died, a fit timed out."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One parameter set and how it did on each fold."""
+
+    index: int
+    params: dict[str, Any]
+    fold_scores: tuple[float, ...] = ()
+    fold_rounds: tuple[int, ...] = ()
+    complete: bool = False
+
+    @property
+    def score(self) -> float:
+        return float(np.mean(self.fold_scores)) if self.complete else math.nan
+
+    @property
+    def rounds(self) -> int:
+        return max(1, int(round(np.mean(self.fold_rounds)))) if self.complete else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "params": self.params, "complete": self.complete,
+            "score": None if not self.complete else self.score, "rounds": self.rounds,
+            "fold_scores": list(self.fold_scores), "fold_rounds": list(self.fold_rounds),
+        }
+
+
+@dataclass
+class SearchResult:
+    """Every trial, the best one, and how the search went."""
+
+    trials: list[Trial]
+    best: Trial
+    metric: str
+    seconds: float
+    stopped_by_time: bool = False
+    cancelled: list[int] = field(default_factory=list)
+
+
+def base_params(training: TrainingConfig, task: Task, threads: int, seed: int) -> dict[str, Any]:
+    """LightGBM parameters shared by every fit: objective, seeds, determinism, threads."""
+    params: dict[str, Any] = {
+        "objective": "binary" if task == "classification" else "regression",
+        "metric": METRIC[task][0],
+        "verbosity": -1,
+        "seed": seed,
+        # Same data and seed give the same trees, whatever the machine's thread scheduling.
+        "deterministic": True,
+        "force_col_wise": True,
+        # More threads than cores is catastrophic for LightGBM on small machines (STACK.md).
+        "num_threads": threads,
+    }
+    params.update(training.params)
+    return params
+
+
+def draw_params(space: dict[str, SearchDimension], trials: int, seed: int) -> list[dict[str, Any]]:
+    """`trials` parameter sets drawn at random from `space`.
+
+    Trial i draws from its own stream seeded by (seed, i), so adding trials never changes
+    the earlier ones.
+    """
+    drawn = []
+    for index in range(trials):
+        rng = np.random.default_rng([seed, index])
+        params: dict[str, Any] = {}
+        for name in sorted(space):
+            dimension = space[name]
+            if dimension.log:
+                value = math.exp(rng.uniform(math.log(dimension.low), math.log(dimension.high)))
+            else:
+                value = rng.uniform(dimension.low, dimension.high)
+            params[name] = int(round(value)) if dimension.integer else round(float(value), 6)
+        drawn.append(params)
+    return drawn
+
+
+def fit_fold(
+    frame: pd.DataFrame,
+    features: list[str],
+    fold: Fold,
+    params: dict[str, Any],
+    max_rounds: int,
+    early_stopping_rounds: int,
+) -> tuple[float, int]:
+    """Fit on the fold's training dates, stop early on its validation dates.
+
+    Returns:
+        The best validation score and the iteration it was reached at.
+    """
+    train = frame[frame[DATE].isin(fold.train)]
+    valid = frame[frame[DATE].isin(fold.valid)]
+    train_set = lgb.Dataset(train[features], train[LABEL], weight=train[WEIGHT], free_raw_data=True)
+    valid_set = lgb.Dataset(valid[features], valid[LABEL], weight=valid[WEIGHT], reference=train_set)
+    booster = lgb.train(
+        params, train_set, num_boost_round=max_rounds, valid_sets=[valid_set], valid_names=["valid"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+    metric = params["metric"]
+    return float(booster.best_score["valid"][metric]), int(booster.best_iteration or booster.current_iteration())
+
+
+def run_search(
+    client: Client,
+    frame: pd.DataFrame,
+    features: list[str],
+    folds: tuple[Fold, ...],
+    training: TrainingConfig,
+    task: Task,
+    threads: int,
+) -> SearchResult:
+    """Evaluate the configured trials on the folds in parallel on the Dask workers.
+
+    Raises:
+        TrainingFailed: a trial raised or a worker died; or no trial finished in the time budget.
+    """
+    metric, larger_is_better = METRIC[task]
+    drawn = draw_params(training.search.space, training.search.trials, training.seed)
+    began = time.perf_counter()
+    token = uuid.uuid4().hex[:8]
+    # One copy of the data per worker, not one per task.
+    [data] = client.scatter([frame], broadcast=True)
+    futures: dict[Future, tuple[int, int]] = {}
+    for index, params in enumerate(drawn):
+        full = {**base_params(training, task, threads, training.seed), **params}
+        for fold in folds:
+            future = client.submit(
+                fit_fold, data, features, fold, full, training.max_rounds, training.early_stopping_rounds,
+                pure=False, key=f"nightjar-trial-{index}-fold-{fold.index}-{token}",
+            )
+            futures[future] = (index, fold.index)
+    done, pending = wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
+    for future in pending:
+        future.cancel()
+    results: dict[tuple[int, int], tuple[float, int]] = {}
+    for future in done:
+        index, fold_index = futures[future]
+        if future.status == "error":
+            raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(future.exception())}")
+        results[(index, fold_index)] = future.result()
+    client.cancel([data])
+    trials = []
+    for index, params in enumerate(drawn):
+        fold_results = [results.get((index, fold.index)) for fold in folds]
+        complete = all(result is not None for result in fold_results)
+        trials.append(Trial(
+            index, params,
+            tuple(r[0] for r in fold_results if r is not None),
+            tuple(r[1] for r in fold_results if r is not None),
+            complete,
+        ))
+    finished = [trial for trial in trials if trial.complete]
+    if not finished:
+        raise TrainingFailed(
+            f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
+        )
+    # Ties go to the earlier trial, so the choice does not depend on completion order.
+    best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
+    cancelled = sorted({futures[f][0] for f in pending})
+    return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled)
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+    return text.strip().splitlines()[0]

@@ -1,0 +1,117 @@
+"""The training set: feature rows of (entity, D) joined with labels that look past D.
+
+Features for D use events up to the end of D; the label of (entity, D) uses only the events
+of (D, D + horizon]. Both are computed by Spark, as pure functions of DataFrames, so the
+same code builds the training snapshot on a laptop and on a cluster.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from features.engine import DATE, prepared_events
+from nightjar.config import LabelConfig, SourceConfig
+
+LABEL = "label"
+WEIGHT = "weight"
+REFERENCE = "reference_score"
+_DAY = "_day"
+
+
+def label_dates(last_date: date, horizon_days: int, days: int, stride_days: int) -> list[date]:
+    """The feature dates whose label horizon has ended by `last_date`, newest included.
+
+    `days` dates back from `last_date - horizon_days`, every `stride_days`-th of them.
+    """
+    newest = last_date - timedelta(days=horizon_days)
+    return sorted(newest - timedelta(days=offset) for offset in range(0, days, stride_days))
+
+
+def labels(
+    spine: DataFrame,
+    events: DataFrame,
+    source: SourceConfig,
+    label: LabelConfig,
+    key: str,
+) -> DataFrame:
+    """The label of every (key, ds) row of `spine`, from the events of (ds, ds + horizon].
+
+    Args:
+        spine: the (key, ds) pairs to label, usually the feature rows.
+        events: the label source; may hold more dates than needed (read by partition).
+        source: its configuration (timestamp and partition columns).
+        label: the label definition.
+        key: the entity key column.
+
+    Returns:
+        `spine`'s key and ds with a `label` column: 0/1 for event labels, a double for sums.
+    """
+    dates = sorted(row[0] for row in spine.select(DATE).distinct().collect())
+    if not dates:
+        return spine.select(key, DATE, F.lit(None).cast("double").alias(LABEL))
+    horizon = label.horizon_days
+    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), dates[-1] + timedelta(days=horizon))
+    for column, value in (label.where or {}).items():
+        selected = selected.where(F.col(column) == F.lit(value))
+    # One row per entity and day first: the range join below then multiplies days, not events.
+    measure = F.count(F.lit(1)) if label.kind != "sum" else F.sum(_finite(F.col(label.column)))
+    daily = selected.groupBy(key, F.col(_DAY)).agg(measure.alias("_measure"))
+    dates_frame = spine.sparkSession.createDataFrame([(d,) for d in dates], f"{DATE} date")
+    windows = daily.join(
+        F.broadcast(dates_frame),
+        (F.col(_DAY) > F.col(DATE)) & (F.col(_DAY) <= F.date_add(F.col(DATE), horizon)),
+    ).groupBy(key, DATE).agg(F.sum("_measure").alias("_total"))
+    joined = spine.select(key, DATE).join(windows, [key, DATE], "left")
+    total = F.coalesce(F.col("_total"), F.lit(0))
+    if label.kind == "no_event":
+        value = (total == 0).cast("int")
+    elif label.kind == "any_event":
+        value = (total > 0).cast("int")
+    else:
+        value = total.cast("double")
+    return joined.select(key, DATE, value.alias(LABEL))
+
+
+def _finite(value):  # noqa: ANN001, ANN202 - a Column in, a Column out
+    # NaN and infinite amounts are not values, as in the features (see features.engine).
+    return F.when(~F.isnan(value) & (F.abs(value) != float("inf")), value)
+
+
+def training_rows(
+    features: DataFrame,
+    labelled: DataFrame,
+    key: str,
+    majority_sample_rate: float,
+    exempt_dates: list[date],
+    seed: int,
+) -> DataFrame:
+    """Features joined with their labels, the majority class down-sampled outside `exempt_dates`.
+
+    Sampling keeps a row when a hash of (seed, key, ds) falls below the rate, so the same
+    seed keeps the same rows however Spark partitions the data; kept majority rows weigh
+    1 / rate, so weighted statistics match the full data. The holdout is exempt: it is
+    evaluated on the population as it is.
+    """
+    rows = features.join(labelled, [key, DATE], "inner")
+    weight = F.lit(1.0)
+    if majority_sample_rate < 1.0:
+        majority = _majority_label(rows)
+        in_majority = (F.col(LABEL) == F.lit(majority)) & ~F.col(DATE).isin(exempt_dates)
+        # xxhash64 is stable across runs and machines; its low 24 bits give a uniform draw.
+        draw = (F.xxhash64(F.lit(seed), F.col(key), F.col(DATE)) & F.lit((1 << 24) - 1)) / float(1 << 24)
+        rows = rows.where(~in_majority | (draw < F.lit(majority_sample_rate)))
+        weight = F.when(in_majority, F.lit(1.0 / majority_sample_rate)).otherwise(F.lit(1.0))
+    return rows.withColumn(WEIGHT, weight)
+
+
+def _majority_label(rows: DataFrame) -> int:
+    counts = {row[0]: row[1] for row in rows.groupBy(LABEL).count().collect()}
+    return max(counts, key=lambda value: (counts[value], value)) if counts else 0
+
+
+def with_reference(rows: DataFrame, reference: DataFrame, key: str, column: str) -> DataFrame:
+    """Add the known probability of each (key, ds) from a reference table, null where it has none."""
+    return rows.join(reference.select(key, DATE, F.col(column).alias(REFERENCE)), [key, DATE], "left")
