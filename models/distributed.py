@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
 import dask.dataframe as dd
@@ -12,6 +13,10 @@ from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
 from models.search import Task, TrainingFailed
 from models.training_set import LABEL, WEIGHT
+
+# The scikit-learn wrapper always passes its `n_jobs` default, which lightgbm.dask replaces by
+# each worker's thread count and warns about on every fit.
+warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored", category=UserWarning)
 
 
 def spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:

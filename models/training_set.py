@@ -100,8 +100,8 @@ def training_rows(
     if majority_sample_rate < 1.0:
         majority = _majority_label(rows)
         in_majority = (F.col(LABEL) == F.lit(majority)) & ~F.col(DATE).isin(exempt_dates)
-        # xxhash64 is stable across runs and machines; its low 24 bits give a uniform draw.
-        draw = (F.xxhash64(F.lit(seed), F.col(key), F.col(DATE)) & F.lit((1 << 24) - 1)) / float(1 << 24)
+        # xxhash64 is stable across runs and machines; its residue mod 2**24 is a uniform draw.
+        draw = F.pmod(F.xxhash64(F.lit(seed), F.col(key), F.col(DATE)), F.lit(1 << 24).cast("long")) / float(1 << 24)
         rows = rows.where(~in_majority | (draw < F.lit(majority_sample_rate)))
         weight = F.when(in_majority, F.lit(1.0 / majority_sample_rate)).otherwise(F.lit(1.0))
     return rows.withColumn(WEIGHT, weight)

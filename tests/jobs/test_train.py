@@ -1,0 +1,184 @@
+"""The train job end to end on generated data: registry, gate, rollback, failures, real Dask processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs import features as features_job
+from jobs import generate as generate_job
+from jobs import train as train_job
+from models import registry
+from nightjar import tables
+from nightjar.config import Config
+from tests.conftest import free_port, run_in_process
+
+T = "2026-03-31"  # the test data end here; with a 30-day horizon the feature dates end on 2026-03-01
+
+
+@pytest.fixture(scope="module")
+def prepared_lake(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+    """Generated sources and the features of 2026-02-16..2026-03-01, built once for this module."""
+    lake = tmp_path_factory.mktemp("train-sources") / "lake"
+    assert run_in_process(generate_job, lake, metastore_dir) == 0
+    assert run_in_process(features_job, lake, metastore_dir, "--start", "2026-02-16", "--end", "2026-03-01") == 0
+    return lake
+
+
+@pytest.fixture
+def ready(prepared_lake: Path, lake: Path, config: Config) -> Config:
+    """This test's own copy of the prepared lake."""
+    shutil.copytree(prepared_lake, lake)
+    return config
+
+
+def _train(lake: Path, metastore: Path, *argv: str) -> int:
+    return run_in_process(train_job, lake, metastore, *argv)
+
+
+def _registry(spark: SparkSession, config: Config) -> list[dict]:
+    return registry.history(spark, config, config.model_name)
+
+
+def _model_text(config: Config, version: int) -> str:
+    return tables.read_model_file(config, config.model_name, version, registry.MODEL_FILE)
+
+
+def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _train(lake, metastore_dir, "--date", T) == 0
+    rows = _registry(spark, ready)
+    assert [(r["action"], r["version"], r["alias"]) for r in rows] == [("register", 1, None), ("gate", 1, "champion")]
+    assert rows[1]["reason"] == "first model" and rows[1]["user"] and rows[1]["metric"] == "auc"
+
+    model = registry.load(ready, ready.model_name, 1)
+    meta = model.metadata
+    assert meta["features"] == model.booster.feature_name() and meta["feature_hash"] == registry.feature_hash(meta["features"])
+    assert meta["training_data"]["table_version"] == tables.version(spark, ready, ready.tables.training)
+    assert meta["training_data"]["dates"][0] == "2026-02-16" and meta["training_data"]["dates"][-1] == "2026-03-01"
+    assert meta["holdout"]["dates"] == ["2026-02-27", "2026-02-28", "2026-03-01"]
+    holdout = meta["holdout"]["metrics"]
+    assert {"auc", "pr_auc", "log_loss", "brier", "precision_at_5pct", "recall_at_5pct"} <= set(holdout)
+    assert 0.5 < holdout["auc"] <= 1.0 and rows[1]["metric_value"] == pytest.approx(holdout["auc"])
+    assert meta["holdout"]["reference"]["metrics"]["auc"] > 0.5  # the generator's true probabilities
+    assert meta["holdout"]["calibration"] and set(meta["holdout"]["shap_mean_abs"]) == set(meta["features"])
+    assert meta["num_boost_round"] == meta["search"]["trials"][meta["search"]["best_trial"]]["rounds"]
+    assert meta["seed"] == ready.training.seed and meta["code_version"]
+    run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "train").first()
+    assert (run.status, run.model_version) == ("succeeded", "1")
+    assert run.input_versions == {ready.tables.features: 0, "transactions": 0}
+
+    # The snapshot joins each feature row with a label that only looks after its date.
+    snapshot = tables.read(spark, ready, ready.tables.training)
+    assert snapshot.count() == tables.read(spark, ready, ready.tables.features).count()
+    assert snapshot.where(F.col("label").isNull()).count() == 0
+
+    assert _train(lake, metastore_dir, "--date", T) == 0
+    assert "already trained as churn version 1" in capsys.readouterr().out
+    assert len(_registry(spark, ready)) == 2
+
+    # Retrained from the same data and seed: the same model, which does not beat its twin.
+    assert _train(lake, metastore_dir, "--date", T, "--force") == 0
+    rows = _registry(spark, ready)
+    assert [(r["action"], r["version"], r["alias"]) for r in rows[2:]] == [("register", 2, None), ("gate", 2, "challenger")]
+    assert _model_text(ready, 2) == _model_text(ready, 1)
+    assert registry.champion_version(rows) == 1
+
+
+def test_the_gate_promotes_a_better_model_and_people_can_roll_back_and_promote(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
+) -> None:
+    weak = ["--set", "training.max_rounds=1", "--set", "training.params.num_leaves=2", "--set", "training.search.space={}"]
+    assert _train(lake, metastore_dir, "--date", T, *weak) == 0
+    assert _train(lake, metastore_dir, "--date", T) == 0
+    rows = _registry(spark, ready)
+    assert registry.champion_version(rows) == 2
+    assert rows[-1]["baseline_value"] < rows[-1]["metric_value"] and "beats" in rows[-1]["reason"]
+    assert rows[-1]["previous_version"] == 1
+
+    assert _train(lake, metastore_dir, "--rollback", "--reason", "v2 misbehaves in production") == 0
+    rows = _registry(spark, ready)
+    assert (rows[-1]["action"], rows[-1]["version"], rows[-1]["previous_version"]) == ("rollback", 1, 2)
+    assert rows[-1]["reason"] == "v2 misbehaves in production" and rows[-1]["recorded_at"] is not None
+    assert registry.champion_version(rows) == 1
+    assert _train(lake, metastore_dir, "--rollback") == 4  # nothing before v1
+    assert _train(lake, metastore_dir, "--promote", "7") == 4
+    assert _train(lake, metastore_dir, "--promote", "2", "--reason", "fixed upstream") == 0
+    assert registry.champion_version(_registry(spark, ready)) == 2
+    # The weak model loses to the champion on the same holdout: it is registered as challenger only.
+    assert _train(lake, metastore_dir, "--date", T, *weak, "--force") == 0
+    rows = _registry(spark, ready)
+    assert (rows[-1]["version"], rows[-1]["alias"]) == (3, "challenger")
+    assert registry.champion_version(rows) == 2
+
+
+def test_a_corrupt_champion_stops_training_and_registers_nothing(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _train(lake, metastore_dir, "--date", T) == 0
+    version = tables.version(spark, ready, ready.tables.registry)
+    model_file = Path(tables.model_path(ready, ready.model_name, 1)) / registry.MODEL_FILE
+    model_file.write_text(model_file.read_text()[:1000])
+    capsys.readouterr()
+    assert _train(lake, metastore_dir, "--date", T, "--force") == 4
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("nightjar train: error: model churn version 1") and "model.txt is corrupt" in error
+    assert tables.version(spark, ready, ready.tables.registry) == version
+    assert tables.model_versions(ready, ready.model_name) == [1]
+    assert _train(lake, metastore_dir, "--promote", "1") == 4
+
+
+def test_training_on_real_dask_processes_gives_the_local_model(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, dask_scheduler: str,
+) -> None:
+    assert _train(lake, metastore_dir, "--date", T, "--set", f"dask.scheduler={dask_scheduler}") == 0
+    assert _train(lake, metastore_dir, "--date", T, "--force") == 0  # a LocalCluster
+    assert _model_text(ready, 1) == _model_text(ready, 2)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (lambda: [f"dask.scheduler=tcp://127.0.0.1:{free_port()}", "dask.connect_timeout_s=2"], "cannot connect"),
+        (lambda: ["training.fit_timeout_s=0.01"], "did not finish within training.fit_timeout_s"),
+    ],
+    ids=["scheduler-down", "fit-timeout"],
+)
+def test_a_failed_training_registers_nothing(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    overrides: Callable[[], list[str]], message: str,
+) -> None:
+    arguments = [part for item in overrides() for part in ("--set", item)]
+    assert _train(lake, metastore_dir, "--date", T, *arguments) == 1
+    assert message in capsys.readouterr().err
+    assert not tables.exists(spark, ready, ready.tables.registry)
+    assert tables.model_versions(ready, ready.model_name) == []
+    run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "train").first()
+    assert (run.status, run.exit_code, run.model_version) == ("failed", 1, None)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # A 40-day horizon for dates up to 2026-03-01 needs transactions the data do not have yet.
+        (["--start", "2026-02-16", "--end", "2026-03-01", "--set", "use_case.label.horizon_days=40"],
+         "table 'transactions' has no partition event_date=2026-04-01"),
+        (["--date", "2026-03-20"], "table 'features' has no partition ds=2026-02-05"),
+    ],
+    ids=["labels-not-ripe", "features-missing"],
+)
+def test_missing_inputs_exit_4(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    argv: list[str], message: str,
+) -> None:
+    assert _train(lake, metastore_dir, *argv) == 4
+    assert message in capsys.readouterr().err
+    assert not tables.exists(spark, ready, ready.tables.registry)
+    assert not tables.exists(spark, ready, ready.tables.training)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from models import registry
+from models.search import draw_params
+from nightjar import tables
+from nightjar.config import Config, SearchDimension
+from nightjar.errors import MissingInputError
+
+
+def alias(version: int, action: str = "gate", name: str = registry.CHAMPION) -> dict:
+    return {"alias": name, "version": version, "action": action}
+
+
+def test_the_champion_history_is_a_stack() -> None:
+    rows = [{"alias": None, "version": 1, "action": "register"}, alias(1), alias(2),
+            alias(3, name=registry.CHALLENGER), alias(4, "promote")]
+    assert registry.champion_version(rows) == 4 and registry.rollback_target(rows) == 2
+    rows.append(alias(2, "rollback"))
+    assert registry.champion_version(rows) == 2 and registry.rollback_target(rows) == 1
+    rows.append(alias(1, "rollback"))
+    assert registry.champion_version(rows) == 1 and registry.rollback_target(rows) is None
+    assert registry.champion_version([]) is None
+
+
+def _booster() -> lgb.Booster:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 2))
+    return lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(
+        features, (features[:, 0] > 0).astype(int), feature_name=["a", "b"]), num_boost_round=3)
+
+
+@pytest.fixture
+def registered(config: Config) -> Path:
+    files = registry.model_files(_booster(), {"features": ["a", "b"]})
+    return Path(tables.write_model(config, "churn", 1, files))
+
+
+def test_a_registered_model_loads_and_verifies(config: Config, registered: Path) -> None:
+    model = registry.load(config, "churn", 1)
+    assert model.features == ["a", "b"] and model.booster.num_trees() == 3
+    assert tables.model_versions(config, "churn") == [1]
+    assert not [p for p in registered.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "model.txt").write_text((d / "model.txt").read_text()[:500]), "model.txt is corrupt"),
+        (lambda d: (d / "model.txt").unlink(), "model.txt is missing"),
+        (lambda d: (d / "metadata.json").write_text("{not json"), "metadata.json is corrupt"),
+        (lambda d: (d / "metadata.json").write_text(json.dumps({"features": ["a", "b"]})), "metadata.json is corrupt"),
+    ],
+    ids=["truncated", "missing", "bad-json", "no-checksum"],
+)
+def test_a_damaged_model_is_refused(config: Config, registered: Path, damage, message: str) -> None:  # noqa: ANN001
+    damage(registered)
+    with pytest.raises(MissingInputError, match=message) as error:
+        registry.load(config, "churn", 1)
+    assert str(registered) in str(error.value) and error.value.exit_code == 4
+
+
+def test_a_model_text_that_parses_but_was_altered_is_refused(config: Config, registered: Path) -> None:
+    text = (registered / "model.txt").read_text()
+    (registered / "model.txt").write_text(text.replace("shrinkage=", "shrinkage=0", 1))
+    with pytest.raises(MissingInputError, match="SHA-256"):
+        registry.load(config, "churn", 1)
+
+
+def test_an_unknown_version_is_missing(config: Config) -> None:
+    with pytest.raises(MissingInputError, match="version 9"):
+        registry.load(config, "churn", 9)
+
+
+def test_model_text_drops_the_run_network_addresses() -> None:
+    booster = _booster()
+    text = booster.model_to_string().replace("[machines: ]", "[machines: 127.0.0.1:1,127.0.0.1:2]")
+    loaded = lgb.Booster(model_str=text)
+    assert "[machines: 127.0.0.1:1,127.0.0.1:2]" in loaded.model_to_string()
+    stripped = registry.model_text(loaded)
+    assert "127.0.0.1" not in stripped and "[local_listen_port:" not in stripped
+    rows = np.random.default_rng(1).normal(size=(50, 2))
+    assert np.array_equal(lgb.Booster(model_str=stripped).predict(rows), booster.predict(rows))
+
+
+def test_trials_draw_the_same_parameters_for_the_same_seed() -> None:
+    space = {"num_leaves": SearchDimension(low=7, high=63, log=True, integer=True),
+             "feature_fraction": SearchDimension(low=0.5, high=1.0)}
+    drawn = draw_params(space, 4, seed=3)
+    assert drawn == draw_params(space, 4, seed=3)
+    assert drawn[:2] == draw_params(space, 2, seed=3)  # more trials never change the first ones
+    assert drawn != draw_params(space, 4, seed=4)
+    assert all(7 <= p["num_leaves"] <= 63 and isinstance(p["num_leaves"], int) for p in drawn)
+    assert all(0.5 <= p["feature_fraction"] <= 1.0 for p in drawn)

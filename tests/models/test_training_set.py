@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from models.training_set import LABEL, WEIGHT, label_dates, labels, training_rows
+from nightjar.config import Config, LabelConfig
+from tests.features.conftest import event, events_frame
+
+D = date(2026, 1, 10)
+HORIZON = 5
+
+
+def label_config(kind: str = "no_event", **extra: object) -> LabelConfig:
+    return LabelConfig(name="target", kind=kind, source="transactions", horizon_days=HORIZON, **extra)
+
+
+def spine(spark: SparkSession, keys: list[int], dates: list[date]):  # noqa: ANN201
+    return spark.createDataFrame([(k, d) for k in keys for d in dates], "customer_id long, ds date")
+
+
+def test_labels_look_only_at_the_horizon_after_d(spark: SparkSession, config: Config) -> None:
+    events = events_frame(spark, [
+        event(1, "2026-01-10 23:59:59", 1.0),   # on D itself: a feature, never a label
+        event(2, "2026-01-11 00:00:00", 2.0),   # the first day after D
+        event(3, "2026-01-15 23:00:00", 3.0),   # the last day of the horizon
+        event(4, "2026-01-16 00:00:00", 4.0),   # one day too late
+        event(None, "2026-01-12 10:00:00", 5.0),  # no key: belongs to nobody
+        event(5, "2026-01-12 10:00:00", 6.0, partition="2026-01-13"),  # outside its partition: dropped
+    ])
+    source = config.use_case.sources["transactions"]
+    result = labels(spine(spark, [1, 2, 3, 4, 5], [D]), events, source, label_config(), "customer_id")
+    expected = spark.createDataFrame(
+        [(1, D, 1), (2, D, 0), (3, D, 0), (4, D, 1), (5, D, 1)], f"customer_id long, ds date, {LABEL} int"
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_any_event_and_sum_labels_with_a_filter(spark: SparkSession, config: Config) -> None:
+    events = events_frame(spark, [
+        event(1, "2026-01-11 10:00:00", 10.0, channel="online"),
+        event(1, "2026-01-12 10:00:00", 5.0, channel="in_store"),
+        event(1, "2026-01-12 11:00:00", float("nan"), channel="online"),
+        event(2, "2026-01-13 10:00:00", 7.0, channel="in_store"),
+    ])
+    source = config.use_case.sources["transactions"]
+    keys = spine(spark, [1, 2, 3], [D, date(2026, 1, 11)])
+    online = {"channel": "online"}
+    any_online = labels(keys, events, source, label_config("any_event", where=online), "customer_id")
+    assert {(r.customer_id, r.ds.day): r[LABEL] for r in any_online.collect()} == {
+        (1, 10): 1, (1, 11): 1, (2, 10): 0, (2, 11): 0, (3, 10): 0, (3, 11): 0,
+    }
+    spend = labels(keys, events, source, label_config("sum", column="amount"), "customer_id")
+    # NaN amounts are not values (as in the features); the event of the 11th is not after the 11th.
+    assert {(r.customer_id, r.ds.day): r[LABEL] for r in spend.collect()} == {
+        (1, 10): 15.0, (1, 11): 5.0, (2, 10): 7.0, (2, 11): 7.0, (3, 10): 0.0, (3, 11): 0.0,
+    }
+
+
+def test_label_dates_end_where_the_horizon_ends() -> None:
+    assert label_dates(date(2026, 3, 31), 30, days=7, stride_days=3) == [
+        date(2026, 2, 23), date(2026, 2, 26), date(2026, 3, 1),
+    ]
+
+
+def test_down_sampling_is_deterministic_weighted_and_spares_the_holdout(spark: SparkSession) -> None:
+    dates = [date(2026, 1, d) for d in (1, 2, 3)]
+    features = spark.createDataFrame(
+        [(k, d, float(k)) for k in range(300) for d in dates], "customer_id long, ds date, f double"
+    )
+    labelled = features.select("customer_id", "ds", (F.col("customer_id") % 10 == 0).cast("int").alias(LABEL))
+    sampled = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=7)
+    again = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=7)
+    assertDataFrameEqual(sampled, again)
+    counts = {(r.ds, r[LABEL]): (r["count"], r["w"]) for r in
+              sampled.groupBy("ds", LABEL).agg(F.count("*").alias("count"), F.max(WEIGHT).alias("w")).collect()}
+    assert counts[(dates[-1], 0)] == (270, 1.0)  # the holdout keeps every row
+    assert counts[(dates[0], 1)] == (30, 1.0)  # the minority class is never sampled
+    kept, weight = counts[(dates[0], 0)]
+    assert 40 <= kept <= 100 and weight == pytest.approx(4.0)
+    other_seed = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=8)
+    assert sorted(sampled.collect()) != sorted(other_seed.collect())
