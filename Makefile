@@ -31,6 +31,7 @@ DEMO_FEATURES_START ?= 2026-01-01
 demo: setup
 	./spark-submit.sh generate
 	./spark-submit.sh features --start $(DEMO_FEATURES_START) --end $(DEMO_DATE)
+	./spark-submit.sh train --date $(DEMO_DATE)
 
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest

@@ -230,4 +230,5 @@ def model_files(booster: lgb.Booster, metadata: dict[str, Any]) -> dict[str, str
     """The files of a new version: the model text and its metadata with the text's SHA-256."""
     text = model_text(booster)
     full = {**metadata, "model_sha256": hashlib.sha256(text.encode()).hexdigest()}
-    return {MODEL_FILE: text, METADATA_FILE: json.dumps(full, indent=2, sort_keys=True, default=str)}
+    # Key order kept: rankings (importance, SHAP) are written largest first.
+    return {MODEL_FILE: text, METADATA_FILE: json.dumps(full, indent=2, default=str)}

@@ -69,6 +69,8 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     assert 0.5 < holdout["auc"] <= 1.0 and rows[1]["metric_value"] == pytest.approx(holdout["auc"])
     assert meta["holdout"]["reference"]["metrics"]["auc"] > 0.5  # the generator's true probabilities
     assert meta["holdout"]["calibration"] and set(meta["holdout"]["shap_mean_abs"]) == set(meta["features"])
+    shap = list(meta["holdout"]["shap_mean_abs"].values())
+    assert shap == sorted(shap, reverse=True) and shap[0] > 0  # largest first, as written
     assert meta["num_boost_round"] == meta["search"]["trials"][meta["search"]["best_trial"]]["rounds"]
     assert meta["seed"] == ready.training.seed and meta["code_version"]
     run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "train").first()
