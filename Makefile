@@ -32,6 +32,7 @@ demo: setup
 	./spark-submit.sh generate
 	./spark-submit.sh features --start $(DEMO_FEATURES_START) --end $(DEMO_DATE)
 	./spark-submit.sh train --date $(DEMO_DATE)
+	./spark-submit.sh score --date $(DEMO_DATE)
 
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest

@@ -139,20 +139,13 @@ def discover(context: cli.JobContext) -> None:
                      f"{len(proposal['unsupported'])} unsupported; written to {output}")
 
 
-def run(context: cli.JobContext) -> None:
-    if context.args.action == "discover":
-        discover(context)
-        return
-    config, spark = context.config, context.spark
-    if not context.dates:
-        raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
-    feature_set = expand(config)
-    todo = dates_to_compute(context, feature_set)
-    context.record.checks.append({"feature_set": feature_set.fingerprint, "features": len(feature_set.names)})
-    if not todo:
-        context.progress(f"all {len(context.dates)} dates already computed; --force recomputes them")
-        return
+def compute(context: cli.JobContext, todo: list[date], rebuild: bool = False) -> int:
+    """Compute the features of `todo` and replace those dates in the table; returns its new version.
 
+    The scoring job calls this too, for dates whose features are missing when it runs.
+    """
+    config, spark = context.config, context.spark
+    feature_set = expand(config)
     sources = config.use_case.sources
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
@@ -168,7 +161,7 @@ def run(context: cli.JobContext) -> None:
         f"computing {len(feature_set.names)} features (set {feature_set.fingerprint}) for {len(todo)} dates "
         f"{todo[0]}..{todo[-1]}"
     )
-    with context.timed("compute_and_write"):
+    with context.timed("features_compute_and_write"):
         features = compute_features(
             feature_set, sources,
             {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
@@ -180,7 +173,7 @@ def run(context: cli.JobContext) -> None:
             "run_id": context.record.run_id,
             "code_version": context.record.code_version,
         }
-        if context.args.rebuild:
+        if rebuild:
             version = tables.overwrite(features, config, config.tables.features, partition_by=DATE, metadata=metadata)
         else:
             version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
@@ -189,8 +182,24 @@ def run(context: cli.JobContext) -> None:
     context.record.row_counts[config.tables.features] = written
     context.progress(
         f"wrote {written:,} rows ({len(todo)} dates) to {config.lake.database}.{config.tables.features} "
-        f"version {version} in {context.record.timings['compute_and_write']:.1f}s"
+        f"version {version} in {context.record.timings['features_compute_and_write']:.1f}s"
     )
+    return version
+
+
+def run(context: cli.JobContext) -> None:
+    if context.args.action == "discover":
+        discover(context)
+        return
+    if not context.dates:
+        raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
+    feature_set = expand(context.config)
+    todo = dates_to_compute(context, feature_set)
+    context.record.checks.append({"feature_set": feature_set.fingerprint, "features": len(feature_set.names)})
+    if not todo:
+        context.progress(f"all {len(context.dates)} dates already computed; --force recomputes them")
+        return
+    compute(context, todo, rebuild=context.args.rebuild)
 
 
 if __name__ == "__main__":

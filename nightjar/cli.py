@@ -125,9 +125,10 @@ def main(
     body: Callable[[JobContext], None],
     policy: DatePolicy,
     argv: list[str] | None = None,
+    record_runs: bool = True,
 ) -> NoReturn:
     """Run a job from the command line and exit with its documented exit code."""
-    sys.exit(run_job(job, description, add_arguments, body, policy, argv))
+    sys.exit(run_job(job, description, add_arguments, body, policy, argv, record_runs))
 
 
 def run_job(
@@ -137,8 +138,12 @@ def run_job(
     body: Callable[[JobContext], None],
     policy: DatePolicy,
     argv: list[str] | None = None,
+    record_runs: bool = True,
 ) -> int:
-    """Run a job and return its exit code; see `main`."""
+    """Run a job and return its exit code; see `main`.
+
+    `record_runs=False` is for read-only jobs (queries), which must not need write access.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(job, description, policy)
@@ -171,7 +176,7 @@ def run_job(
         exit_code, message = 1, f"{type(error).__name__}: {_first_line(str(error))}"
     record.status = "succeeded" if exit_code == 0 else "failed"
     record.exit_code, record.message, record.finished_at = exit_code, message, _utc_now()
-    if context.spark is not None:
+    if context.spark is not None and record_runs:
         try:
             record_run(context.spark, config, record)
         except Exception as error:  # noqa: BLE001 - never hide the job's own outcome

@@ -344,6 +344,14 @@ class TrainingConfig(_Strict):
     reference: ReferenceConfig | None = None
 
 
+class ScoringConfig(_Strict):
+    """How `score` runs: reason codes, and whether it computes features that are missing."""
+
+    reasons: int = Field(3, ge=0, le=50)  # top features by SHAP contribution per score; 0 for none
+    compute_missing_features: bool = False  # else a date without features exits 4
+    summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
+
+
 class Config(_Strict):
     """The validated configuration of one run."""
 
@@ -356,6 +364,7 @@ class Config(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
     @property
     def model_name(self) -> str:

@@ -11,24 +11,12 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import features as features_job
-from jobs import generate as generate_job
 from jobs import train as train_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from tests.conftest import free_port, run_in_process
-
-T = "2026-03-31"  # the test data end here; with a 30-day horizon the feature dates end on 2026-03-01
-
-
-@pytest.fixture(scope="module")
-def prepared_lake(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
-    """Generated sources and the features of 2026-02-16..2026-03-01, built once for this module."""
-    lake = tmp_path_factory.mktemp("train-sources") / "lake"
-    assert run_in_process(generate_job, lake, metastore_dir) == 0
-    assert run_in_process(features_job, lake, metastore_dir, "--start", "2026-02-16", "--end", "2026-03-01") == 0
-    return lake
+from tests.jobs.conftest import TRAIN_DATE as T
 
 
 @pytest.fixture

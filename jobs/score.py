@@ -1,0 +1,168 @@
+"""Score a date with the champion model and publish it atomically to the `scores` table.
+
+    ./spark-submit.sh score --date D                 # the nightly run
+    ./spark-submit.sh score --start S --end E        # a backfill, one commit for the range
+        [--model-version N]                          # a registered version instead of the champion
+        [--force]                                    # rescore dates already in the table
+
+For each date: read its features (computing them first when missing and
+`scoring.compute_missing_features` is set), load and verify the model, refuse it when its
+feature set differs from the table's, score inside Spark over Arrow batches with reason
+codes, and replace the dates' partitions of `scores` in one commit with the model and run
+that produced them. Prints a summary: rows, the score distribution, the top-scored entities
+and their reasons, and where the tables are.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from features.engine import DATE
+from jobs import features as features_job
+from models import registry, scoring
+from nightjar import cli, tables
+from nightjar.errors import DataCheckError, MissingInputError, UsageError
+
+JOB = "score"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-version", type=int, metavar="N", help="score with version N instead of the champion")
+
+
+def load_model(context: cli.JobContext) -> registry.RegisteredModel:
+    """The requested version, or the champion; exit 4 when missing or corrupt."""
+    config = context.config
+    if context.args.model_version is not None:
+        return registry.load(config, config.model_name, context.args.model_version)
+    return registry.load_alias(context.spark, config, config.model_name, registry.CHAMPION)
+
+
+def require_matching_features(context: cli.JobContext, model: registry.RegisteredModel, features: DataFrame) -> None:
+    """DataCheckError when the model was trained on another feature set than the table holds."""
+    config = context.config
+    where = f"model {model.name} version {model.version}"
+    held = features_job.existing_feature_set(context)
+    trained_on = model.metadata.get("feature_set")
+    if held != trained_on:
+        raise DataCheckError(
+            f"feature list mismatch: {where} was trained on feature set {trained_on}, "
+            f"table {config.tables.features!r} holds {held}; retrain, or score with a matching --model-version"
+        )
+    absent = [name for name in model.features if name not in features.columns]
+    if absent or registry.feature_hash(model.features) != model.metadata.get("feature_hash"):
+        raise DataCheckError(
+            f"feature list mismatch: {where} needs {', '.join(absent) or 'a different feature order'} "
+            f"not in table {config.tables.features!r}"
+        )
+
+
+def features_for(context: cli.JobContext, dates: list[date]) -> DataFrame:
+    """The feature rows of `dates`, computed first where missing if configured; exit 4 otherwise."""
+    config, spark = context.config, context.spark
+    table = config.tables.features
+    present = (
+        features_job.present_dates(tables.read(spark, config, table), DATE, dates)
+        if tables.exists(spark, config, table) else set()
+    )
+    missing = [d for d in dates if d not in present]
+    if missing and config.scoring.compute_missing_features:
+        context.progress(f"features missing for {len(missing)} dates: computing them first")
+        features_job.compute(context, missing)
+    elif missing:
+        more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
+        raise MissingInputError(
+            f"table {table!r} has no partition {DATE}={missing[0]}{more}: run `features --date {missing[0]}` "
+            "first, or set scoring.compute_missing_features=true"
+        )
+    context.record.input_versions[table] = tables.version(spark, config, table) or 0
+    return tables.read(spark, config, table).where(F.col(DATE).isin(dates))
+
+
+def dates_to_score(context: cli.JobContext) -> list[date]:
+    """The requested dates less those already scored (all of them with --force)."""
+    config, spark = context.config, context.spark
+    if context.args.force or not tables.exists(spark, config, config.tables.scores):
+        return context.dates
+    present = features_job.present_dates(tables.read(spark, config, config.tables.scores), DATE, context.dates)
+    return [d for d in context.dates if d not in present]
+
+
+def run(context: cli.JobContext) -> None:
+    config, spark, record = context.config, context.spark, context.record
+    if not context.dates:
+        raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
+    todo = dates_to_score(context)
+    if not todo:
+        context.progress(f"all {len(context.dates)} dates already scored; --force rescores them")
+        return
+    key = config.use_case.entity.key
+    model = load_model(context)
+    record.model_version = str(model.version)
+    with context.timed("read"):
+        features = features_for(context, todo)
+        require_matching_features(context, model, features)
+    context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
+    with context.timed("score"):
+        scored = scoring.score(features, registry.model_text(model.booster), model.features, key,
+                               reasons=config.scoring.reasons)
+        rows = scoring.with_lineage(scored, model.name, model.version, record.run_id)
+        # Computed once: the checks and the write below read the same rows.
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+        counts = {row[DATE]: row["count"] for row in rows.groupBy(DATE).count().collect()}
+    empty = [d for d in todo if not counts.get(d)]
+    if empty:
+        rows.unpersist()
+        raise MissingInputError(f"table {config.tables.features!r} has no rows for {DATE}={empty[0]}")
+    with context.timed("write"):
+        version = tables.replace_partitions(
+            rows, config, config.tables.scores, DATE, todo,
+            metadata={"run_id": record.run_id, "model_name": model.name, "model_version": model.version,
+                      "input_versions": record.input_versions, "dates": [d.isoformat() for d in todo]},
+        )
+    record.output_versions[config.tables.scores] = version
+    record.row_counts[config.tables.scores] = sum(counts.values())
+    print_summary(context, rows, model, todo, version)
+    rows.unpersist()
+
+
+def print_summary(
+    context: cli.JobContext, rows: DataFrame, model: registry.RegisteredModel, dates: list[date], version: int,
+) -> None:
+    """Rows scored, the score distribution and the top-scored entities of the last date, and where things are."""
+    config = context.config
+    key = config.use_case.entity.key
+    last = rows.where(F.col(DATE) == F.lit(dates[-1]))
+    quantiles = last.approxQuantile(scoring.SCORE, [0.0, 0.1, 0.5, 0.9, 0.99, 1.0], 0.0)
+    mean = last.agg(F.avg(scoring.SCORE)).first()[0]
+    context.progress(
+        f"wrote {context.record.row_counts[config.tables.scores]:,} scores ({len(dates)} dates) to "
+        f"{config.lake.database}.{config.tables.scores} version {version}"
+    )
+    labels = ["min", "p10", "median", "p90", "p99", "max"]
+    context.progress(
+        f"scores on {dates[-1]}: mean {mean:.4f}; " + ", ".join(f"{n} {q:.4f}" for n, q in zip(labels, quantiles))
+    )
+    top = config.scoring.summary_top
+    if top:
+        context.progress(f"top {top} {config.use_case.entity.name}s on {dates[-1]}:")
+        for row in last.orderBy(F.col(scoring.SCORE).desc(), F.col(key)).limit(top).collect():
+            reasons = "; ".join(
+                f"{r['feature']}={_value(r['value'])} ({r['contribution']:+.3f})" for r in (row[scoring.REASONS] or [])
+            ) if scoring.REASONS in row.asDict() else ""
+            context.progress(f"  {key}={row[key]}  score {row[scoring.SCORE]:.4f}  {reasons}")
+    context.progress(f"tables under {config.lake.root} (catalog database {config.lake.database}); "
+                     f"model {model.path}")
+
+
+def _value(value: float | None) -> str:
+    return "missing" if value is None else f"{value:g}"
+
+
+if __name__ == "__main__":
+    cli.main(JOB, __doc__ or JOB, add_arguments, run, policy="optional")

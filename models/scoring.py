@@ -1,0 +1,130 @@
+"""Scoring inside Spark: the model predicts over Arrow batches on the executors.
+
+The model text travels once, as a broadcast variable, and each Python worker parses it once
+and keeps the Booster for every later batch and task (Spark reuses its Python workers), so
+nothing model-sized moves or is parsed per batch. Batches go from Arrow to one float64 NumPy
+matrix and back without pandas, which keeps the Spark path close to LightGBM's own speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterator
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from features.engine import DATE
+
+SCORE = "score"
+REASONS = "reasons"
+_RAW_REASONS = "_reasons"
+REASON_TYPE = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("feature", T.StringType(), False),
+            T.StructField("value", T.DoubleType(), True),
+            T.StructField("contribution", T.DoubleType(), False),
+        ]
+    ),
+    containsNull=False,
+)
+# One Booster per Python worker process and model: parsed on first use, reused afterwards.
+_BOOSTERS: dict[str, lgb.Booster] = {}
+
+
+def _booster(model_text: str, digest: str) -> lgb.Booster:
+    booster = _BOOSTERS.get(digest)
+    if booster is None:
+        booster = _BOOSTERS[digest] = lgb.Booster(model_str=model_text)
+    return booster
+
+
+def _matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+    # Nulls become NaN, which LightGBM treats as missing, as it did in training.
+    columns = [pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False) for name in features]
+    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+
+
+def _reasons(matrix: np.ndarray, contributions: np.ndarray, features: list[str], top: int) -> pa.Array:
+    """The `top` features pushing each score up the most: name, value and SHAP contribution."""
+    rows, count = matrix.shape
+    top = min(top, count)
+    # A stable sort on the negated contributions: ties keep the model's feature order.
+    order = np.argsort(-contributions[:, :count], axis=1, kind="stable")[:, :top]
+    picked = order.ravel()
+    row_index = np.repeat(np.arange(rows), top)
+    values = matrix[row_index, picked]
+    structs = pa.StructArray.from_arrays(
+        [
+            pa.array(np.asarray(features, dtype=object)[picked], pa.string()),
+            pa.array(values, pa.float64(), mask=np.isnan(values)),
+            pa.array(contributions[row_index, picked], pa.float64()),
+        ],
+        fields=[pa.field("feature", pa.string(), False), pa.field("value", pa.float64()), pa.field("contribution", pa.float64(), False)],
+    )
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, rows * top + 1, top, dtype=np.int32)), structs)
+
+
+def score(
+    features: DataFrame,
+    model_text: str,
+    feature_names: list[str],
+    key: str,
+    reasons: int = 3,
+) -> DataFrame:
+    """Score every row of `features` with the LightGBM model in `model_text`.
+
+    Args:
+        features: rows of the feature table: `key`, `ds` and at least `feature_names`.
+        model_text: the model in LightGBM's text format (as registered).
+        feature_names: the model's features, in the model's order.
+        key: the entity key column.
+        reasons: how many reason codes to add (0 for none).
+
+    Returns:
+        `key`, `ds`, `score` (the model's prediction: a probability for classifiers) and, when
+        `reasons` > 0, `reasons`: the features with the largest SHAP contributions
+        (LightGBM's `pred_contrib`) to the score, largest first, with their values.
+    """
+    spark = features.sparkSession
+    shipped = spark.sparkContext.broadcast(model_text)
+    digest = hashlib.sha256(model_text.encode()).hexdigest()
+    names = list(feature_names)
+    key_type = features.schema[key].dataType
+    fields = [T.StructField(key, key_type), T.StructField(DATE, T.DateType()), T.StructField(SCORE, T.DoubleType())]
+    if reasons:
+        fields.append(T.StructField(REASONS, REASON_TYPE))
+
+    def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        booster = _booster(shipped.value, digest)
+        for batch in batches:
+            matrix = _matrix(batch, names)
+            # One thread per task: Spark already runs one task per core (STACK.md).
+            predictions = booster.predict(matrix, num_threads=1)
+            columns = [batch.column(key), batch.column(DATE), pa.array(predictions, pa.float64())]
+            if reasons:
+                contributions = booster.predict(matrix, pred_contrib=True, num_threads=1)
+                columns.append(_reasons(matrix, contributions, names, reasons))
+            yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
+
+    return features.select(key, DATE, *names).mapInArrow(predict, T.StructType(fields))
+
+
+def _arrow_schema(fields: list[T.StructField]) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(T.StructType(fields))
+
+
+def with_lineage(scored: DataFrame, model_name: str, model_version: int, run_id: str) -> DataFrame:
+    """The scores table's columns: the scores with the model and run that produced them."""
+    columns = [c for c in scored.columns if c != REASONS]
+    lineage = [F.lit(model_name).alias("model_name"), F.lit(model_version).alias("model_version")]
+    tail = [F.col(REASONS)] if REASONS in scored.columns else []
+    return scored.select(*columns, *lineage, *tail, F.lit(run_id).alias("run_id"))
