@@ -121,7 +121,8 @@ def _task(steps: list[tuple[str, str | None, tuple]]) -> Callable[[Iterator[pa.R
 def _numeric(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Float64 values (NaN where null) and the null mask."""
     null = values.is_null().to_numpy(zero_copy_only=False)
-    as_float = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    # Unchecked: integers beyond 2**53 round, which no range, set or bin of a check depends on.
+    as_float = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype("float64", copy=False)
     return np.where(null, np.nan, as_float), null
 
 
@@ -185,9 +186,8 @@ def _batch_state(op: str, values: pa.Array | None, params: tuple, groups: np.nda
 def _varies(values: pa.Array, null: np.ndarray, groups: np.ndarray, k: int) -> list[Any]:
     """Per date: [a representative non-null value as text, whether another value differs from it]."""
     valid = ~null
-    if _is_numeric(values):
-        x, _ = _numeric(values)
-        valid &= ~np.isnan(x)
+    if pa.types.is_floating(values.type):
+        valid &= ~np.isnan(values.to_numpy(zero_copy_only=False))
     positions = np.flatnonzero(valid)
     first_groups, first_at = np.unique(groups[positions], return_index=True)
     first = np.zeros(k, dtype="int64")
