@@ -318,7 +318,9 @@ def _value(rule: Rule, column: str, stats: dict[Metric, Any], side: Any, referen
         return n, _plural(n, "NaN or infinite value")
     if kind == "between":
         n = count(Metric("outside", column, (rule.params["min"], rule.params["max"])))
-        return n, f"{_plural(n, 'value')} outside [{suites.format_number(rule.params['min'])}, {suites.format_number(rule.params['max'])}]"
+        low, high = (suites.format_number(rule.params[bound]) if rule.params[bound] is not None else None for bound in ("min", "max"))
+        where = f"outside [{low}, {high}]" if low and high else f"below {low}" if low else f"above {high}"
+        return n, f"{_plural(n, 'value')} {where}"
     if kind == "in_set":
         n = count(Metric("not_in", column, tuple(rule.params["values"])))
         return n, f"{_plural(n, 'value')} not in {rule.params['values']}"

@@ -32,8 +32,12 @@ SITE = "nightjar"
 DATASOURCE = "nightjar_statistics"
 BATCH = "statistics"
 DATE, COLUMN = "date", "column"  # the statistics frame's index columns, named in unexpected rows
+# GX keeps its configuration in <gx root>/gx; Data Docs go beside it (tables.data_docs_dir).
+_DOCS_FROM_CONFIG = "../data_docs"
 
-_contexts: dict[str, FileDataContext] = {}
+# GX 1.x resolves stores through one current project per process, the last context created:
+# reuse a context only while it is that one (a process validating one lake, as every job does).
+_current: tuple[str, FileDataContext] | None = None
 # GX logs each Data Docs page it renders and a few deprecations; a nightly job's log wants neither.
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -51,9 +55,10 @@ class StoredRun:
 
 def context(config: Config) -> FileDataContext:
     """The project's GX context, created with its Data Docs site on first use."""
+    global _current
     root = tables.gx_root(config)
-    if root in _contexts:
-        return _contexts[root]
+    if _current is not None and _current[0] == root:
+        return _current[1]
     Path(root).mkdir(parents=True, exist_ok=True)
     ctx = gx.get_context(mode="file", project_root_dir=root)
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -67,12 +72,13 @@ def context(config: Config) -> FileDataContext:
             {
                 "class_name": "SiteBuilder",
                 "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": tables.data_docs_dir(config)},
+                # Relative to the project's config folder, so a lake copied elsewhere renders in place.
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": _DOCS_FROM_CONFIG},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )
     ctx.variables.save()
-    _contexts[root] = ctx
+    _current = (root, ctx)
     return ctx
 
 
@@ -89,10 +95,7 @@ def run_suite(
         run_id: the Nightjar run id; Data Docs list the result under it.
     """
     ctx = context(config)
-    try:
-        source = ctx.data_sources.get(DATASOURCE)
-    except (KeyError, ValueError):
-        source = ctx.data_sources.add_pandas(DATASOURCE)
+    source = ctx.data_sources.add_or_update_pandas(DATASOURCE)
     asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name)
     batch = next((b for b in asset.batch_definitions if b.name == BATCH), None) or asset.add_batch_definition_whole_dataframe(BATCH)
     suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
@@ -121,4 +124,4 @@ def run_suite(
 
 
 def _local(url: str) -> str:
-    return url.removeprefix("file://")
+    return os.path.normpath(url.removeprefix("file://"))
