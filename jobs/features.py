@@ -8,7 +8,9 @@
                       # featuretools DFS on a sample; writes candidate definitions to review
 
 Each run replaces exactly the dates it computed, in one commit, and records the feature-set
-fingerprint (definitions + engine version) with the commit and in `runs`.
+fingerprint (definitions + engine version) with the commit and in `runs`. Before that, the
+validation gate checks the source partitions of those dates (`validation.suites.source`) and
+the computed features (`validation.suites.features`); a blocking failure exits 3 and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import date
 from pathlib import Path
 
 import yaml
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -27,6 +30,7 @@ from features.engine import DATE, compute_features
 from nightjar import cli, tables
 from nightjar.config import PROJECT_ROOT, Config
 from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
+from validation import gate
 
 JOB = "features"
 
@@ -69,9 +73,16 @@ def present_dates(frame: DataFrame, partition: str, dates: list[date]) -> set[da
     return {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
 
 
-def require_partitions(frame: DataFrame, table: str, partition: str, dates: list[date]) -> None:
-    """MissingInputError naming the first date for which `table` has no rows."""
-    present = present_dates(frame, partition, dates)
+def require_partitions(
+    frame: DataFrame, table: str, partition: str, dates: list[date], present: set[date] | None = None,
+) -> None:
+    """MissingInputError naming the first date for which `table` has no rows.
+
+    `present`: the dates that count as present, when known otherwise; the validation gate
+    passes the partitions of the table's Delta log, so that a partition that exists but holds
+    no rows is reported as empty by its expectations (exit 3) rather than as missing (exit 4).
+    """
+    present = present_dates(frame, partition, dates) if present is None else present
     missing = [d for d in dates if d not in present]
     if missing:
         more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
@@ -96,6 +107,21 @@ def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
     duplicate = frame.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1").first()
     if duplicate is not None:
         raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
+
+
+def validate_sources(context: cli.JobContext, frames: dict[str, DataFrame], dates: list[date]) -> None:
+    """Run the validation gate on the source partitions of `dates`: one pass per table over all of them.
+
+    Raises ValidationFailed (exit 3) on a blocking failure, before any feature is computed.
+    """
+    config = context.config
+    suites = config.validation.suites.get("source", {})
+    for name, frame in sorted(frames.items()):
+        source = config.use_case.sources[name]
+        if source.table in suites:
+            partitions = frame.where(F.col(source.partition).isin(dates))
+            gate.validate_dates(context.spark, config, "source", source.table, partitions, dates,
+                                context.record.run_id, checks=context.record.checks)
 
 
 def discover(context: cli.JobContext) -> None:
@@ -150,11 +176,15 @@ def compute(context: cli.JobContext, todo: list[date], rebuild: bool = False) ->
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
     require_source_columns(config, frames)
-    check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
     for name in feature_set.sources:
         context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
         if sources[name].kind == "events":
-            require_partitions(frames[name], sources[name].table, sources[name].partition, todo)
+            source = sources[name]
+            present = tables.partition_dates(config, source.table, source.partition)
+            require_partitions(frames[name], source.table, source.partition, todo, present=present)
+    with context.timed("validate_sources"):
+        validate_sources(context, frames, todo)
+    check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
     require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.key)
 
     context.progress(
@@ -167,16 +197,27 @@ def compute(context: cli.JobContext, todo: list[date], rebuild: bool = False) ->
             {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
             frames[entities_name], entities_source, todo,
         )
-        metadata = {
-            "feature_set": feature_set.fingerprint,
-            "dates": [d.isoformat() for d in todo],
-            "run_id": context.record.run_id,
-            "code_version": context.record.code_version,
-        }
-        if rebuild:
-            version = tables.overwrite(features, config, config.tables.features, partition_by=DATE, metadata=metadata)
-        else:
-            version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
+        checked = config.tables.features in config.validation.suites.get("features", {})
+        if checked:
+            # Computed once, checked, then written from the cache: the gate sees exactly what is written.
+            features = features.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if checked:
+                with context.timed("validate_features"):
+                    gate.validate_dates(spark, config, "features", config.tables.features, features, todo,
+                                        context.record.run_id, checks=context.record.checks)
+            metadata = {
+                "feature_set": feature_set.fingerprint,
+                "dates": [d.isoformat() for d in todo],
+                "run_id": context.record.run_id,
+                "code_version": context.record.code_version,
+            }
+            if rebuild:
+                version = tables.overwrite(features, config, config.tables.features, partition_by=DATE, metadata=metadata)
+            else:
+                version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
+        finally:
+            features.unpersist()
     context.record.output_versions[config.tables.features] = version
     written = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(todo)).count()
     context.record.row_counts[config.tables.features] = written

@@ -7,9 +7,10 @@
 
 For each date: read its features (computing them first when missing and
 `scoring.compute_missing_features` is set), load and verify the model, refuse it when its
-feature set differs from the table's, score inside Spark over Arrow batches with reason
-codes, and replace the dates' partitions of `scores` in one commit with the model and run
-that produced them. Prints a summary: rows, the score distribution, the top-scored entities
+feature set differs from the table's, run the features suite (with drift against the
+model's training data), score inside Spark over Arrow batches with reason codes, run the
+scores suite, and replace the dates' partitions of `scores` in one commit with the model
+and run that produced them. A blocking check failure exits 3 and writes nothing. Prints a summary: rows, the score distribution, the top-scored entities
 and their reasons, and where the tables are.
 """
 
@@ -27,6 +28,7 @@ from jobs import features as features_job
 from models import registry, scoring
 from nightjar import cli, tables
 from nightjar.errors import DataCheckError, MissingInputError, UsageError
+from validation import gate
 
 JOB = "score"
 
@@ -107,6 +109,12 @@ def run(context: cli.JobContext) -> None:
     with context.timed("read"):
         features = features_for(context, todo)
         require_matching_features(context, model, features)
+    reports = []
+    if _has_suite(context, "features", config.tables.features):
+        with context.timed("check_features"):
+            checked = gate.validate_dates(spark, config, "features", config.tables.features, features, todo, record.run_id,
+                                reference=model.metadata.get("reference_statistics"), checks=record.checks)
+            reports.append(checked.data_docs)
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
     with context.timed("score"):
         scored = scoring.score(features, registry.model_text(model.booster), model.features, key,
@@ -115,10 +123,18 @@ def run(context: cli.JobContext) -> None:
         # Computed once: the checks and the write below read the same rows.
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         counts = {row[DATE]: row["count"] for row in rows.groupBy(DATE).count().collect()}
-    empty = [d for d in todo if not counts.get(d)]
-    if empty:
+    try:
+        empty = [d for d in todo if not counts.get(d)]
+        if empty:
+            raise MissingInputError(f"table {config.tables.features!r} has no rows for {DATE}={empty[0]}")
+        if _has_suite(context, "scores", config.tables.scores):
+            with context.timed("check_scores"):
+                checked = gate.validate_dates(spark, config, "scores", config.tables.scores, rows, todo,
+                                              record.run_id, checks=record.checks)
+                reports.append(checked.data_docs)
+    except BaseException:
         rows.unpersist()
-        raise MissingInputError(f"table {config.tables.features!r} has no rows for {DATE}={empty[0]}")
+        raise
     with context.timed("write"):
         version = tables.replace_partitions(
             rows, config, config.tables.scores, DATE, todo,
@@ -127,12 +143,17 @@ def run(context: cli.JobContext) -> None:
         )
     record.output_versions[config.tables.scores] = version
     record.row_counts[config.tables.scores] = sum(counts.values())
-    print_summary(context, rows, model, todo, version)
+    print_summary(context, rows, model, todo, version, reports)
     rows.unpersist()
+
+
+def _has_suite(context: cli.JobContext, stage: str, table: str) -> bool:
+    return table in context.config.validation.suites.get(stage, {})
 
 
 def print_summary(
     context: cli.JobContext, rows: DataFrame, model: registry.RegisteredModel, dates: list[date], version: int,
+    reports: list[str],
 ) -> None:
     """Rows scored, the score distribution and the top-scored entities of the last date, and where things are."""
     config = context.config
@@ -157,7 +178,9 @@ def print_summary(
             ) if scoring.REASONS in row.asDict() else ""
             context.progress(f"  {key}={row[key]}  score {row[scoring.SCORE]:.4f}  {reasons}")
     context.progress(f"tables under {config.lake.root} (catalog database {config.lake.database}); "
-                     f"model {model.path}")
+                     f"model {model.path} (metadata.json: holdout metrics, importance, SHAP summary)")
+    for report in sorted(set(reports)):
+        context.progress(f"validation reports (Data Docs): {report}")
 
 
 def _value(value: float | None) -> str:

@@ -12,7 +12,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -351,6 +351,151 @@ class ScoringConfig(_Strict):
     compute_missing_features: bool = False  # else a date without features exits 4
     summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
 
+Severity = Literal["blocking", "warning"]
+Stage = Literal["source", "features", "scores"]
+# A column name, or a glob pattern (`*`, `?`, `[...]`) over the table's columns other than its
+# entity key and date column: `"*"` is every feature, `"*_count_*"` every count.
+ColumnPattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9_*?\[\]!]+$")]
+
+
+class _Check(_Strict):
+    """One configured expectation; a failed `blocking` one stops the job (exit 3), a `warning` is reported."""
+
+    severity: Severity = "blocking"
+
+
+class _ColumnCheck(_Check):
+    columns: list[ColumnPattern] = Field(min_length=1)
+
+
+class _Bounds(_Check):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "_Bounds":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class ColumnTypesCheck(_Check):
+    """The table has these columns, with these Spark SQL types (`bigint`, `double`, `string`, `date`, ...)."""
+
+    expect: Literal["columns"]
+    types: dict[str, str] = Field(min_length=1)
+
+
+class NotNullCheck(_ColumnCheck):
+    """No null values in the columns."""
+
+    expect: Literal["not_null"]
+
+
+class NullFractionCheck(_ColumnCheck):
+    """At most `max` of the rows are null or NaN in each column."""
+
+    expect: Literal["null_fraction"]
+    max: float = Field(ge=0, le=1)
+
+
+class UniqueCheck(_Check):
+    """No two rows share the same values of `key` (one column or several together); rows with a null key part are not compared."""
+
+    expect: Literal["unique"]
+    key: list[str] = Field(min_length=1)
+
+
+class FiniteCheck(_ColumnCheck):
+    """No NaN or infinite values in the (floating-point) columns."""
+
+    expect: Literal["finite"]
+
+
+class BetweenCheck(_ColumnCheck, _Bounds):
+    """Every finite value lies in [min, max] (nulls, NaN and infinities are the other checks' business)."""
+
+    expect: Literal["between"]
+
+
+class InSetCheck(_ColumnCheck):
+    """Every non-null value is one of `values`."""
+
+    expect: Literal["in_set"]
+    values: list[Scalar] = Field(min_length=1)
+
+
+class NotConstantCheck(_ColumnCheck):
+    """Each column holds at least two different non-null values."""
+
+    expect: Literal["not_constant"]
+
+
+class StdevCheck(_ColumnCheck, _Bounds):
+    """The sample standard deviation of the finite values lies in [min, max] (a collapsed distribution fails `min`)."""
+
+    expect: Literal["stdev"]
+
+
+class TimestampInPartitionCheck(_Check):
+    """Every row's timestamp falls on its partition's date (source tables: their configured columns)."""
+
+    expect: Literal["timestamp_in_partition"]
+
+
+class RowCountCheck(_Bounds):
+    """The number of rows of each date lies in [min, max]; `min: 1` rejects an empty partition."""
+
+    expect: Literal["row_count"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class RowCountHistoryCheck(_Check):
+    """A date's row count lies within [min_ratio, max_ratio] times the median of the previous `days` dates.
+
+    Checked once at least `min_days` of those dates hold rows; skipped before that.
+    """
+
+    expect: Literal["row_count_history"]
+    days: int = Field(28, ge=1, le=3650)
+    min_days: int = Field(7, ge=1)
+    min_ratio: float = Field(0.2, ge=0)
+    max_ratio: float = Field(5.0, gt=0)
+
+
+class EntityCountCheck(_Check):
+    """A date has exactly as many rows as the entities source knows entities at that date."""
+
+    expect: Literal["entity_count"]
+
+
+Check = Annotated[
+    Union[
+        ColumnTypesCheck, NotNullCheck, NullFractionCheck, UniqueCheck, FiniteCheck, BetweenCheck, InSetCheck,
+        NotConstantCheck, StdevCheck, TimestampInPartitionCheck, RowCountCheck, RowCountHistoryCheck, EntityCountCheck,
+    ],
+    Field(discriminator="expect"),
+]
+
+
+class DriftConfig(_Strict):
+    """Drift of the features against the champion's training data: the population stability index per feature."""
+
+    psi_max: float = Field(0.25, gt=0)
+    severity: Severity = "warning"
+
+
+class ValidationConfig(_Strict):
+    """The validation gate: suites per stage and table, drift, and where Great Expectations keeps its project."""
+
+    # The file-backed GX project (suites, stored results, Data Docs); default <lake.root>/_gx.
+    gx_root: str | None = None
+    suites: dict[Stage, dict[str, list[Check]]] = Field(default_factory=dict)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
 
 class Config(_Strict):
     """The validated configuration of one run."""
@@ -365,6 +510,7 @@ class Config(_Strict):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @property
     def model_name(self) -> str:
@@ -377,6 +523,28 @@ class Config(_Strict):
         if not _ENV_NAME.match(value):
             raise ValueError("must be letters, digits, '.', '-' or '_'")
         return value
+
+    @model_validator(mode="after")
+    def _suites_name_known_tables(self) -> "Config":
+        # Suites are keyed by table name; a suite for a table no job writes or reads would never run.
+        known = {
+            "source": sorted(source.table for source in self.use_case.sources.values()),
+            "features": [self.tables.features],
+            "scores": [self.tables.scores],
+        }
+        for stage, suites in self.validation.suites.items():
+            for table, checks in suites.items():
+                where = f"validation.suites.{stage}.{table}"
+                if table not in known[stage]:
+                    raise ConfigError(f"invalid configuration: {where}: not a {stage} table (expected one of: {', '.join(known[stage])})")
+                kinds = [check.expect for check in checks]
+                if kinds.count("columns") > 1:
+                    raise ConfigError(f"invalid configuration: {where}: more than one `columns` check")
+                if stage != "source" and "timestamp_in_partition" in kinds:
+                    raise ConfigError(f"invalid configuration: {where}: timestamp_in_partition applies to source tables only")
+                if stage == "source" and "entity_count" in kinds:
+                    raise ConfigError(f"invalid configuration: {where}: entity_count applies to features and scores only")
+        return self
 
 
 class _Loader(yaml.SafeLoader):
@@ -526,4 +694,7 @@ def _resolve_paths(config: Config, project_root: Path) -> Config:
             "metastore_dir": absolute(config.lake.metastore_dir) if config.lake.metastore_dir else None,
         }
     )
-    return config.model_copy(update={"lake": lake})
+    validation = config.validation
+    if validation.gx_root:
+        validation = validation.model_copy(update={"gx_root": absolute(validation.gx_root)})
+    return config.model_copy(update={"lake": lake, "validation": validation})

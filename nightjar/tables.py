@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+import pyarrow as pa
 from deltalake import DeltaTable as DeltaReader
 
 from delta.tables import DeltaTable
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from nightjar.config import Config
-from nightjar.errors import MissingInputError
+from nightjar.errors import ConfigError, MissingInputError
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,23 @@ def _require(spark: SparkSession, config: Config, name: str) -> None:
         raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)}")
 
 
+def partition_dates(config: Config, name: str, partition: str) -> set[date]:
+    """The dates of `partition` that have data files in the current version of `name`, read from
+    its Delta log without reading any data: a partition can exist and hold no rows.
+
+    MissingInputError when the table does not exist.
+    """
+    try:
+        reader = DeltaReader(table_path(config, name))
+    except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
+        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
+    column = f"partition.{partition}"
+    actions = pa.table(reader.get_add_actions(flatten=True))
+    if column not in actions.column_names:
+        raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
+    return {value for value in actions.column(column).to_pylist() if value is not None}
+
+
 def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
     """The Parquet files that make up version `table_version` of table `name` (for Dask to read)."""
     reader = DeltaReader(table_path(config, name), version=table_version)
@@ -237,3 +255,25 @@ def read_model_file(config: Config, name: str, model_version: int, filename: str
         raise MissingInputError(f"model {name} version {model_version}: {path} is missing") from None
     except (OSError, UnicodeDecodeError) as error:
         raise MissingInputError(f"model {name} version {model_version}: cannot read {path} ({error})") from None
+
+
+# The validation gate's Great Expectations project (suites, stored results, Data Docs) lives
+# beside the tables, so a copied lake keeps the evidence of every check that let data into it.
+
+
+def gx_root(config: Config) -> str:
+    """The folder of the file-backed Great Expectations project: `validation.gx_root`, else `<lake root>/_gx`.
+
+    GX keeps its project on a local file system; a lake on an object store needs `validation.gx_root`.
+    """
+    if config.validation.gx_root:
+        return config.validation.gx_root
+    root = config.lake.root
+    if "://" in root and not root.startswith("file:"):
+        raise ConfigError(f"validation.gx_root: required when lake.root is not a local path ({root})")
+    return f"{root.removeprefix('file:').rstrip('/')}/_gx"
+
+
+def data_docs_dir(config: Config) -> str:
+    """The static HTML site of every stored validation result; open `index.html` in a browser."""
+    return f"{gx_root(config)}/data_docs"

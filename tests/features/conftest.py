@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from pyspark.sql import DataFrame, SparkSession
 from nightjar.config import Config, FeaturesConfig
 
 EVENTS_SCHEMA = (
-    "customer_id long, ts timestamp, amount double, merchant_category string, channel string, event_date date"
+    "customer_id long, ts timestamp, amount double, merchant_category string, channel string, event_date date, "
+    "transaction_id long"
 )
 ENTITIES_SCHEMA = (
     "customer_id long, signup_ts timestamp, segment string, region string, plan string, "
@@ -22,7 +24,9 @@ ENTITIES_SCHEMA = (
 def event(customer: int | None, when: str, amount: float | None, category: str | None = "grocery",
           channel: str = "online", partition: str | None = None) -> tuple:
     moment = datetime.fromisoformat(when)
-    return (customer, moment, amount, category, channel, date.fromisoformat(partition) if partition else moment.date())
+    row = (customer, moment, amount, category, channel, date.fromisoformat(partition) if partition else moment.date())
+    # The event's identity follows from its content: the same event listed twice has the same id.
+    return (*row, int(hashlib.sha256(repr(row).encode()).hexdigest()[:15], 16))
 
 
 def entity(customer: int, signup: str, segment: str = "consumer", plan: str = "basic") -> tuple:

@@ -155,3 +155,18 @@ def test_the_sql_job_queries_the_catalog_and_records_no_run(
     assert cli.run_job(sql_job.JOB, "", sql_job.add_arguments, sql_job.run, "none", [*argv[:-1], "SELEC"],
                        record_runs=False) == 2
     assert tables.version(spark, trained, trained.tables.runs) == runs_version
+
+
+def test_a_blocking_check_failure_writes_nothing(
+    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _score(lake, metastore_dir, "--date", "2026-02-28") == 0
+    capsys.readouterr()
+    # A suite no honest churn score passes: every score at most 0.01.
+    strict = "validation.suites.scores.scores=[{expect: between, columns: [score], min: 0, max: 0.01}]"
+    assert _score(lake, metastore_dir, "--date", D, "--set", strict) == 3
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "table 'scores'" in error[0] and "2026-03-01" in error[0] and "score" in error[0]
+    assert tables.version(spark, trained, trained.tables.scores) == 0
+    run = _last_run(spark, trained)
+    assert (run.status, run.exit_code) == ("failed", 3) and "scores.scores" in run.checks

@@ -1,0 +1,421 @@
+"""The validation gate: run a table's configured suite on a Spark DataFrame before anything is written.
+
+    result = gate.validate(spark, config, "source", "transactions", frame, ds, run_id)
+
+1. The suite `validation.suites.<stage>.<table>` is resolved against the frame's schema
+   (`validation.suites`); for the features stage with a champion's reference statistics, a
+   drift rule (PSI per feature) is added.
+2. Every rule's statistic is computed per date in one pass over the frame (`validation.metrics`),
+   plus one narrow aggregation per `unique` key, one over the table's recent row counts for
+   `row_count_history`, and one over the entities source for `entity_count`: a handful of Spark
+   jobs however many expectations the suite has.
+3. Great Expectations 1.x evaluates the suite (one expectation per rule) on the small frame of
+   those statistics, one row per (date, column), through the file-backed project under the lake;
+   the result is stored and Data Docs are rebuilt (`validation.results`).
+4. Failed `warning` expectations are printed and returned; a failed `blocking` one raises
+   `ValidationFailed` (exit code 3) once the result is stored, naming the table, the date, the
+   column and the expectation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from statistics import median
+from typing import Any, Literal
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.engine import DATE as FEATURE_DATE
+from nightjar import tables
+from nightjar.config import Config, Severity, SourceConfig
+from nightjar.errors import ConfigError, DataCheckError
+from validation import drift, metrics, results, suites
+from validation.metrics import Metric
+from validation.suites import SCHEMA, TABLE, Rule, SchemaRow
+
+Stage = Literal["source", "features", "scores"]
+_OFF_DAY = "__nightjar_off_day"
+_LISTED = 20  # failures and warnings kept in a run's summary
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation on one column (None: the whole table), over the dates validated."""
+
+    expectation: str  # the rule: the configured `expect` ("in_set#2" for a second one), "columns" or "psi"
+    column: str | None
+    severity: Severity
+    success: bool
+    observed: float | str | None  # at the first failing date, else at the last date; None: not computed
+    expected: str
+    dates: tuple[date, ...] = ()  # the dates on which it failed
+    detail: str = ""  # the observation in words
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The gate's verdict on one table for some dates, and where GX stored and rendered it."""
+
+    stage: str
+    table: str
+    date_column: str
+    dates: tuple[date, ...]
+    run_id: str
+    success: bool  # no blocking expectation failed
+    outcomes: tuple[Outcome, ...]
+    warnings: tuple[str, ...]
+    data_docs: str  # the Data Docs index.html
+    page: str  # this result's Data Docs page
+    result_path: str  # the stored GX validation result (JSON)
+    result_id: str
+    failures: tuple[str, ...] = field(default=())  # the blocking failures, one line each
+
+    def summary(self) -> dict[str, Any]:
+        """What the `runs` table keeps (in `checks`): the verdict, the failures, and where to look."""
+        return {
+            "validation": f"{self.stage}.{self.table}",
+            "dates": [d.isoformat() for d in self.dates],
+            "success": self.success,
+            "expectations": len(self.outcomes),
+            "failed": list(self.failures[:_LISTED]),
+            "warnings": list(self.warnings[:_LISTED]),
+            "data_docs": self.data_docs,
+            "page": self.page,
+            "result": self.result_path,
+            "result_id": self.result_id,
+        }
+
+
+class ValidationFailed(DataCheckError):
+    """A blocking expectation failed (exit code 3); the result is stored and rendered already."""
+
+    def __init__(self, message: str, result: ValidationResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def validate(
+    spark: SparkSession,
+    config: Config,
+    stage: Stage,
+    table: str,
+    frame: DataFrame,
+    ds: date,
+    run_id: str,
+    *,
+    reference: dict | None = None,
+    checks: list[dict[str, Any]] | None = None,
+) -> ValidationResult:
+    """Run the suite of (`stage`, `table`) on `frame`, the rows of date `ds`; see `validate_dates`."""
+    return validate_dates(spark, config, stage, table, frame, [ds], run_id, reference=reference, checks=checks)
+
+
+def validate_dates(
+    spark: SparkSession,
+    config: Config,
+    stage: Stage,
+    table: str,
+    frame: DataFrame,
+    dates: list[date],
+    run_id: str,
+    *,
+    reference: dict | None = None,
+    checks: list[dict[str, Any]] | None = None,
+) -> ValidationResult:
+    """Run the suite of (`stage`, `table`) on `frame` for each of `dates`, in one pass over the frame.
+
+    Args:
+        spark: the session (the gate reads history and entity counts through `tables`).
+        config: the run's configuration; the suite is `validation.suites.<stage>.<table>`.
+        stage: `source`, `features` or `scores`.
+        table: the table's name.
+        frame: the table's rows for `dates` (rows of other dates are ignored).
+        dates: the dates to validate; a date without rows is validated as empty.
+        run_id: the run's id, under which GX stores the result and Data Docs list it.
+        reference: features stage: the champion's `reference_statistics`, for drift (None: no drift rule).
+        checks: a run record's `checks`: the summary is appended to it, also when the gate raises.
+
+    Returns:
+        The result; its warnings have been printed.
+
+    Raises:
+        ValidationFailed: a blocking expectation failed (after the result was stored).
+        ConfigError: no suite is configured for the table, or a column pattern matches nothing.
+    """
+    dates = sorted(set(dates))
+    suite = config.validation.suites.get(stage, {}).get(table)
+    if suite is None:
+        raise ConfigError(f"validation.suites.{stage}.{table}: no suite is configured for this table")
+    date_column, source = _target(config, stage, table)
+    frame = frame.where(F.col(date_column).isin(dates))
+    drift_rule = None
+    if stage == "features" and reference:
+        features = [name for name in reference.get("features", {}) if name in frame.columns]
+        drift_rule = (features, config.validation.drift.psi_max, config.validation.drift.severity)
+    rules, schema_rows, schema_severity = suites.resolve(
+        suite, frame.schema, {config.use_case.entity.key, date_column}, f"validation.suites.{stage}.{table}",
+        drift=drift_rule, timestamp=source.timestamp if source else None,
+    )
+    values = _measure(spark, config, table, frame, date_column, source, rules, dates, reference)
+    statistics = _statistics(rules, schema_rows, values, dates)
+    expectations = ([suites.schema_expectation(schema_rows, schema_severity)] if schema_rows else [])
+    expectations += [suites.expectation(rule) for rule in rules]
+    stored = results.run_suite(config, f"{stage}.{table}", expectations, statistics, run_id)
+    outcomes = _outcomes(stored, rules, schema_rows, schema_severity, values, dates)
+    label = f"table {table!r}"
+    failures = tuple(_line(label, date_column, o) for o in outcomes if not o.success and o.severity == "blocking")
+    warnings = tuple(_line(label, date_column, o) for o in outcomes if not o.success and o.severity == "warning")
+    result = ValidationResult(
+        stage=stage, table=table, date_column=date_column, dates=tuple(dates), run_id=run_id,
+        success=not failures, outcomes=tuple(outcomes), warnings=warnings, data_docs=stored.index,
+        page=stored.page, result_path=stored.result_path, result_id=stored.result_id, failures=failures,
+    )
+    for warning in warnings:
+        print(f"[validation] warning: {warning}", flush=True)
+    span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+    print(
+        f"[validation] {stage}.{table} {span}: {len(outcomes)} checks, {len(failures)} failed, "
+        f"{len(warnings)} warnings; Data Docs: {stored.index}",
+        flush=True,
+    )
+    if checks is not None:
+        checks.append(result.summary())
+    if failures:
+        more = f"; {len(failures) - 1} more blocking failures" if len(failures) > 1 else ""
+        raise ValidationFailed(f"validation failed: {failures[0]}{more}; see {stored.page}", result)
+    return result
+
+
+def _target(config: Config, stage: Stage, table: str) -> tuple[str, SourceConfig | None]:
+    """The column that dates the table's rows, and its source configuration (source tables)."""
+    if stage != "source":
+        return FEATURE_DATE, None
+    for source in config.use_case.sources.values():
+        if source.table == table:
+            return source.partition, source
+    raise ConfigError(f"validation: {table!r} is not a source table")
+
+
+# Values: one per (rule, column, date), each with its observation in words.
+Values = dict[tuple[str, str, date], tuple[float | None, str]]
+
+
+def _measure(
+    spark: SparkSession,
+    config: Config,
+    table: str,
+    frame: DataFrame,
+    date_column: str,
+    source: SourceConfig | None,
+    rules: list[Rule],
+    dates: list[date],
+    reference: dict | None,
+) -> Values:
+    """Every rule's value per column and date: one pass for the row statistics, side jobs for the rest."""
+    wanted: dict[tuple[str, str], list[Metric]] = {}
+    helpers = {}
+    for rule in rules:
+        for column in rule.columns:
+            if suites.usable(rule, column, frame.schema):
+                wanted[(rule.name, column)] = _metrics_of(rule, column, reference)
+        if rule.kind == "timestamp_in_partition" and suites.usable(rule, rule.columns[0], frame.schema):
+            # Spark's to_date follows the session time zone, as the feature engine's day does.
+            helpers[_OFF_DAY] = F.to_date(F.col(rule.columns[0])) != F.col(date_column)
+    plan = [Metric("rows"), *[m for ms in wanted.values() for m in ms]]
+    computed = metrics.compute(frame, date_column, plan, helpers)
+    side = _side_values(spark, config, table, frame, date_column, rules, dates, computed)
+    values: Values = {}
+    for rule in rules:
+        for column in rule.columns:
+            for day in dates:
+                stats = computed.get(day, {})
+                if (rule.name, column) not in wanted:
+                    values[(rule.name, column, day)] = (None, "not computed: the column is missing or not numeric")
+                    continue
+                values[(rule.name, column, day)] = _value(rule, column, stats, side.get((rule.name, day)), reference)
+    return values
+
+
+def _metrics_of(rule: Rule, column: str, reference: dict | None) -> list[Metric]:
+    kind = rule.kind
+    if kind == "not_null":
+        return [Metric("nulls", column)]
+    if kind == "null_fraction":
+        return [Metric("missing", column)]
+    if kind == "finite":
+        return [Metric("nonfinite", column)]
+    if kind == "between":
+        return [Metric("outside", column, (rule.params["min"], rule.params["max"]))]
+    if kind == "in_set":
+        return [Metric("not_in", column, tuple(rule.params["values"]))]
+    if kind == "not_constant":
+        return [Metric("varies", column)]
+    if kind == "stdev":
+        return [Metric("moments", column)]
+    if kind == "timestamp_in_partition":
+        return [Metric("true", _OFF_DAY)]
+    if kind == suites.DRIFT:
+        return [drift.bin_metric(reference or {}, column)]
+    return []  # table-level rules and `unique` read `rows` or a side job
+
+
+def _side_values(
+    spark: SparkSession,
+    config: Config,
+    table: str,
+    frame: DataFrame,
+    date_column: str,
+    rules: list[Rule],
+    dates: list[date],
+    computed: dict[date, dict[Metric, Any]],
+) -> dict[tuple[str, date], Any]:
+    """Per (rule, date): duplicates, row count history and entity counts, each one narrow Spark job."""
+    side: dict[tuple[str, date], Any] = {}
+    for rule in rules:
+        if rule.kind == "unique" and suites.usable(rule, rule.columns[0], frame.schema):
+            found = metrics.duplicates(frame, date_column, rule.params["key"])
+            side.update({(rule.name, d): found.get(d, 0) for d in dates})
+        elif rule.kind == "row_count_history":
+            days = rule.params["days"]
+            history: dict[date, int] = {}
+            if tables.exists(spark, config, table):
+                history = metrics.row_counts(
+                    tables.read(spark, config, table), date_column, dates[0] - timedelta(days=days), dates[-1] - timedelta(days=1)
+                )
+            for d in dates:
+                previous = [n for day, n in history.items() if d - timedelta(days=days) <= day < d and n > 0]
+                side[(rule.name, d)] = previous
+        elif rule.kind == "entity_count":
+            _, entities_source = config.use_case.source_of_kind("entities")
+            known = metrics.entities_known(
+                tables.read(spark, config, entities_source.table), config.use_case.entity.key, entities_source.timestamp, dates
+            )
+            side.update({(rule.name, d): known[d] for d in dates})
+    return side
+
+
+def _value(rule: Rule, column: str, stats: dict[Metric, Any], side: Any, reference: dict | None) -> tuple[float | None, str]:
+    """A rule's value on one column and date, and the observation in words."""
+    rows = int(stats.get(Metric("rows"), 0))
+
+    def count(metric: Metric) -> int:
+        return int(stats.get(metric, 0))
+
+    kind = rule.kind
+    if kind == "not_null":
+        n = count(Metric("nulls", column))
+        return n, _plural(n, "null value")
+    if kind == "null_fraction":
+        if rows == 0:
+            return None, "no rows"
+        share = count(Metric("missing", column)) / rows
+        return share, f"{share:.3g} of {rows} rows null or NaN"
+    if kind == "finite":
+        n = count(Metric("nonfinite", column))
+        return n, _plural(n, "NaN or infinite value")
+    if kind == "between":
+        n = count(Metric("outside", column, (rule.params["min"], rule.params["max"])))
+        low, high = (suites.format_number(rule.params[bound]) if rule.params[bound] is not None else None for bound in ("min", "max"))
+        where = f"outside [{low}, {high}]" if low and high else f"below {low}" if low else f"above {high}"
+        return n, f"{_plural(n, 'value')} {where}"
+    if kind == "in_set":
+        n = count(Metric("not_in", column, tuple(rule.params["values"])))
+        return n, f"{_plural(n, 'value')} not in {rule.params['values']}"
+    if kind == "not_constant":
+        if rows == 0:
+            return None, "no rows"
+        varies = bool(stats.get(Metric("varies", column), False))
+        return float(varies), "varies" if varies else "constant (fewer than 2 distinct values)"
+    if kind == "stdev":
+        std = metrics.sample_std(stats.get(Metric("moments", column), (0, 0.0, 0.0)))
+        return std, "fewer than 2 values" if std is None else f"standard deviation {std:.4g}"
+    if kind == "timestamp_in_partition":
+        n = count(Metric("true", _OFF_DAY))
+        return n, f"{_plural(n, 'row')} whose {column} is not on the partition's date"
+    if kind == "row_count":
+        return rows, _plural(rows, "row")
+    if kind == "row_count_history":
+        previous: list[int] = side or []
+        if len(previous) < rule.params["min_days"]:
+            return None, f"{rows} rows; only {len(previous)} previous dates with rows, {rule.params['min_days']} needed"
+        typical = median(previous)
+        ratio = rows / typical
+        return ratio, f"{rows} rows, {ratio:.2f} x the median {typical:g} of {len(previous)} previous dates"
+    if kind == "entity_count":
+        return rows - int(side), f"{rows} rows for {int(side)} entities"
+    if kind == "unique":
+        n = int(side or 0)
+        return n, _plural(n, "duplicate row")
+    if kind == suites.DRIFT:
+        feature = (reference or {})["features"][column]
+        psi = drift.psi_from_counts(feature["shares"], stats.get(drift.bin_metric(reference or {}, column), []))
+        return psi, "no values" if psi is None else f"PSI {psi:.3f}"
+    raise ValueError(f"unknown rule kind {kind!r}")
+
+
+def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values, dates: list[date]) -> pd.DataFrame:
+    """The frame GX validates: one row per (date, column), one metric column per rule."""
+    labels = list(dict.fromkeys([row.column for row in schema_rows] + [c for rule in rules for c in rule.columns]))
+    records = []
+    for day in dates:
+        for label in labels:
+            record: dict[str, Any] = {results.DATE: day.isoformat(), results.COLUMN: label}
+            records.append(record)
+            for row in schema_rows:
+                if row.column == label:
+                    record[SCHEMA], record[f"{SCHEMA}:{suites.EXPECTED}"] = row.observed, row.expected
+            for rule in rules:
+                if label in rule.columns:
+                    record[rule.name] = values[(rule.name, label, day)][0]
+    columns = [results.DATE, results.COLUMN] + ([SCHEMA, f"{SCHEMA}:{suites.EXPECTED}"] if schema_rows else [])
+    frame = pd.DataFrame.from_records(records, columns=columns + [rule.name for rule in rules])
+    for rule in rules:
+        frame[rule.name] = pd.to_numeric(frame[rule.name], errors="coerce").astype("float64")
+    return frame
+
+
+def _outcomes(
+    stored: results.StoredRun,
+    rules: list[Rule],
+    schema_rows: list[SchemaRow],
+    schema_severity: Severity,
+    values: Values,
+    dates: list[date],
+) -> list[Outcome]:
+    """Per rule and column, GX's verdict (the failing dates) with the values the gate measured."""
+    failing: dict[tuple[str, str], list[date]] = {}
+    for item in stored.result.results:
+        rule_name = item.expectation_config.meta["nightjar"]["rule"]
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            raise RuntimeError(f"Great Expectations could not evaluate {rule_name}: {item.exception_info.get('exception_message')}")
+        for row in item.result.get("unexpected_index_list") or []:
+            failing.setdefault((rule_name, row[results.COLUMN]), []).append(date.fromisoformat(row[results.DATE]))
+    outcomes = []
+    for row in schema_rows:
+        failed = sorted(set(failing.get((SCHEMA, row.column), [])))
+        detail = "missing" if row.observed == suites.MISSING else f"type {row.observed}"
+        outcomes.append(Outcome(SCHEMA, row.column, schema_severity, not failed, row.observed, row.expected, tuple(failed), detail))
+    for rule in rules:
+        for column in rule.columns:
+            failed = sorted(set(failing.get((rule.name, column), [])))
+            value, detail = values[(rule.name, column, failed[0] if failed else dates[-1])]
+            outcomes.append(Outcome(
+                rule.name, None if column == TABLE else column, rule.severity, not failed,
+                value, rule.expected, tuple(failed), detail,
+            ))
+    return outcomes
+
+
+def _line(label: str, date_column: str, outcome: Outcome) -> str:
+    """One failure in one line: table, date, column, expectation, what was seen and what was expected."""
+    first = outcome.dates[0]
+    more = f" (and {len(outcome.dates) - 1} more dates)" if len(outcome.dates) > 1 else ""
+    column = f"column {outcome.column}: " if outcome.column else ""
+    return f"{label} {date_column}={first}{more}: {column}{outcome.expectation} failed: {outcome.detail}, expected {outcome.expected}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,127 @@
+"""The file-backed Great Expectations project under the lake: suites, stored results, Data Docs.
+
+One GX context per project folder and process (`context`), created on first use. Each run
+stores its suite (rewritten from the configuration, so the stored suite is the one that ran),
+its validation result and an updated Data Docs site: static HTML under the lake
+(`tables.data_docs_dir`) whose `index.html` lists every run by its run id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+# Must precede the import: GX reads it when it loads.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
+from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+from great_expectations.data_context import FileDataContext  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
+from nightjar import tables  # noqa: E402
+from nightjar.config import Config  # noqa: E402
+
+SITE = "nightjar"
+DATASOURCE = "nightjar_statistics"
+BATCH = "statistics"
+DATE, COLUMN = "date", "column"  # the statistics frame's index columns, named in unexpected rows
+# GX keeps its configuration in <gx root>/gx; Data Docs go beside it (tables.data_docs_dir).
+_DOCS_FROM_CONFIG = "../data_docs"
+
+# GX 1.x resolves stores through one current project per process, the last context created:
+# reuse a context only while it is that one (a process validating one lake, as every job does).
+_current: tuple[str, FileDataContext] | None = None
+# GX logs each Data Docs page it renders and a few deprecations; a nightly job's log wants neither.
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A suite's GX result and where it was stored and rendered."""
+
+    result: ExpectationSuiteValidationResult
+    result_id: str
+    result_path: str
+    page: str
+    index: str
+
+
+def context(config: Config) -> FileDataContext:
+    """The project's GX context, created with its Data Docs site on first use."""
+    global _current
+    root = tables.gx_root(config)
+    if _current is not None and _current[0] == root:
+        return _current[1]
+    Path(root).mkdir(parents=True, exist_ok=True)
+    ctx = gx.get_context(mode="file", project_root_dir=root)
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    sites = ctx.list_data_docs_sites()
+    if SITE not in sites:
+        # Replace GX's default site (deep under uncommitted/) with one an analyst can find.
+        for name in list(sites):
+            ctx.delete_data_docs_site(name)
+        ctx.add_data_docs_site(
+            SITE,
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                # Relative to the project's config folder, so a lake copied elsewhere renders in place.
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": _DOCS_FROM_CONFIG},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    ctx.variables.save()
+    _current = (root, ctx)
+    return ctx
+
+
+def run_suite(
+    config: Config, name: str, expectations: list[gxe.Expectation], statistics: pd.DataFrame, run_id: str,
+) -> StoredRun:
+    """Validate the statistics frame with the suite `name`, store the result and update Data Docs.
+
+    Args:
+        config: the run's configuration (where the project lives).
+        name: the suite's name, `<stage>.<table>`.
+        expectations: the suite's expectations, in order.
+        statistics: one row per (date, column) and one metric column per rule.
+        run_id: the Nightjar run id; Data Docs list the result under it.
+    """
+    ctx = context(config)
+    source = ctx.data_sources.add_or_update_pandas(DATASOURCE)
+    asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name)
+    batch = next((b for b in asset.batch_definitions if b.name == BATCH), None) or asset.add_batch_definition_whole_dataframe(BATCH)
+    suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
+    definition = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    checkpoint = ctx.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
+            # COMPLETE lists every failing (date, column): the frame is small, and the gate
+            # reports each failure from GX's own verdict rather than recomputing it.
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [DATE, COLUMN]},
+        )
+    )
+    outcome = checkpoint.run(batch_parameters={"dataframe": statistics}, run_id=RunIdentifier(run_name=run_id))
+    (key, result), = outcome.run_results.items()
+    page = ctx.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
+    stored = ctx.validation_results_store.store_backend.get_url_for_key(key.to_tuple())
+    return StoredRun(
+        result=result,
+        result_id="/".join(key.to_tuple()),
+        result_path=_local(stored),
+        page=_local(page),
+        index=f"{tables.data_docs_dir(config)}/index.html",
+    )
+
+
+def _local(url: str) -> str:
+    return os.path.normpath(url.removeprefix("file://"))
