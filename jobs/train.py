@@ -35,6 +35,7 @@ from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.dask_cluster import dask_client
 from nightjar.errors import ConfigError, MissingInputError, UsageError
+from validation import drift
 
 JOB = "train"
 
@@ -194,6 +195,7 @@ def train(context: cli.JobContext) -> None:
             "weighted": training.majority_sample_rate < 1,
         },
         "training_fingerprint": trained_on,
+        "reference_statistics": drift.reference_statistics(fit_rows, names),
         "logical_date": context.dates[-1].isoformat(),
         "run_id": record.run_id,
         "code_version": record.code_version,

@@ -75,6 +75,8 @@ class ValidationResult:
 
     def summary(self) -> dict[str, Any]:
         """What the `runs` table keeps (in `checks`): the verdict, the failures, and where to look."""
+        drifts = [o for o in self.outcomes if o.expectation == suites.DRIFT and isinstance(o.observed, float)]
+        largest = max(drifts, key=lambda o: o.observed, default=None)  # type: ignore[arg-type, return-value]
         return {
             "validation": f"{self.stage}.{self.table}",
             "dates": [d.isoformat() for d in self.dates],
@@ -86,6 +88,7 @@ class ValidationResult:
             "page": self.page,
             "result": self.result_path,
             "result_id": self.result_id,
+            **({"largest_psi": {"column": largest.column, "value": largest.observed}} if largest else {}),
         }
 
 

@@ -107,8 +107,12 @@ def _task(steps: list[tuple[str, str | None, tuple]]) -> Callable[[Iterator[pa.R
                 continue
             days = pc.cast(batch.column(_DAY), pa.int32()).to_numpy(zero_copy_only=False)
             keys, groups = np.unique(days, return_inverse=True)
-            states = [_batch_state(op, batch.column(column) if column else None, params, groups, len(keys))
-                      for op, column, params in steps]
+            columns: dict[str, _Column] = {}
+            states = [
+                _batch_state(op, columns.setdefault(column, _Column(batch.column(column))) if column else None,
+                             params, groups, len(keys))
+                for op, column, params in steps
+            ]
             for index, day in enumerate(keys.tolist()):
                 these = [state[index] for state in states]
                 current = totals.get(day)
@@ -118,47 +122,58 @@ def _task(steps: list[tuple[str, str | None, tuple]]) -> Callable[[Iterator[pa.R
     return run
 
 
-def _numeric(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 values (NaN where null) and the null mask."""
-    null = values.is_null().to_numpy(zero_copy_only=False)
-    # Unchecked: integers beyond 2**53 round, which no range, set or bin of a check depends on.
-    as_float = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype("float64", copy=False)
-    return np.where(null, np.nan, as_float), null
+class _Column:
+    """One column of a batch, converted once for all the metrics that read it."""
 
+    def __init__(self, values: pa.Array) -> None:
+        self.values = values
+        self.numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type)
+        self._null: np.ndarray | None = None
+        self._x: np.ndarray | None = None
 
-def _is_numeric(values: pa.Array) -> bool:
-    kind = values.type
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+    @property
+    def null(self) -> np.ndarray:
+        if self._null is None:
+            self._null = self.values.is_null().to_numpy(zero_copy_only=False)
+        return self._null
+
+    @property
+    def x(self) -> np.ndarray:
+        """Float64 values, NaN where null (numeric columns)."""
+        if self._x is None:
+            # Unchecked: integers beyond 2**53 round, which no range, set or bin of a check depends on.
+            as_float = pc.cast(self.values, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            self._x = np.where(self.null, np.nan, as_float) if self.values.null_count else as_float
+        return self._x
 
 
 def _count(groups: np.ndarray, groups_count: int, mask: np.ndarray) -> list[int]:
     return np.bincount(groups, weights=mask.astype("float64"), minlength=groups_count).astype("int64").tolist()
 
 
-def _batch_state(op: str, values: pa.Array | None, params: tuple, groups: np.ndarray, k: int) -> list[Any]:
+def _batch_state(op: str, column: _Column | None, params: tuple, groups: np.ndarray, k: int) -> list[Any]:
     """The op's state for each of the batch's `k` dates."""
     if op == "rows":
         return np.bincount(groups, minlength=k).tolist()
-    assert values is not None
+    assert column is not None
     if op == "true":
-        return _count(groups, k, pc.fill_null(values, False).to_numpy(zero_copy_only=False))
-    null = values.is_null().to_numpy(zero_copy_only=False)
+        return _count(groups, k, pc.fill_null(column.values, False).to_numpy(zero_copy_only=False))
     if op == "nulls":
-        return _count(groups, k, null)
+        return _count(groups, k, column.null)
     if op == "varies":
-        return _varies(values, null, groups, k)
-    if op == "not_in" and not _is_numeric(values):
-        allowed = pa.array([str(v) for v in params], pa.string())
-        known = pc.fill_null(pc.is_in(pc.cast(values, pa.string()), value_set=allowed), False).to_numpy(zero_copy_only=False)
-        return _count(groups, k, ~null & ~known)
-    if not _is_numeric(values):
-        return _count(groups, k, null) if op == "missing" else [0] * k
-    x, null = _numeric(values)
-    finite = np.isfinite(x)
+        return _varies(column, groups, k)
+    if not column.numeric:
+        if op == "not_in":
+            allowed = pa.array([str(v) for v in params], pa.string())
+            known = pc.fill_null(pc.is_in(pc.cast(column.values, pa.string()), value_set=allowed), False)
+            return _count(groups, k, ~column.null & ~known.to_numpy(zero_copy_only=False))
+        return _count(groups, k, column.null) if op == "missing" else [0] * k
+    x = column.x
     if op == "missing":
         return _count(groups, k, np.isnan(x))
+    finite = np.isfinite(x)
     if op == "nonfinite":
-        return _count(groups, k, ~null & ~finite)
+        return _count(groups, k, ~column.null & ~finite)
     if op == "outside":
         low, high = params
         outside = np.zeros(len(x), dtype=bool)
@@ -169,7 +184,7 @@ def _batch_state(op: str, values: pa.Array | None, params: tuple, groups: np.nda
                 outside |= x > high
         return _count(groups, k, finite & outside)
     if op == "not_in":
-        return _count(groups, k, ~null & ~np.isin(x, np.asarray(params, dtype="float64")))
+        return _count(groups, k, ~column.null & ~np.isin(x, np.asarray(params, dtype="float64")))
     if op == "moments":
         values_or_zero = np.where(finite, x, 0.0)
         n = np.bincount(groups, weights=finite.astype("float64"), minlength=k)
@@ -183,20 +198,25 @@ def _batch_state(op: str, values: pa.Array | None, params: tuple, groups: np.nda
     raise ValueError(f"unknown metric op {op!r}")
 
 
-def _varies(values: pa.Array, null: np.ndarray, groups: np.ndarray, k: int) -> list[Any]:
+def _varies(column: _Column, groups: np.ndarray, k: int) -> list[Any]:
     """Per date: [a representative non-null value as text, whether another value differs from it]."""
-    valid = ~null
-    if pa.types.is_floating(values.type):
-        valid &= ~np.isnan(values.to_numpy(zero_copy_only=False))
+    valid = ~column.null
+    if column.numeric:
+        x = column.x
+        valid &= ~np.isnan(x)
     positions = np.flatnonzero(valid)
     first_groups, first_at = np.unique(groups[positions], return_index=True)
     first = np.zeros(k, dtype="int64")
     first[first_groups] = positions[first_at]
-    differs = pc.fill_null(pc.not_equal(values, values.take(pa.array(first[groups]))), False).to_numpy(zero_copy_only=False)
+    if column.numeric:
+        differs = x != x[first[groups]]
+    else:
+        values = column.values
+        differs = pc.fill_null(pc.not_equal(values, values.take(pa.array(first[groups]))), False).to_numpy(zero_copy_only=False)
     differs &= valid
     varies = np.bincount(groups, weights=differs.astype("float64"), minlength=k) > 0
     present = set(first_groups.tolist())
-    return [[str(values[int(first[g])].as_py()) if g in present else None, bool(varies[g])] for g in range(k)]
+    return [[str(column.values[int(first[g])].as_py()) if g in present else None, bool(varies[g])] for g in range(k)]
 
 
 def _merge(op: str, a: Any, b: Any) -> Any:

@@ -12,6 +12,7 @@ from jobs import generate as generate_job
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.generators.churn import ChurnScenario, generate
+from nightjar.submit import available_jobs
 from tests.conftest import run_in_process, run_launcher
 
 SMALL = ["--customers", "300", "--days", "20", "--date", "2026-03-31"]
@@ -81,10 +82,11 @@ def test_bad_options_exit_2_and_write_nothing(
 
 
 def test_launcher_rejects_an_unknown_job() -> None:
+    assert {"features", "generate", "train", "validate"} <= set(available_jobs())
     result = run_launcher("frobnicate", "--date", "2026-01-05")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "nightjar frobnicate: error: unknown job 'frobnicate' (jobs: features, generate)"
+        f"nightjar frobnicate: error: unknown job 'frobnicate' (jobs: {', '.join(available_jobs())})"
     ]
 
 

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import train as train_job
+from jobs import validate as validate_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
@@ -63,6 +64,12 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "train").first()
     assert (run.status, run.model_version) == ("succeeded", "1")
     assert run.input_versions == {ready.tables.features: 0, "transactions": 0}
+    # Drift reference: the training rows' bins per feature, against which the features are validated.
+    assert list(meta["reference_statistics"]["features"]) == meta["features"]
+    assert meta["reference_statistics"]["rows"] == meta["training_data"]["fit_rows"]
+    assert run_in_process(validate_job, lake, metastore_dir, "--table", "features", "--date", "2026-03-01") == 0
+    check = json.loads(tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "validate").first().checks)[0]
+    assert check["success"] and check["largest_psi"]["column"] in meta["features"] and check["largest_psi"]["value"] >= 0
 
     # The snapshot joins each feature row with a label that only looks after its date.
     snapshot = tables.read(spark, ready, ready.tables.training)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from nightjar import tables
 from nightjar.config import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
 
@@ -56,6 +57,17 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
         ("generate.end_date=2026-02-30", "generate.end_date"),
         ("spark", "--set 'spark': expected dotted.key=value"),
         ("spark.master.x=1", "--set spark.master.x: spark.master is a value, not a section"),
+        ("validation.suites.source.clicks=[]",
+         "validation.suites.source.clicks: not a source table (expected one of: customers, transactions)"),
+        ("validation.suites.scores.scores=[{expect: betwen, columns: [score]}]",
+         "validation.suites.scores.scores.0: Input tag 'betwen' found using 'expect' does not match"),
+        ("validation.suites.scores.scores=[{expect: between, columns: [score]}]",
+         "validation.suites.scores.scores.0.between: Value error, give min, max or both"),
+        ("validation.suites.scores.scores=[{expect: not_null, colums: [score]}]",
+         "validation.suites.scores.scores.0.not_null.colums: unknown key"),
+        ("validation.suites.features.features=[{expect: timestamp_in_partition}]",
+         "validation.suites.features.features: timestamp_in_partition applies to source tables only"),
+        ("validation.drift.severity=fatal", "validation.drift.severity: Input should be 'blocking' or 'warning'"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
@@ -126,3 +138,12 @@ def test_configuration_is_immutable() -> None:
     config = load_config("local")
     with pytest.raises(Exception):
         config.spark.master = "yarn"  # type: ignore[misc]
+
+
+def test_the_validation_project_lives_beside_a_local_lake() -> None:
+    assert tables.gx_root(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx"
+    assert tables.data_docs_dir(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx/data_docs"
+    with pytest.raises(ConfigError, match="validation.gx_root: required when lake.root is not a local path"):
+        tables.gx_root(load_config("local", ["lake.root=s3a://bucket/nightjar"]))
+    remote = load_config("local", ["lake.root=s3a://bucket/nightjar", "validation.gx_root=/srv/nightjar_gx"])
+    assert tables.gx_root(remote) == "/srv/nightjar_gx"
