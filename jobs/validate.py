@@ -22,7 +22,7 @@ from features.engine import DATE
 from jobs.features import require_partitions
 from models import registry
 from nightjar import cli, tables
-from nightjar.config import Config
+from nightjar.config import Config, Stage
 from nightjar.errors import MissingInputError, UsageError
 from validation import gate
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, help="the table to validate (one with a suite in validation.suites)")
 
 
-def stage_of(config: Config, table: str) -> gate.Stage:
+def stage_of(config: Config, table: str) -> Stage:
     """The stage whose suite covers `table`; UsageError listing the tables that have suites."""
     for stage, suites in config.validation.suites.items():
         if table in suites:

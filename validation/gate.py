@@ -22,21 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from statistics import median
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features.engine import DATE as FEATURE_DATE
 from nightjar import tables
-from nightjar.config import Config, Severity, SourceConfig
+from nightjar.config import Config, Severity, SourceConfig, Stage
 from nightjar.errors import ConfigError, DataCheckError
 from validation import drift, metrics, results, suites
 from validation.metrics import Metric
 from validation.suites import SCHEMA, TABLE, Rule, SchemaRow
 
-Stage = Literal["source", "features", "scores"]
 _OFF_DAY = "__nightjar_off_day"
 _LISTED = 20  # failures and warnings kept in a run's summary
 
@@ -162,7 +161,7 @@ def validate_dates(
         suite, frame.schema, {config.use_case.entity.key, date_column}, f"validation.suites.{stage}.{table}",
         drift=drift_rule, timestamp=source.timestamp if source else None,
     )
-    values = _measure(spark, config, table, frame, date_column, source, rules, dates, reference)
+    values = _measure(spark, config, table, frame, date_column, rules, dates, reference)
     statistics = _statistics(rules, schema_rows, values, dates)
     expectations = ([suites.schema_expectation(schema_rows, schema_severity)] if schema_rows else [])
     expectations += [suites.expectation(rule) for rule in rules]
@@ -212,14 +211,13 @@ def _measure(
     table: str,
     frame: DataFrame,
     date_column: str,
-    source: SourceConfig | None,
     rules: list[Rule],
     dates: list[date],
     reference: dict | None,
 ) -> Values:
     """Every rule's value per column and date: one pass for the row statistics, side jobs for the rest."""
     wanted: dict[tuple[str, str], list[Metric]] = {}
-    helpers = {}
+    helpers: dict[str, Column] = {}
     for rule in rules:
         for column in rule.columns:
             if suites.usable(rule, column, frame.schema):
@@ -229,7 +227,7 @@ def _measure(
             helpers[_OFF_DAY] = F.to_date(F.col(rule.columns[0])) != F.col(date_column)
     plan = [Metric("rows"), *[m for ms in wanted.values() for m in ms]]
     computed = metrics.compute(frame, date_column, plan, helpers)
-    side = _side_values(spark, config, table, frame, date_column, rules, dates, computed)
+    side = _side_values(spark, config, table, frame, date_column, rules, dates)
     values: Values = {}
     for rule in rules:
         for column in rule.columns:
@@ -273,7 +271,6 @@ def _side_values(
     date_column: str,
     rules: list[Rule],
     dates: list[date],
-    computed: dict[date, dict[Metric, Any]],
 ) -> dict[tuple[str, date], Any]:
     """Per (rule, date): duplicates, row count history and entity counts, each one narrow Spark job."""
     side: dict[tuple[str, date], Any] = {}

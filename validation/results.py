@@ -1,6 +1,6 @@
 """The file-backed Great Expectations project under the lake: suites, stored results, Data Docs.
 
-One GX context per project folder and process (`context`), created on first use. Each run
+The context is created on first use (with the project, when the folder is new). Each run
 stores its suite (rewritten from the configuration, so the stored suite is the one that ran),
 its validation result and an updated Data Docs site: static HTML under the lake
 (`tables.data_docs_dir`) whose `index.html` lists every run by its run id.
@@ -13,20 +13,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import great_expectations as gx
+import great_expectations.expectations as gxe
 import pandas as pd
+from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context import FileDataContext
+from great_expectations.data_context.types.base import ProgressBarsConfig
 
-# Must precede the import: GX reads it when it loads.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx  # noqa: E402
-import great_expectations.expectations as gxe  # noqa: E402
-from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult  # noqa: E402
-from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
-from great_expectations.data_context import FileDataContext  # noqa: E402
-from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
-
-from nightjar import tables  # noqa: E402
-from nightjar.config import Config  # noqa: E402
+from nightjar import tables
+from nightjar.config import Config
 
 SITE = "nightjar"
 DATASOURCE = "nightjar_statistics"
