@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -33,12 +35,32 @@ def dask_client(config: Config) -> Iterator[Client]:
         with client:
             yield client
         return
-    with LocalCluster(
-        n_workers=settings.workers,
-        threads_per_worker=settings.threads_per_worker,
-        memory_limit=settings.memory_limit,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as client:
+    with _workers_without_main():
+        cluster = LocalCluster(
+            n_workers=settings.workers,
+            threads_per_worker=settings.threads_per_worker,
+            memory_limit=settings.memory_limit,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _workers_without_main() -> Iterator[None]:
+    """Start worker processes without re-importing the job's `__main__` module in them.
+
+    Spawned processes import the parent's main module first; for a job that is the whole
+    job module and everything it imports (Great Expectations among them), and a worker doing
+    so under spark-submit failed to start ("Nanny failed to start worker process"). Workers
+    need only the functions they are sent, which they import by their own module names.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from nightjar.config import Config
+from nightjar.config import PROJECT_ROOT, Config
 from nightjar.dask_cluster import dask_client
 from nightjar.errors import EngineUnavailableError
 from tests.conftest import free_port
@@ -37,3 +39,22 @@ def test_an_unreachable_scheduler_is_a_clear_error(make_config: Callable[..., Co
     with pytest.raises(EngineUnavailableError, match=r"dask.scheduler tcp://127.0.0.1:\d+: cannot connect"):
         with dask_client(config):
             pass
+
+
+def test_local_workers_start_when_the_main_module_imports_great_expectations(tmp_path: Path) -> None:
+    # A job runs as `__main__` (driver.py -> runpy); spawned workers once re-imported it and,
+    # with Great Expectations among its imports, failed to start under spark-submit.
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import great_expectations  # noqa: F401\n"
+        "from nightjar.config import load_config\n"
+        "from nightjar.dask_cluster import dask_client\n"
+        "if __name__ == '__main__':\n"
+        "    with dask_client(load_config('test')) as client:\n"
+        "        print('sum', client.submit(sum, [1, 2]).result())\n"
+    )
+    launcher = f"import runpy; runpy.run_path({str(job)!r}, run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300,
+                          cwd=str(PROJECT_ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sum 3" in done.stdout
