@@ -115,10 +115,9 @@ def validate_sources(context: cli.JobContext, frames: dict[str, DataFrame], date
     Raises ValidationFailed (exit 3) on a blocking failure, before any feature is computed.
     """
     config = context.config
-    suites = config.validation.suites.get("source", {})
     for name, frame in sorted(frames.items()):
         source = config.use_case.sources[name]
-        if source.table in suites:
+        if gate.has_suite(config, "source", source.table):
             partitions = frame.where(F.col(source.partition).isin(dates))
             gate.validate_dates(context.spark, config, "source", source.table, partitions, dates,
                                 context.record.run_id, checks=context.record.checks)
@@ -197,7 +196,7 @@ def compute(context: cli.JobContext, todo: list[date], rebuild: bool = False) ->
             {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
             frames[entities_name], entities_source, todo,
         )
-        checked = config.tables.features in config.validation.suites.get("features", {})
+        checked = gate.has_suite(config, "features", config.tables.features)
         if checked:
             # Computed once, checked, then written from the cache: the gate sees exactly what is written.
             features = features.persist(StorageLevel.MEMORY_AND_DISK)

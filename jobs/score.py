@@ -110,7 +110,7 @@ def run(context: cli.JobContext) -> None:
         features = features_for(context, todo)
         require_matching_features(context, model, features)
     reports = []
-    if _has_suite(context, "features", config.tables.features):
+    if gate.has_suite(config, "features", config.tables.features):
         with context.timed("check_features"):
             checked = gate.validate_dates(spark, config, "features", config.tables.features, features, todo, record.run_id,
                                 reference=model.metadata.get("reference_statistics"), checks=record.checks)
@@ -127,7 +127,7 @@ def run(context: cli.JobContext) -> None:
         empty = [d for d in todo if not counts.get(d)]
         if empty:
             raise MissingInputError(f"table {config.tables.features!r} has no rows for {DATE}={empty[0]}")
-        if _has_suite(context, "scores", config.tables.scores):
+        if gate.has_suite(config, "scores", config.tables.scores):
             with context.timed("check_scores"):
                 checked = gate.validate_dates(spark, config, "scores", config.tables.scores, rows, todo,
                                               record.run_id, checks=record.checks)
@@ -145,10 +145,6 @@ def run(context: cli.JobContext) -> None:
     record.row_counts[config.tables.scores] = sum(counts.values())
     print_summary(context, rows, model, todo, version, reports)
     rows.unpersist()
-
-
-def _has_suite(context: cli.JobContext, stage: str, table: str) -> bool:
-    return table in context.config.validation.suites.get(stage, {})
 
 
 def print_summary(

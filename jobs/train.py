@@ -278,10 +278,18 @@ def promote(context: cli.JobContext) -> None:
         context.progress(f"{name} version {version} is already the champion")
         return
     reason = context.args.reason or "promoted by hand"
-    registry.record(spark, config, name, rows, [registry.AliasChange(registry.CHAMPION, version, "promote", reason)],
-                    context.record.user, context.record.run_id, context.dates[-1] if context.dates else None)
-    context.record.model_version = str(version)
+    _set_champion(context, rows, version, "promote", reason)
     context.progress(f"{name} version {version} is now the champion: {reason}")
+
+
+def _set_champion(context: cli.JobContext, rows: list[dict[str, Any]], version: int, action: str, reason: str) -> None:
+    """Record by hand that `version` is the champion now (one registry row: who, when, why)."""
+    registry.record(
+        context.spark, context.config, context.config.model_name, rows,
+        [registry.AliasChange(registry.CHAMPION, version, action, reason)],
+        context.record.user, context.record.run_id, context.dates[-1] if context.dates else None,
+    )
+    context.record.model_version = str(version)
 
 
 def rollback(context: cli.JobContext) -> None:
@@ -294,9 +302,7 @@ def rollback(context: cli.JobContext) -> None:
         raise MissingInputError(f"model {name} has no earlier champion to roll back to (champion: {current})")
     registry.load(config, name, target)
     reason = context.args.reason or "rolled back by hand"
-    registry.record(spark, config, name, rows, [registry.AliasChange(registry.CHAMPION, target, "rollback", reason)],
-                    context.record.user, context.record.run_id, context.dates[-1] if context.dates else None)
-    context.record.model_version = str(target)
+    _set_champion(context, rows, target, "rollback", reason)
     context.progress(f"{name}: champion rolled back from version {current} to {target}: {reason}")
 
 

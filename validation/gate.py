@@ -115,6 +115,11 @@ def validate(
     return validate_dates(spark, config, stage, table, frame, [ds], run_id, reference=reference, checks=checks)
 
 
+def has_suite(config: Config, stage: Stage, table: str) -> bool:
+    """Whether `validation.suites.<stage>.<table>` is configured: jobs validate only such tables."""
+    return table in config.validation.suites.get(stage, {})
+
+
 def validate_dates(
     spark: SparkSession,
     config: Config,
@@ -148,9 +153,9 @@ def validate_dates(
         ConfigError: no suite is configured for the table, or a column pattern matches nothing.
     """
     dates = sorted(set(dates))
-    suite = config.validation.suites.get(stage, {}).get(table)
-    if suite is None:
+    if not has_suite(config, stage, table):
         raise ConfigError(f"validation.suites.{stage}.{table}: no suite is configured for this table")
+    suite = config.validation.suites[stage][table]
     date_column, source = _target(config, stage, table)
     frame = frame.where(F.col(date_column).isin(dates))
     drift_rule = None
