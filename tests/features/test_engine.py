@@ -127,6 +127,14 @@ def test_nan_infinite_and_null_values_are_events_but_not_values(spark: SparkSess
     assert four["segment"] is None  # not in the listed values
 
 
+def test_last_among_events_at_the_same_instant_is_the_largest_value(spark: SparkSession, config: Config,
+                                                                    d: date) -> None:
+    tied = [event(1, "2026-01-10 10:00:00", 8.0), event(1, "2026-01-10 10:00:00", -3.0),
+            event(1, "2026-01-09 10:00:00", 50.0), event(1, "2026-01-10 10:00:00", 7.999999)]
+    for ordered in (tied, tied[::-1]):
+        assert _rows(_compute(spark, config, ordered, [d]))[1]["transactions_amount_last_7d"] == 8.0
+
+
 def test_null_keys_and_misfiled_events_are_dropped(spark: SparkSession, config: Config, d: date) -> None:
     clean = [e for e in EVENTS if e[0] is not None and e[1].date() == e[5]]
     assertDataFrameEqual(_compute(spark, config, EVENTS, [d]), _compute(spark, config, clean, [d]))
