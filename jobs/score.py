@@ -103,27 +103,38 @@ def run(context: cli.JobContext) -> None:
     if not todo:
         context.progress(f"all {len(context.dates)} dates already scored; --force rescores them")
         return
-    key = config.use_case.entity.key
     model = load_model(context)
     record.model_version = str(model.version)
     with context.timed("read"):
         features = features_for(context, todo)
         require_matching_features(context, model, features)
+        # Read once: the features suite and the scoring below read the same rows.
+        features = features.persist(StorageLevel.MEMORY_AND_DISK)
+        features.count()
+    try:
+        _check_score_and_write(context, model, features, todo)
+    finally:
+        features.unpersist()
+
+
+def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredModel, features: DataFrame,
+                           todo: list[date]) -> None:
+    config, spark, record = context.config, context.spark, context.record
     reports = []
     if gate.has_suite(config, "features", config.tables.features):
         with context.timed("check_features"):
             checked = gate.validate_dates(spark, config, "features", config.tables.features, features, todo, record.run_id,
-                                reference=model.metadata.get("reference_statistics"), checks=record.checks)
+                                          reference=model.metadata.get("reference_statistics"), checks=record.checks)
             reports.append(checked.data_docs)
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
-    with context.timed("score"):
-        scored = scoring.score(features, registry.model_text(model.booster), model.features, key,
-                               reasons=config.scoring.reasons)
-        rows = scoring.with_lineage(scored, model.name, model.version, record.run_id)
-        # Computed once: the checks and the write below read the same rows.
-        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-        counts = {row[DATE]: row["count"] for row in rows.groupBy(DATE).count().collect()}
+    scored = scoring.score(features, registry.model_text(model.booster), model.features,
+                           config.use_case.entity.key, reasons=config.scoring.reasons,
+                           reasons_min_score=config.scoring.reasons_min_score)
+    # Computed once: the checks and the write below read the same rows.
+    rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        with context.timed("score"):
+            counts = {row[DATE]: row["count"] for row in rows.groupBy(DATE).count().collect()}
         empty = [d for d in todo if not counts.get(d)]
         if empty:
             raise MissingInputError(f"table {config.tables.features!r} has no rows for {DATE}={empty[0]}")
@@ -132,19 +143,17 @@ def run(context: cli.JobContext) -> None:
                 checked = gate.validate_dates(spark, config, "scores", config.tables.scores, rows, todo,
                                               record.run_id, checks=record.checks)
                 reports.append(checked.data_docs)
-    except BaseException:
+        with context.timed("write"):
+            version = tables.replace_partitions(
+                rows, config, config.tables.scores, DATE, todo,
+                metadata={"run_id": record.run_id, "model_name": model.name, "model_version": model.version,
+                          "input_versions": record.input_versions, "dates": [d.isoformat() for d in todo]},
+            )
+        record.output_versions[config.tables.scores] = version
+        record.row_counts[config.tables.scores] = sum(counts.values())
+        print_summary(context, rows, model, todo, version, reports)
+    finally:
         rows.unpersist()
-        raise
-    with context.timed("write"):
-        version = tables.replace_partitions(
-            rows, config, config.tables.scores, DATE, todo,
-            metadata={"run_id": record.run_id, "model_name": model.name, "model_version": model.version,
-                      "input_versions": record.input_versions, "dates": [d.isoformat() for d in todo]},
-        )
-    record.output_versions[config.tables.scores] = version
-    record.row_counts[config.tables.scores] = sum(counts.values())
-    print_summary(context, rows, model, todo, version, reports)
-    rows.unpersist()
 
 
 def print_summary(

@@ -71,12 +71,29 @@ def _reasons(matrix: np.ndarray, contributions: np.ndarray, features: list[str],
     return pa.ListArray.from_arrays(pa.array(np.arange(0, rows * top + 1, top, dtype=np.int32)), structs)
 
 
+def _explained(booster: lgb.Booster, matrix: np.ndarray, predictions: np.ndarray, features: list[str], top: int,
+               min_score: float | None) -> pa.Array:
+    """Reasons for the rows scored at least `min_score` (all when None), null for the others."""
+    if min_score is None:
+        return _reasons(matrix, booster.predict(matrix, pred_contrib=True, num_threads=1), features, top)
+    chosen = np.flatnonzero(predictions >= min_score)
+    if len(chosen) == 0:
+        return pa.nulls(len(predictions), _reasons(matrix[:0], np.empty((0, len(features) + 1)), features, top).type)
+    explained = _reasons(matrix[chosen], booster.predict(matrix[chosen], pred_contrib=True, num_threads=1),
+                         features, top)
+    # Row i takes the reasons of its position among the chosen rows; the rest are null.
+    position = np.full(len(predictions), -1, dtype=np.int64)
+    position[chosen] = np.arange(len(chosen))
+    return explained.take(pa.array(position, mask=position < 0))
+
+
 def score(
     features: DataFrame,
     model_text: str,
     feature_names: list[str],
     key: str,
     reasons: int = 3,
+    reasons_min_score: float | None = None,
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -86,6 +103,8 @@ def score(
         feature_names: the model's features, in the model's order.
         key: the entity key column.
         reasons: how many reason codes to add (0 for none).
+        reasons_min_score: add them only to rows scored at least this (None: every row); the
+            other rows get null `reasons`, and no SHAP computation.
 
     Returns:
         `key`, `ds`, `score` (the model's prediction: a probability for classifiers) and, when
@@ -109,8 +128,7 @@ def score(
             predictions = booster.predict(matrix, num_threads=1)
             columns = [batch.column(key), batch.column(DATE), pa.array(predictions, pa.float64())]
             if reasons:
-                contributions = booster.predict(matrix, pred_contrib=True, num_threads=1)
-                columns.append(_reasons(matrix, contributions, names, reasons))
+                columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
 
     return features.select(key, DATE, *names).mapInArrow(predict, T.StructType(fields))

@@ -348,6 +348,9 @@ class ScoringConfig(_Strict):
     """How `score` runs: reason codes, and whether it computes features that are missing."""
 
     reasons: int = Field(3, ge=0, le=50)  # top features by SHAP contribution per score; 0 for none
+    # Reasons only for scores at least this (None: every row). TreeSHAP costs far more than a
+    # prediction (about 250x at 200 trees), so explaining only the entities acted on matters at scale.
+    reasons_min_score: float | None = None
     compute_missing_features: bool = False  # else a date without features exits 4
     summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
 

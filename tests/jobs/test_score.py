@@ -87,9 +87,13 @@ def test_replacing_a_date_leaves_the_other_dates_untouched(
     assert _score(lake, metastore_dir, "--start", "2026-02-27", "--end", "2026-02-28") == 0
     assert tables.version(spark, trained, trained.tables.scores) == 0  # one commit for the range
     other = _scores(spark, trained).where(F.col("ds") == date(2026, 2, 27)).collect()
-    assert _score(lake, metastore_dir, "--date", "2026-02-28", "--force") == 0
+    # The rescore also explains only the scores of at least 0.5 (scoring.reasons_min_score).
+    assert _score(lake, metastore_dir, "--date", "2026-02-28", "--force", "--set", "scoring.reasons_min_score=0.5") == 0
     assertDataFrameEqual(_scores(spark, trained).where(F.col("ds") == date(2026, 2, 27)),
                          spark.createDataFrame(other, _scores(spark, trained).schema))
+    rescored = _scores(spark, trained).where(F.col("ds") == date(2026, 2, 28))
+    assert rescored.where(F.col("reasons").isNull() != (F.col("score") < 0.5)).count() == 0
+    assert 0 < rescored.where(F.col("reasons").isNull()).count() < rescored.count()
 
 
 def test_missing_features_are_computed_when_configured(

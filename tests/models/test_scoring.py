@@ -55,6 +55,21 @@ def test_scores_without_reasons(spark: SparkSession, booster: lgb.Booster) -> No
     assert scored.columns == ["customer_id", "ds", "score"]
 
 
+@pytest.mark.parametrize("min_score", [0.6, 2.0])  # some rows explained; none
+def test_reasons_only_for_scores_at_least_the_threshold(spark: SparkSession, booster: lgb.Booster,
+                                                         min_score: float) -> None:
+    frame = _features(spark).repartition(3)
+    text = booster.model_to_string()
+    every = scoring.score(frame, text, NAMES, "customer_id", reasons=2).toPandas().set_index("customer_id")
+    some = scoring.score(frame, text, NAMES, "customer_id", reasons=2, reasons_min_score=min_score)
+    some = some.toPandas().set_index("customer_id").loc[every.index]
+    assert some["score"].tolist() == every["score"].tolist()
+    above = some["score"] >= min_score
+    assert some.loc[~above, "reasons"].isna().all()
+    assert some.loc[above, "reasons"].map(list).tolist() == every.loc[above, "reasons"].map(list).tolist()
+    assert above.any() == (min_score < 1)
+
+
 def test_lineage_columns_follow_the_scores_contract(spark: SparkSession, booster: lgb.Booster) -> None:
     scored = scoring.score(_features(spark, 20), booster.model_to_string(), NAMES, "customer_id")
     rows = scoring.with_lineage(scored, "churn", 4, "run-1")
