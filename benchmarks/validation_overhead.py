@@ -1,6 +1,7 @@
 """The validation gate's time on the feature table of a million entities, as a share of the score job.
 
-    .venv/bin/python benchmarks/validation_overhead.py [--entities 1000000] [--repeats 3] [--reasons 0] [--lake DIR]
+    .venv/bin/python benchmarks/validation_overhead.py [--entities 1000000] [--repeats 3] [--reasons 0]
+        [--reasons-min-score S] [--lake DIR]
 
 Builds, with Spark, a synthetic `features` partition of `--entities` rows whose columns are the
 configured feature names (conf/base.yaml: counts and days as integers, attributes as category
@@ -13,7 +14,8 @@ statistics from a slightly shifted sample. Then:
   `--repeats` after one warm-up run;
 * the real `./spark-submit.sh score --date 2026-03-31 --force`, `--repeats` times, each its
   own JVM, with `scoring.reasons=--reasons` (0, the default, is the cheapest scoring job and so
-  the strictest share; reasons add TreeSHAP, minutes per million rows). Its step timings come
+  the strictest share; reasons add TreeSHAP, minutes per million rows) and, when given,
+  `scoring.reasons_min_score`. Its step timings come
   from the `runs` table: `check_features` is the gate on the feature table, `check_scores`
   the scores suite.
 
@@ -130,10 +132,13 @@ def register(spark: SparkSession, config: Config, names: list[str], training: pd
                     "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
 
 
-def score_job(lake: str, reasons: int) -> dict:
+def score_job(lake: str, reasons: int, min_score: float | None) -> dict:
     """One real score job (its own JVM); its `runs` row."""
+    settings = [f"lake.root={lake}", f"scoring.reasons={reasons}"]
+    if min_score is not None:
+        settings.append(f"scoring.reasons_min_score={min_score}")
     subprocess.run([str(ROOT / "spark-submit.sh"), "score", "--date", D.isoformat(), "--force",
-                    "--set", f"lake.root={lake}", "--set", f"scoring.reasons={reasons}"],
+                    *[arg for setting in settings for arg in ("--set", setting)]],
                    check=True, stdout=subprocess.DEVNULL)
     runs = DeltaTable(str(Path(lake) / "runs")).to_pandas()
     run = runs[runs["job"] == "score"].sort_values("started_at").iloc[-1]
@@ -156,6 +161,7 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reasons", type=int, default=0, help="scoring.reasons of the score jobs (0: none)")
+    parser.add_argument("--reasons-min-score", type=float, default=None, help="scoring.reasons_min_score of the jobs")
     parser.add_argument("--lake", default=None, help="scratch lake (default: a temporary folder)")
     args = parser.parse_args()
     lake = args.lake or tempfile.mkdtemp(prefix="nightjar-validation-bench-")
@@ -186,7 +192,7 @@ def main() -> int:
     warm = timed(lambda: validate(cached_frame), args.repeats)
     cached_frame.unpersist()
     spark.stop()
-    jobs = [score_job(str(config.lake.root), args.reasons) for _ in range(args.repeats)]
+    jobs = [score_job(str(config.lake.root), args.reasons, args.reasons_min_score) for _ in range(args.repeats)]
 
     v_cold, v_warm = statistics.median(cold), statistics.median(warm)
     job_s = statistics.median(j["duration_s"] for j in jobs)
@@ -200,7 +206,7 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"  gate alone, read from Delta        median {v_cold:7.2f}s  runs {runs(cold)}")
     print(f"  gate alone, input cached           median {v_warm:7.2f}s  runs {runs(warm)}")
-    print(f"  score job (reasons={args.reasons}), in the job    median {job_s:7.2f}s  runs {runs([j['duration_s'] for j in jobs])}")
+    print(f"  score job (reasons={args.reasons}, min score {args.reasons_min_score}), in the job  median {job_s:7.2f}s  runs {runs([j['duration_s'] for j in jobs])}")
     for step in jobs[0]:
         if step != "duration_s":
             print(f"    {step:<30s}   median {statistics.median(j[step] for j in jobs):7.2f}s  "

@@ -498,6 +498,10 @@ class ValidationConfig(_Strict):
     gx_root: str | None = None
     suites: dict[Stage, dict[str, list[Check]]] = Field(default_factory=dict)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    # Stored results (and their Data Docs pages) older than this many days are deleted when a
+    # suite runs; None keeps every result. Each Data Docs update reads every stored result, so a
+    # nightly lake without a bound slows its own validation down over the months.
+    keep_results_days: int | None = Field(None, ge=0)
 
 
 class Config(_Strict):

@@ -3,7 +3,8 @@
 The context is created on first use (with the project, when the folder is new). Each run
 stores its suite (rewritten from the configuration, so the stored suite is the one that ran),
 its validation result and an updated Data Docs site: static HTML under the lake
-(`tables.data_docs_dir`) whose `index.html` lists every run by its run id.
+(`tables.data_docs_dir`) whose `index.html` lists every run by its run id. With
+`validation.keep_results_days`, results older than that are deleted first.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import great_expectations as gx
@@ -91,6 +93,8 @@ def run_suite(
         run_id: the Nightjar run id; Data Docs list the result under it.
     """
     ctx = context(config)
+    if config.validation.keep_results_days is not None:
+        _prune(ctx, config.validation.keep_results_days)
     source = ctx.data_sources.add_or_update_pandas(DATASOURCE)
     asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name)
     batch = next((b for b in asset.batch_definitions if b.name == BATCH), None) or asset.add_batch_definition_whole_dataframe(BATCH)
@@ -117,6 +121,18 @@ def run_suite(
         page=_local(page),
         index=f"{tables.data_docs_dir(config)}/index.html",
     )
+
+
+def _prune(ctx: FileDataContext, keep_days: int) -> None:
+    """Delete the stored results of runs older than `keep_days` days (0: every earlier result).
+
+    Their Data Docs pages go with the next site build, which drops pages whose result is gone.
+    """
+    cutoff = datetime.now(timezone.utc) - timedelta(days=keep_days)
+    store = ctx.validation_results_store
+    for key in store.list_keys():
+        if key.run_id.run_time < cutoff:
+            store.remove_key(key)
 
 
 def _local(url: str) -> str:
