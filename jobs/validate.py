@@ -18,7 +18,6 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from features.engine import DATE
 from jobs.features import require_partitions
 from models import registry
 from nightjar import cli, tables
@@ -67,12 +66,11 @@ def run(context: cli.JobContext) -> None:
     stage = stage_of(config, table)
     frame = tables.read(spark, config, table)
     context.record.input_versions[table] = tables.version(spark, config, table) or 0
-    source = next((s for s in config.use_case.sources.values() if s.table == table), None)
-    partition = source.partition if stage == "source" and source else DATE
+    partition, source = gate.target(config, stage, table)
     if partition not in frame.columns:
         raise UsageError(f"--table {table!r}: the table has no date column {partition!r}")
     # An entities table has a partition per signup day: a day without one is no missing input.
-    if not (stage == "source" and source and source.kind == "entities"):
+    if not (source and source.kind == "entities"):
         present = tables.partition_dates(config, table, partition)
         require_partitions(frame, table, partition, context.dates, present=present)
     reference = champion_reference(context) if stage == "features" else None

@@ -156,7 +156,7 @@ def validate_dates(
     if not has_suite(config, stage, table):
         raise ConfigError(f"validation.suites.{stage}.{table}: no suite is configured for this table")
     suite = config.validation.suites[stage][table]
-    date_column, source = _target(config, stage, table)
+    date_column, source = target(config, stage, table)
     frame = frame.where(F.col(date_column).isin(dates))
     drift_rule = None
     if stage == "features" and reference:
@@ -196,7 +196,7 @@ def validate_dates(
     return result
 
 
-def _target(config: Config, stage: Stage, table: str) -> tuple[str, SourceConfig | None]:
+def target(config: Config, stage: Stage, table: str) -> tuple[str, SourceConfig | None]:
     """The column that dates the table's rows, and its source configuration (source tables)."""
     if stage != "source":
         return FEATURE_DATE, None
