@@ -68,6 +68,8 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
         ("validation.suites.features.features=[{expect: timestamp_in_partition}]",
          "validation.suites.features.features: timestamp_in_partition applies to source tables only"),
         ("validation.drift.severity=fatal", "validation.drift.severity: Input should be 'blocking' or 'warning'"),
+        ("validation.keep_results_days=-1", "validation.keep_results_days: Input should be greater than or equal to 0"),
+        ("scoring.reasons_min_score=high", "scoring.reasons_min_score: Input should be a valid number"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
