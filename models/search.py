@@ -149,6 +149,9 @@ def run_search(
 ) -> SearchResult:
     """Evaluate the configured trials on the folds in parallel on the Dask workers.
 
+    Trials still running when `training.search.time_budget_s` is spent are cancelled and the
+    search goes on with the trials that finished every fold.
+
     Raises:
         TrainingFailed: a trial raised or a worker died; or no trial finished in the time budget.
     """
@@ -157,7 +160,9 @@ def run_search(
     began = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     # One copy of the data per worker, not one per task.
-    [data] = client.scatter([frame], broadcast=True)
+    # Not keyed by a hash of its content: a second search on the same data in the same client
+    # would share the key of the first one's scattered copy, which that search cancels at its end.
+    [data] = client.scatter([frame], broadcast=True, hash=False)
     futures: dict[Future, tuple[int, int]] = {}
     for index, params in enumerate(drawn):
         full = {**base_params(training, task, threads, training.seed), **params}
@@ -167,9 +172,13 @@ def run_search(
                 pure=False, key=f"nightjar-trial-{index}-fold-{fold.index}-{token}",
             )
             futures[future] = (index, fold.index)
-    done, pending = wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
-    for future in pending:
-        future.cancel()
+    try:
+        wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
+    except TimeoutError:
+        pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
+    done = [future for future in futures if future.status in ("finished", "error")]
+    pending = [future for future in futures if future.status not in ("finished", "error")]
+    client.cancel(pending)
     results: dict[tuple[int, int], tuple[float, int]] = {}
     for future in done:
         index, fold_index = futures[future]

@@ -1,0 +1,96 @@
+"""The hyperparameter search on a real Dask cluster: parallel trials, and the time budget."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+from models import search
+from models.folds import Fold
+from models.training_set import DATE, LABEL, WEIGHT
+from nightjar.config import SearchConfig, SearchDimension, TrainingConfig
+
+DAYS = [date(2026, 1, 1) + timedelta(days=offset) for offset in range(4)]
+FOLDS = (Fold(0, tuple(DAYS[:2]), (DAYS[2],)), Fold(1, tuple(DAYS[:3]), (DAYS[3],)))
+SLOW_S = 8.0
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    # Threads, not processes: the test's own fit functions need not be importable by workers.
+    with LocalCluster(n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as dask_client:
+            yield dask_client
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = 400
+    x = rng.normal(size=rows)
+    return pd.DataFrame({
+        DATE: np.repeat(DAYS, rows // len(DAYS)),
+        "x": x,
+        "noise": rng.normal(size=rows),
+        LABEL: (x + rng.normal(scale=0.5, size=rows) > 0).astype(int),
+        WEIGHT: 1.0,
+    })
+
+
+def _training(trials: int, budget_s: float) -> TrainingConfig:
+    space = {"num_leaves": SearchDimension(low=2, high=64, integer=True)}
+    return TrainingConfig(
+        max_rounds=20, early_stopping_rounds=5, seed=3,
+        search=SearchConfig(trials=trials, time_budget_s=budget_s, space=space),
+    )
+
+
+def _slow_after_the_first(training: TrainingConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial 0's fits stay quick; every other trial's outlive the budget (the workers are threads here)."""
+    first = search.draw_params(training.search.space, training.search.trials, training.seed)[0]
+    fit_fold = search.fit_fold
+
+    def fit(frame: pd.DataFrame, features: list[str], fold: Fold, params: dict[str, Any], *rest: Any) -> tuple[float, int]:
+        if any(params[name] != value for name, value in first.items()):
+            time.sleep(SLOW_S)
+        return fit_fold(frame, features, fold, params, *rest)
+
+    monkeypatch.setattr(search, "fit_fold", fit)
+
+
+def test_every_trial_is_evaluated_on_every_fold(client: Client) -> None:
+    training = _training(trials=3, budget_s=120)
+    result = search.run_search(client, _frame(), ["x", "noise"], FOLDS, training, "classification", 1)
+    assert [t.complete for t in result.trials] == [True, True, True]
+    assert all(len(t.fold_scores) == len(FOLDS) for t in result.trials)
+    assert not result.stopped_by_time and result.cancelled == []
+    assert result.best.score == max(t.score for t in result.trials) and result.best.score > 0.7
+
+
+def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
+    client: Client, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    training = _training(trials=3, budget_s=2.0)
+    _slow_after_the_first(training, monkeypatch)
+    result = search.run_search(client, _frame(), ["x", "noise"], FOLDS, training, "classification", 1)
+    assert result.stopped_by_time and result.cancelled == [1, 2]
+    assert [t.complete for t in result.trials] == [True, False, False]
+    assert result.best.index == 0 and result.best.rounds >= 1
+
+
+def test_no_trial_within_the_budget_is_a_one_line_failure(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit_fold = search.fit_fold
+
+    def slow(*args: Any) -> tuple[float, int]:
+        time.sleep(SLOW_S)
+        return fit_fold(*args)
+
+    monkeypatch.setattr(search, "fit_fold", slow)
+    training = _training(trials=2, budget_s=1.0)
+    with pytest.raises(search.TrainingFailed, match=r"^no trial finished within training.search.time_budget_s=1s$"):
+        search.run_search(client, _frame(), ["x", "noise"], FOLDS, training, "classification", 1)
