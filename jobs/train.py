@@ -195,7 +195,7 @@ def train(context: cli.JobContext) -> None:
             "weighted": training.majority_sample_rate < 1,
         },
         "training_fingerprint": trained_on,
-        "reference_statistics": drift.reference_statistics(fit_rows, names),
+        "reference_statistics": drift.reference_statistics(fit_rows, names, weights=fit_rows[WEIGHT]),
         "logical_date": context.dates[-1].isoformat(),
         "run_id": record.run_id,
         "code_version": record.code_version,

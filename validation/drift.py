@@ -27,34 +27,40 @@ DEFAULT_BINS = 10
 SHARE_FLOOR = 1e-4
 
 
-def _edges(values: np.ndarray, bins: int) -> list[float]:
-    """Interior quantile edges of the finite values; repeated quantiles (discrete features) merge."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+def _edges(values: np.ndarray, weights: np.ndarray, bins: int) -> list[float]:
+    """Interior weighted quantile edges of the finite values; repeated quantiles (discrete features) merge."""
+    finite = np.isfinite(values)
+    if not finite.any():
         return []
-    quantiles = np.quantile(finite, np.arange(1, bins) / bins)
+    quantiles = np.quantile(values[finite], np.arange(1, bins) / bins, weights=weights[finite], method="inverted_cdf")
     return [float(edge) for edge in np.unique(quantiles)]
 
 
-def reference_statistics(frame: pd.DataFrame, features: list[str], bins: int = DEFAULT_BINS) -> dict[str, Any]:
+def reference_statistics(
+    frame: pd.DataFrame, features: list[str], bins: int = DEFAULT_BINS, weights: pd.Series | None = None,
+) -> dict[str, Any]:
     """Per feature, the bin edges of the training rows and the share of rows in each bin (JSON-serialisable).
 
     Args:
         frame: the training rows (pandas), one column per feature.
         features: the features to describe, in model order.
         bins: quantile bins per feature (fewer when quantiles repeat).
+        weights: each row's weight, when the rows are a weighted sample (a down-sampled majority
+            class): the statistics then describe the population the sample was drawn from, as
+            the rows scored later do. None: every row weighs 1.
 
     Returns:
         `{"bins": bins, "rows": n, "features": {name: {"edges": [...], "shares": [...]}}}` where
         `shares` has len(edges) + 2 entries: the bins, then missing values.
     """
+    weight = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype="float64")
+    total = max(float(weight.sum()), 1e-300)
     described: dict[str, Any] = {}
     for name in features:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        edges = _edges(values, bins)
-        counts = np.bincount(metrics.histogram(values, edges), minlength=len(edges) + 2)
-        shares = counts / max(len(values), 1)
-        described[name] = {"edges": edges, "shares": [float(share) for share in shares]}
+        edges = _edges(values, weight, bins)
+        sums = np.bincount(metrics.histogram(values, edges), weights=weight, minlength=len(edges) + 2)
+        described[name] = {"edges": edges, "shares": [float(share) for share in sums / total]}
     return {"bins": bins, "rows": int(len(frame)), "features": described}
 
 

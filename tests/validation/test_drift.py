@@ -57,3 +57,21 @@ def test_psi_on_spark_is_small_for_the_same_population_and_large_for_a_shift(spa
     result = drift.psi(frame, stats, "ds")
     assert result[D]["amount"] < 0.05 and result[D]["visits"] < 0.05
     assert result[date(2026, 1, 11)]["amount"] > 1.0 and result[date(2026, 1, 11)]["visits"] > 1.0
+
+
+def test_a_down_sampled_weighted_training_set_gives_the_reference_of_the_full_one() -> None:
+    # The minority class sits high, the majority low: keeping a tenth of the majority with
+    # weight 10 (training.majority_sample_rate=0.1) must describe the same population.
+    rng = np.random.default_rng(8)
+    label = rng.random(200_000) < 0.1
+    full = pd.DataFrame({"x": np.where(label, rng.normal(3.0, 1.0, label.size), rng.normal(0.0, 1.0, label.size))})
+    kept = label | (rng.random(label.size) < 0.1)
+    sample = full[kept]
+    weights = np.where(label[kept], 1.0, 10.0)
+    reference = drift.reference_statistics(full, ["x"])["features"]["x"]
+    weighted = drift.reference_statistics(sample, ["x"], weights=weights)["features"]["x"]
+    assert weighted["edges"] == pytest.approx(reference["edges"], abs=0.05)
+    assert weighted["shares"] == pytest.approx(reference["shares"], abs=0.01)
+    # The same rows without their weights describe another population: half the rows are positives.
+    unweighted = drift.reference_statistics(sample, ["x"])["features"]["x"]
+    assert max(abs(a - b) for a, b in zip(unweighted["edges"], reference["edges"])) > 0.5
