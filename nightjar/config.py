@@ -690,7 +690,7 @@ def _resolve_paths(config: Config, project_root: Path) -> Config:
     """Make local paths absolute against the project root, so a job behaves the same from any cwd."""
 
     def absolute(location: str) -> str:
-        if "://" in location:
+        if "://" in location or location.startswith("file:"):
             return location
         path = Path(location).expanduser()
         return str(path if path.is_absolute() else (project_root / path).resolve())

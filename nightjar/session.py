@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from nightjar.config import PROJECT_ROOT, Config, conf_dir
 from nightjar.errors import ConfigError
+from nightjar.tables import local_path
 
 
 def jars_dir() -> Path:
@@ -33,9 +34,8 @@ def metastore_dir(config: Config) -> str | None:
     """Folder of the embedded Derby metastore, or None when the catalog lives elsewhere."""
     if config.lake.metastore_dir:
         return config.lake.metastore_dir
-    if "://" in config.lake.root and not config.lake.root.startswith("file:"):
-        return None
-    return str(Path(config.lake.root.removeprefix("file:")) / "_metastore")
+    root = local_path(config.lake.root)
+    return None if root is None else str(Path(root) / "_metastore")
 
 
 def spark_conf(config: Config) -> dict[str, str]:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import DeltaTable as DeltaReader
 
 from delta.tables import DeltaTable
@@ -146,7 +148,7 @@ def register(spark: SparkSession, config: Config, name: str) -> None:
 
 
 def _same_location(a: str, b: str) -> bool:
-    return a.removeprefix("file:").rstrip("/") == b.removeprefix("file:").rstrip("/")
+    return (local_path(a) or a).rstrip("/") == (local_path(b) or b).rstrip("/")
 
 
 def _writer(df: DataFrame, metadata: dict[str, Any] | None) -> DataFrameWriter:
@@ -189,12 +191,15 @@ def partition_dates(config: Config, name: str, partition: str) -> set[date]:
 
 
 def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
-    """The Parquet files that make up version `table_version` of table `name` (for Dask to read)."""
+    """The Parquet files that make up version `table_version` of table `name` (for Dask to read).
+
+    Local files as plain paths, files on an object store as URIs.
+    """
     reader = DeltaReader(table_path(config, name), version=table_version)
     if reader.metadata().partition_columns:
         # Partition values live in the paths, not the files: Dask would lose those columns.
         raise ValueError(f"table {name!r} is partitioned; snapshots must not be")
-    return [uri.removeprefix("file://") for uri in reader.file_uris()]
+    return [local_path(uri) or uri for uri in reader.file_uris()]
 
 
 def read_snapshot(config: Config, name: str, table_version: int) -> pd.DataFrame:
@@ -202,32 +207,77 @@ def read_snapshot(config: Config, name: str, table_version: int) -> pd.DataFrame
     return DeltaReader(table_path(config, name), version=table_version).to_pandas()
 
 
+# Locations: the lake root is a local path or a URI (`file:///data/lake`, `s3a://bucket/lake`).
+# Files other than tables (models, the GX project) go through pyarrow's file systems, which
+# understand both; pathlib would turn `s3a://bucket/lake` into a relative folder `s3a:/bucket/lake`.
+
+# Hadoop names S3 `s3a`; pyarrow knows the same store as `s3`.
+_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}
+
+
+def local_path(location: str) -> str | None:
+    """The local file system path of `location` (a path or a `file:` URI), or None for a remote URI."""
+    if location.startswith("file:"):
+        return unquote(urlparse(location).path)
+    if "://" in location:
+        return None
+    return location
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow file system that holds `location`, and the path of `location` within it.
+
+    Raises:
+        ConfigError: the URI's scheme names no file system pyarrow can reach.
+    """
+    local = local_path(location)
+    if local is not None:
+        return pafs.LocalFileSystem(), local
+    scheme, rest = location.split("://", 1)
+    try:
+        return pafs.FileSystem.from_uri(f"{_PYARROW_SCHEMES.get(scheme, scheme)}://{rest}")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise ConfigError(f"lake.root: cannot open {location} ({error})") from None
+
+
 # Models live beside the tables: <lake root>/models/<name>/<version>/{model.txt, metadata.json}.
 
 
 def model_path(config: Config, name: str, model_version: int) -> str:
-    """The directory of one registered model version."""
+    """The directory of one registered model version (a path or a URI, like the lake root)."""
     return f"{config.lake.root.rstrip('/')}/models/{name}/{model_version}"
 
 
 def model_versions(config: Config, name: str) -> list[int]:
     """The version directories present for model `name`, in order."""
-    folder = Path(config.lake.root) / "models" / name
-    if not folder.is_dir():
-        return []
-    return sorted(int(child.name) for child in folder.iterdir() if child.is_dir() and child.name.isdigit())
+    fs, folder = filesystem(f"{config.lake.root.rstrip('/')}/models/{name}")
+    children = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted(int(c.base_name) for c in children if c.type == pafs.FileType.Directory and c.base_name.isdigit())
 
 
 def write_model(config: Config, name: str, model_version: int, files: dict[str, str]) -> str:
     """Write a model version's files, all or nothing; returns its directory.
 
-    The files are written to a hidden sibling and renamed into place in one step, so a reader
-    never sees a version directory without all of its files, and a killed job leaves none.
+    On a local file system the files are written to a hidden sibling and renamed into place in
+    one step, so a reader never sees a version directory without all of its files, and a killed
+    job leaves none. An object store has no atomic rename: the files are written in the order
+    given, the last one (the metadata, which holds the model's checksum) marking the version
+    complete; a reader of a version killed halfway finds the metadata missing and refuses it.
+
+    Raises:
+        FileExistsError: the version's directory exists already.
     """
-    final = Path(model_path(config, name, model_version))
-    if final.exists():
+    final = model_path(config, name, model_version)
+    fs, target = filesystem(final)
+    if fs.get_file_info(target).type != pafs.FileType.NotFound:
         raise FileExistsError(f"model {name} version {model_version} already exists at {final}")
-    staging = final.parent / f".{model_version}.{uuid.uuid4().hex[:8]}.partial"
+    if not isinstance(fs, pafs.LocalFileSystem):
+        fs.create_dir(target)
+        for filename, content in files.items():
+            with fs.open_output_stream(f"{target}/{filename}") as stream:
+                stream.write(content.encode())
+        return final
+    staging = Path(target).parent / f".{model_version}.{uuid.uuid4().hex[:8]}.partial"
     staging.mkdir(parents=True)
     try:
         for filename, content in files.items():
@@ -235,25 +285,29 @@ def write_model(config: Config, name: str, model_version: int, files: dict[str, 
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.rename(staging, final)
+        os.rename(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return str(final)
+    return final
 
 
 def delete_model(config: Config, name: str, model_version: int) -> None:
     """Remove a version's directory: only for undoing a registration whose commit failed."""
-    shutil.rmtree(model_path(config, name, model_version), ignore_errors=True)
+    fs, target = filesystem(model_path(config, name, model_version))
+    if fs.get_file_info(target).type != pafs.FileType.NotFound:
+        fs.delete_dir(target)
 
 
 def read_model_file(config: Config, name: str, model_version: int, filename: str) -> str:
     """One file of a registered model; MissingInputError naming the path when it is missing."""
-    path = Path(model_path(config, name, model_version)) / filename
+    path = f"{model_path(config, name, model_version)}/{filename}"
+    fs, target = filesystem(path)
     try:
-        return path.read_text()
+        with fs.open_input_stream(target) as stream:
+            return stream.read().decode()
     except (FileNotFoundError, NotADirectoryError):
         raise MissingInputError(f"model {name} version {model_version}: {path} is missing") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, pa.ArrowException) as error:
         raise MissingInputError(f"model {name} version {model_version}: cannot read {path} ({error})") from None
 
 
@@ -268,10 +322,10 @@ def gx_root(config: Config) -> str:
     """
     if config.validation.gx_root:
         return config.validation.gx_root
-    root = config.lake.root
-    if "://" in root and not root.startswith("file:"):
-        raise ConfigError(f"validation.gx_root: required when lake.root is not a local path ({root})")
-    return f"{root.removeprefix('file:').rstrip('/')}/_gx"
+    root = local_path(config.lake.root)
+    if root is None:
+        raise ConfigError(f"validation.gx_root: required when lake.root is not a local path ({config.lake.root})")
+    return f"{root.rstrip('/')}/_gx"
 
 
 def data_docs_dir(config: Config) -> str:
