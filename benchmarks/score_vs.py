@@ -115,8 +115,8 @@ def main() -> int:
     files = registry.model_files(booster, {"features": names, "feature_hash": registry.feature_hash(names),
                                            "feature_set": feature_set})
     path = tables.write_model(config, config.model_name, 1, files)
-    registry.record(spark, config, config.model_name, [], [registry.AliasChange(registry.CHAMPION, 1, "promote", "benchmark")],
-                    "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
+    registry.append_changes(spark, config, config.model_name, [], [registry.AliasChange(registry.CHAMPION, 1, registry.PROMOTE, "benchmark")],
+                            "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
     spark.stop()
     began = time.perf_counter()
     subprocess.run([str(ROOT / "spark-submit.sh"), "score", "--date", DAY, "--set", f"lake.root={lake}",

@@ -127,9 +127,9 @@ def register(spark: SparkSession, config: Config, names: list[str], training: pd
         "reference_statistics": drift.reference_statistics(training, names),
     })
     path = tables.write_model(config, config.model_name, 1, files)
-    registry.record(spark, config, config.model_name, [],
-                    [registry.AliasChange(registry.CHAMPION, 1, "promote", "benchmark")],
-                    "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
+    registry.append_changes(spark, config, config.model_name, [],
+                            [registry.AliasChange(registry.CHAMPION, 1, registry.PROMOTE, "benchmark")],
+                            "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
 
 
 def score_job(lake: str, reasons: int, min_score: float | None) -> dict:

@@ -23,8 +23,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from features import store
 from features.engine import DATE
-from jobs import features as features_job
 from models import registry, scoring
 from nightjar import cli, tables
 from nightjar.errors import DataCheckError, MissingInputError, UsageError
@@ -42,14 +42,14 @@ def load_model(context: cli.JobContext) -> registry.RegisteredModel:
     config = context.config
     if context.args.model_version is not None:
         return registry.load(config, config.model_name, context.args.model_version)
-    return registry.load_alias(context.spark, config, config.model_name, registry.CHAMPION)
+    return registry.load_champion(context.spark, config, config.model_name)
 
 
 def require_matching_features(context: cli.JobContext, model: registry.RegisteredModel, features: DataFrame) -> None:
     """DataCheckError when the model was trained on another feature set than the table holds."""
     config = context.config
     where = f"model {model.name} version {model.version}"
-    held = features_job.existing_feature_set(context)
+    held = store.held_feature_set(context.spark, config)
     trained_on = model.metadata.get("feature_set")
     if held != trained_on:
         raise DataCheckError(
@@ -69,13 +69,13 @@ def features_for(context: cli.JobContext, dates: list[date]) -> DataFrame:
     config, spark = context.config, context.spark
     table = config.tables.features
     present = (
-        features_job.present_dates(tables.read(spark, config, table), DATE, dates)
+        tables.present_dates(tables.read(spark, config, table), DATE, dates)
         if tables.exists(spark, config, table) else set()
     )
     missing = [d for d in dates if d not in present]
     if missing and config.scoring.compute_missing_features:
         context.progress(f"features missing for {len(missing)} dates: computing them first")
-        features_job.compute(context, missing)
+        store.compute_and_write(context, missing)
     elif missing:
         more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
         raise MissingInputError(
@@ -91,12 +91,12 @@ def dates_to_score(context: cli.JobContext) -> list[date]:
     config, spark = context.config, context.spark
     if context.args.force or not tables.exists(spark, config, config.tables.scores):
         return context.dates
-    present = features_job.present_dates(tables.read(spark, config, config.tables.scores), DATE, context.dates)
+    present = tables.present_dates(tables.read(spark, config, config.tables.scores), DATE, context.dates)
     return [d for d in context.dates if d not in present]
 
 
 def run(context: cli.JobContext) -> None:
-    config, spark, record = context.config, context.spark, context.record
+    record = context.record
     if not context.dates:
         raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
     todo = dates_to_score(context)

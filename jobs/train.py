@@ -16,23 +16,18 @@ becomes champion only when it beats the current champion on that same holdout.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
-import json
 from datetime import timedelta
-from typing import Any
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 
+from features import store
 from features.definitions import expand
-from jobs.features import existing_feature_set, require_partitions
-from models import distributed, evaluate, folds, registry, search
+from models import distributed, evaluate, folds, promotion, registry, search
 from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, labels, training_rows, with_reference
 from nightjar import cli, tables
-from nightjar.config import Config
 from nightjar.dask_cluster import dask_client
 from nightjar.errors import ConfigError, MissingInputError, UsageError
 from validation import drift
@@ -56,21 +51,8 @@ def training_dates(context: cli.JobContext) -> list:
     return sorted(newest_first)
 
 
-def fingerprint(config: Config, dates: list, input_versions: dict[str, int], feature_set: str, code: str) -> str:
-    """What a model is a function of; the same fingerprint twice means nothing new to learn."""
-    content = {
-        "dates": [d.isoformat() for d in dates],
-        "inputs": input_versions,
-        "feature_set": feature_set,
-        "label": config.use_case.label.model_dump(),
-        "training": config.training.model_dump(),
-        "code": code,
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def train(context: cli.JobContext) -> None:
-    config, spark, record = context.config, context.spark, context.record
+    config, spark, run = context.config, context.spark, context.record
     if not context.dates:
         raise UsageError("a date is required: --date T (or --start/--end for explicit feature dates)")
     label, training = config.use_case.label, config.training
@@ -84,33 +66,30 @@ def train(context: cli.JobContext) -> None:
 
     # Inputs: the feature partitions of the dates, and the label source through the last horizon.
     feature_set = expand(config)
-    held = existing_feature_set(context)
-    if held is not None and held != feature_set.fingerprint:
-        raise ConfigError(
-            f"table {config.tables.features!r} holds feature set {held}, the configuration defines "
-            f"{feature_set.fingerprint}: recompute the features (features --rebuild) before training"
-        )
+    store.require_feature_set(spark, config, feature_set.fingerprint,
+                              "recompute the features (features --rebuild) before training")
     features_frame = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(dates))
-    require_partitions(features_frame, config.tables.features, DATE, dates)
+    tables.require_partitions(features_frame, config.tables.features, DATE, dates)
     missing_features = [n for n in feature_set.names if n not in features_frame.columns]
     if missing_features:
         raise ConfigError(f"table {config.tables.features!r} lacks configured features: {', '.join(missing_features)}")
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
     label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon_days))
-    require_partitions(events, source.table, source.partition, label_days)
+    tables.require_partitions(events, source.table, source.partition, label_days)
     for column in [label.column, *(label.where or {})]:
         if column and column not in events.columns:
             raise ConfigError(f"use_case.label: table {source.table!r} has no column {column!r}")
-    record.input_versions = {
+    run.input_versions = {
         config.tables.features: tables.version(spark, config, config.tables.features) or 0,
         source.table: tables.version(spark, config, source.table) or 0,
     }
-    trained_on = fingerprint(config, dates, record.input_versions, feature_set.fingerprint, record.code_version)
+    trained_on = promotion.training_fingerprint(config, dates, run.input_versions, feature_set.fingerprint,
+                                                run.code_version)
     rows = registry.history(spark, config, name)
     existing = registry.find_by_fingerprint(rows, trained_on)
     if existing is not None and not context.args.force:
-        record.model_version = str(existing)
+        run.model_version = str(existing)
         context.progress(f"these inputs were already trained as {name} version {existing}; --force retrains")
         return
 
@@ -130,12 +109,12 @@ def train(context: cli.JobContext) -> None:
         # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
         snapshot_version = tables.overwrite(
             snapshot.orderBy(DATE, key), config, config.tables.training,
-            metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
+            metadata={"run_id": run.run_id, "training_fingerprint": trained_on},
         )
-    record.output_versions[config.tables.training] = snapshot_version
+    run.output_versions[config.tables.training] = snapshot_version
     frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
     frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
-    record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
+    run.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
     names = feature_set.names
     fit_rows = frame[frame[DATE].isin(plan.fit)]
     holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
@@ -149,6 +128,7 @@ def train(context: cli.JobContext) -> None:
         context.progress(
             f"search: {sum(t.complete for t in result.trials)}/{len(result.trials)} trials in {result.seconds:.1f}s; "
             f"best trial {best.index}: {result.metric} {best.score:.5f} over the folds at {best.rounds} rounds"
+            + (f"; trials {result.cancelled} cancelled at training.search.time_budget_s" if result.cancelled else "")
         )
         params = {**search.base_params(training, task, threads, training.seed), **best.params}
         files = sorted(tables.snapshot_files(config, config.tables.training, snapshot_version))
@@ -168,56 +148,38 @@ def train(context: cli.JobContext) -> None:
                 "rows": len(known),
                 "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
             }
-        change = _gate(context, rows, task, holdout, names, score)
 
-    version = registry.next_version(config, rows, name)
-    metadata: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "task": task,
-        "label": label.model_dump(),
-        "entity_key": key,
-        "features": names,
-        "feature_hash": registry.feature_hash(names),
-        "feature_set": feature_set.fingerprint,
-        "params": params,
-        "num_boost_round": best.rounds,
-        "seed": training.seed,
-        "holdout": {"dates": [d.isoformat() for d in plan.holdout], "rows": len(holdout), **report},
-        "folds": [{"train": [d.isoformat() for d in f.train], "valid": [d.isoformat() for d in f.valid]} for f in plan.folds],
-        "search": {"metric": result.metric, "seconds": round(result.seconds, 3), "stopped_by_time": result.stopped_by_time,
-                   "best_trial": best.index, "trials": [t.summary() for t in result.trials]},
-        "training_data": {
+    metadata = registry.model_metadata(
+        config=config, task=task, features=names, feature_set=feature_set.fingerprint, params=params,
+        rounds=best.rounds, plan=plan, holdout_rows=len(holdout), report=report, search=result,
+        training_data={
             "table": config.tables.training, "table_version": snapshot_version,
-            "input_versions": record.input_versions, "dates": [d.isoformat() for d in dates],
+            "input_versions": run.input_versions, "dates": [d.isoformat() for d in dates],
             "fit_dates": [plan.fit[0].isoformat(), plan.fit[-1].isoformat()], "rows": len(frame),
             "fit_rows": len(fit_rows), "majority_sample_rate": training.majority_sample_rate,
             "weighted": training.majority_sample_rate < 1,
         },
-        "training_fingerprint": trained_on,
-        "reference_statistics": drift.reference_statistics(fit_rows, names, weights=fit_rows[WEIGHT]),
-        "logical_date": context.dates[-1].isoformat(),
-        "run_id": record.run_id,
-        "code_version": record.code_version,
-    }
-    path = tables.write_model(config, name, version, registry.model_files(booster, metadata))
-    change = dataclasses.replace(change, version=version)
-    try:
-        registry_version = registry.record(
-            spark, config, name, rows, [change], record.user, record.run_id, context.dates[-1],
-            registered=(version, path, trained_on),
+        fingerprint=trained_on,
+        # Weighted: with a down-sampled majority the rows alone describe another population.
+        reference_statistics=drift.reference_statistics(fit_rows, names, weights=fit_rows[WEIGHT]),
+        logical_date=context.dates[-1], run_id=run.run_id, code_version=run.code_version,
+    )
+    with context.timed("register"):
+        registered = promotion.register(
+            spark, config, booster, metadata,
+            lambda history: promotion.challenge(config, history, task, holdout, names, score),
+            trained_on, run.user, run.run_id, context.dates[-1],
         )
-    except BaseException:
-        tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
-        raise
-    record.model_version = str(version)
-    record.output_versions[config.tables.registry] = registry_version
-    record.checks.append({"holdout": report["metrics"], "alias": change.alias, "reason": change.reason})
+    run.model_version = str(registered.version)
+    run.output_versions[config.tables.registry] = registered.registry_version
+    change = registered.change
+    run.checks.append({"holdout": report["metrics"], "alias": change.alias, "reason": change.reason})
     reference_note = ""
     if "reference" in report:
         reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
     context.progress(f"holdout {metric} {score:.4f}{reference_note} on {len(holdout):,} rows")
-    context.progress(f"registered {name} version {version} as {change.alias}: {change.reason}  [{path}]")
+    context.progress(f"registered {name} version {registered.version} as {change.alias}: {change.reason}  "
+                     f"[{registered.path}]")
 
 
 def _require_both_classes(task: str, fit_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:
@@ -227,43 +189,6 @@ def _require_both_classes(task: str, fit_rows: pd.DataFrame, holdout: pd.DataFra
         classes = sorted(np.unique(rows[LABEL]).tolist())
         if classes != [0, 1]:
             raise ConfigError(f"the {part} dates hold labels {classes}: both classes are needed to train and evaluate")
-
-
-def _gate(
-    context: cli.JobContext,
-    rows: list[dict[str, Any]],
-    task: str,
-    holdout: pd.DataFrame,
-    names: list[str],
-    score: float,
-) -> registry.AliasChange:
-    """Champion when it beats the current champion on the same holdout by the margin, else challenger.
-
-    The change's version is filled in once the new version's number is known.
-    """
-    config = context.config
-    metric, _ = evaluate.PRIMARY[task]
-    margin = config.training.promotion.min_improvement
-    champion_version = registry.champion_version(rows)
-    if champion_version is None:
-        return registry.AliasChange(registry.CHAMPION, 0, "gate", "first model", metric, score)
-    champion = registry.load(config, config.model_name, champion_version)
-    if champion.metadata.get("feature_hash") != registry.feature_hash(names):
-        return registry.AliasChange(
-            registry.CHAMPION, 0, "gate",
-            f"champion v{champion_version} uses another feature list and cannot score the current features",
-            metric, score,
-        )
-    incumbent = evaluate.metrics(
-        task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
-    )[metric]
-    verdict = evaluate.better(task, score, incumbent, margin)
-    reason = (
-        f"{metric} {score:.5f} vs champion v{champion_version} {incumbent:.5f} on the same holdout "
-        f"({'beats' if verdict else 'does not beat'} it by more than {margin:g})"
-    )
-    return registry.AliasChange(registry.CHAMPION if verdict else registry.CHALLENGER, 0, "gate", reason, metric,
-                                score, incumbent)
 
 
 def promote(context: cli.JobContext) -> None:
@@ -278,18 +203,15 @@ def promote(context: cli.JobContext) -> None:
         context.progress(f"{name} version {version} is already the champion")
         return
     reason = context.args.reason or "promoted by hand"
-    _set_champion(context, rows, version, "promote", reason)
+    _set_champion(context, version, registry.PROMOTE, reason)
     context.progress(f"{name} version {version} is now the champion: {reason}")
 
 
-def _set_champion(context: cli.JobContext, rows: list[dict[str, Any]], version: int, action: str, reason: str) -> None:
-    """Record by hand that `version` is the champion now (one registry row: who, when, why)."""
-    registry.record(
-        context.spark, context.config, context.config.model_name, rows,
-        [registry.AliasChange(registry.CHAMPION, version, action, reason)],
-        context.record.user, context.record.run_id, context.dates[-1] if context.dates else None,
-    )
-    context.record.model_version = str(version)
+def _set_champion(context: cli.JobContext, version: int, action: str, reason: str) -> None:
+    run = context.record
+    promotion.set_champion(context.spark, context.config, version, action, reason, run.user, run.run_id,
+                           context.dates[-1] if context.dates else None)
+    run.model_version = str(version)
 
 
 def rollback(context: cli.JobContext) -> None:
@@ -302,7 +224,7 @@ def rollback(context: cli.JobContext) -> None:
         raise MissingInputError(f"model {name} has no earlier champion to roll back to (champion: {current})")
     registry.load(config, name, target)
     reason = context.args.reason or "rolled back by hand"
-    _set_champion(context, rows, target, "rollback", reason)
+    _set_champion(context, target, registry.ROLLBACK, reason)
     context.progress(f"{name}: champion rolled back from version {current} to {target}: {reason}")
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from jobs.features import require_partitions
 from models import registry
 from nightjar import cli, tables
 from nightjar.config import Config, Stage
@@ -72,7 +71,7 @@ def run(context: cli.JobContext) -> None:
     # An entities table has a partition per signup day: a day without one is no missing input.
     if not (source and source.kind == "entities"):
         present = tables.partition_dates(config, table, partition)
-        require_partitions(frame, table, partition, context.dates, present=present)
+        tables.require_partitions(frame, table, partition, context.dates, present=present)
     reference = champion_reference(context) if stage == "features" else None
     if stage == "features" and reference is None:
         context.progress("no champion reference statistics: drift not checked")

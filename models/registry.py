@@ -21,6 +21,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from models.folds import Plan
+from models.search import SearchResult
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.errors import MissingInputError
@@ -28,13 +30,16 @@ from nightjar.errors import MissingInputError
 MODEL_FILE = "model.txt"
 METADATA_FILE = "metadata.json"
 CHAMPION, CHALLENGER = "champion", "challenger"
+# Registry actions: a new version; an automatic promotion decision after training (stored as
+# "gate" since the first release); a promotion or rollback by hand.
+REGISTER, PROMOTION_DECISION, PROMOTE, ROLLBACK = "register", "gate", "promote", "rollback"
 
 REGISTRY_SCHEMA = T.StructType(
     [
         T.StructField("sequence", T.LongType(), False),
         T.StructField("model_name", T.StringType(), False),
         T.StructField("version", T.IntegerType(), False),
-        # register: a new version; promote / gate / rollback: an alias now points at `version`.
+        # REGISTER: a new version; PROMOTION_DECISION / PROMOTE / ROLLBACK: an alias now points at `version`.
         T.StructField("action", T.StringType(), False),
         T.StructField("alias", T.StringType(), True),
         T.StructField("previous_version", T.IntegerType(), True),
@@ -107,7 +112,7 @@ def champion_stack(rows: list[dict[str, Any]]) -> list[int]:
     for row in rows:
         if row["alias"] != CHAMPION:
             continue
-        if row["action"] == "rollback":
+        if row["action"] == ROLLBACK:
             if stack:
                 stack.pop()
             if not stack or stack[-1] != row["version"]:
@@ -131,7 +136,7 @@ def rollback_target(rows: list[dict[str, Any]]) -> int | None:
 
 def find_by_fingerprint(rows: list[dict[str, Any]], fingerprint: str) -> int | None:
     """The version already trained from exactly these inputs and settings, if any."""
-    matches = [r["version"] for r in rows if r["action"] == "register" and r["training_fingerprint"] == fingerprint]
+    matches = [r["version"] for r in rows if r["action"] == REGISTER and r["training_fingerprint"] == fingerprint]
     return matches[-1] if matches else None
 
 
@@ -168,20 +173,15 @@ def load(config: Config, name: str, version: int) -> RegisteredModel:
     return RegisteredModel(name, version, booster, metadata, tables.model_path(config, name, version))
 
 
-def load_alias(spark: SparkSession, config: Config, name: str, alias: str = CHAMPION) -> RegisteredModel:
-    """Load the version an alias points at; MissingInputError when it points nowhere."""
-    rows = history(spark, config, name)
-    if alias == CHAMPION:
-        version = champion_version(rows)
-    else:
-        matches = [r["version"] for r in rows if r["alias"] == alias]
-        version = matches[-1] if matches else None
+def load_champion(spark: SparkSession, config: Config, name: str) -> RegisteredModel:
+    """Load the current champion; MissingInputError when there is none."""
+    version = champion_version(history(spark, config, name))
     if version is None:
-        raise MissingInputError(f"model {name} has no {alias}: train one with ./spark-submit.sh train --date D")
+        raise MissingInputError(f"model {name} has no {CHAMPION}: train one with ./spark-submit.sh train --date D")
     return load(config, name, version)
 
 
-def record(
+def append_changes(
     spark: SparkSession,
     config: Config,
     name: str,
@@ -191,9 +191,22 @@ def record(
     run_id: str,
     logical_date: date | None,
     registered: tuple[int, str, str] | None = None,
-) -> int:
-    """Append a registration (version, path, fingerprint) and alias changes in one commit."""
-    sequence = max((r["sequence"] for r in rows), default=0)
+) -> int | None:
+    """Append a registration (version, path, fingerprint) and alias changes in one commit.
+
+    `rows` is the model's history as the caller read it, and the new rows continue its
+    sequence. The commit happens only if no row was added to the model's history since: two
+    jobs registering at once cannot both take the same sequence or version.
+
+    Returns:
+        The registry table's new version, or None when the history moved on since `rows` were
+        read (nothing written: read it again, decide again, and retry).
+
+    Raises:
+        tables.CommitConflict: another job committed to the registry at the same moment.
+    """
+    last = max((r["sequence"] for r in rows), default=0)
+    sequence = last
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # audit time of the change, not data
     current = {CHAMPION: champion_version(rows)}
     for row in rows:
@@ -203,7 +216,7 @@ def record(
     if registered is not None:
         version, path, fingerprint = registered
         sequence += 1
-        new_rows.append((sequence, name, version, "register", None, None, None, None, None, None, user, run_id,
+        new_rows.append((sequence, name, version, REGISTER, None, None, None, None, None, None, user, run_id,
                          logical_date, fingerprint, path, now))
     for change in changes:
         sequence += 1
@@ -211,8 +224,12 @@ def record(
                          change.metric, change.metric_value, change.baseline_value, change.reason, user, run_id,
                          logical_date, None, tables.model_path(config, name, change.version), now))
         current[change.alias] = change.version
+    tables.create_if_missing(spark, config, config.tables.registry, REGISTRY_SCHEMA)
     frame = spark.createDataFrame(new_rows, REGISTRY_SCHEMA)
-    return tables.append(frame, config, config.tables.registry)
+    # A model name is an identifier (the configuration checks it): safe inside the SQL condition.
+    return tables.append_unless(
+        frame, config, config.tables.registry, f"t.model_name = s.model_name AND t.sequence > {last}",
+    )
 
 
 # Parameters that describe the Dask workers' sockets of one run, not the model: LightGBM
@@ -224,6 +241,50 @@ def model_text(booster: lgb.Booster) -> str:
     """The booster in LightGBM's text format, without the run's network addresses."""
     lines = booster.model_to_string().splitlines(keepends=True)
     return "".join(line for line in lines if not line.startswith(_NETWORK_PARAMETERS))
+
+
+def model_metadata(
+    *,
+    config: Config,
+    task: str,
+    features: list[str],
+    feature_set: str,
+    params: dict[str, Any],
+    rounds: int,
+    plan: Plan,
+    holdout_rows: int,
+    report: dict[str, Any],
+    search: SearchResult,
+    training_data: dict[str, Any],
+    fingerprint: str,
+    reference_statistics: dict[str, Any],
+    logical_date: date,
+    run_id: str,
+    code_version: str,
+) -> dict[str, Any]:
+    """A new version's `metadata.json` (without its name and version): what it is, how it did, what it was made of."""
+    return {
+        "task": task,
+        "label": config.use_case.label.model_dump(),
+        "entity_key": config.use_case.entity.key,
+        "features": features,
+        "feature_hash": feature_hash(features),
+        "feature_set": feature_set,
+        "params": params,
+        "num_boost_round": rounds,
+        "seed": config.training.seed,
+        "holdout": {"dates": [d.isoformat() for d in plan.holdout], "rows": holdout_rows, **report},
+        "folds": [{"train": [d.isoformat() for d in f.train], "valid": [d.isoformat() for d in f.valid]} for f in plan.folds],
+        "search": {"metric": search.metric, "seconds": round(search.seconds, 3), "stopped_by_time": search.stopped_by_time,
+                   "cancelled_trials": search.cancelled, "best_trial": search.best.index,
+                   "trials": [t.summary() for t in search.trials]},
+        "training_data": training_data,
+        "training_fingerprint": fingerprint,
+        "reference_statistics": reference_statistics,
+        "logical_date": logical_date.isoformat(),
+        "run_id": run_id,
+        "code_version": code_version,
+    }
 
 
 def model_files(booster: lgb.Booster, metadata: dict[str, Any]) -> dict[str, str]:

@@ -8,6 +8,7 @@ that analysts query by name are re-pointed at the current lake root after each w
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -23,12 +24,21 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable as DeltaReader
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from nightjar.config import Config
-from nightjar.errors import ConfigError, MissingInputError
+from nightjar.errors import ConfigError, MissingInputError, NightjarError
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,77 @@ def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | 
     return _after_write(df.sparkSession, config, name)
 
 
+class CommitConflict(NightjarError):
+    """Another job committed to the same table at the same time; the write did not happen. Worth retrying."""
+
+    exit_code = 5
+
+
+# Delta's commit conflicts: another writer committed between this transaction's read and its commit.
+_CONFLICTS = (
+    ConcurrentAppendException, ConcurrentWriteException, ConcurrentTransactionException, MetadataChangedException,
+    ProtocolChangedException, DeltaConcurrentModificationException,
+)
+
+
+def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.StructType) -> None:
+    """Create table `name`, empty, with `schema` unless it exists (another job creating it at the same time is no error)."""
+    if not exists(spark, config, name):
+        try:
+            DeltaTable.createIfNotExists(spark).location(table_path(config, name)).addColumns(schema).execute()
+        except _CONFLICTS:
+            if not exists(spark, config, name):
+                raise
+    register(spark, config, name)
+
+
+def append_unless(df: DataFrame, config: Config, name: str, condition: str) -> int | None:
+    """Append `df` to the existing table `name` in one commit, unless a row of the table matches `condition`.
+
+    `condition` is SQL over the table's row `t` and each appended row `s`: it is checked
+    against every row of `df`, so it must match all of them or none (for example
+    `t.model_name = s.model_name AND t.sequence > 7`: "nothing was added after what I read").
+    The check and the append are one Delta transaction: a commit by another job in between
+    makes this one fail rather than both succeed.
+
+    Returns:
+        The table's new version, or None when a row matched and nothing was written.
+
+    Raises:
+        CommitConflict: another job committed to the table meanwhile; nothing was written.
+    """
+    spark = df.sparkSession
+    target = _delta(spark, config, name).alias("t")
+    try:
+        outcome = target.merge(df.alias("s"), condition).whenNotMatchedInsertAll().execute().first()
+    except _CONFLICTS as error:
+        raise CommitConflict(f"table {name!r}: another job committed at the same time ({type(error).__name__})") from None
+    if not outcome["num_inserted_rows"]:
+        return None
+    return _after_write(spark, config, name)
+
+
+def present_dates(frame: DataFrame, partition: str, dates: list[date]) -> set[date]:
+    """Which of `dates` have rows in `frame`; the partition filter keeps Spark to those partitions."""
+    return {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
+
+
+def require_partitions(
+    frame: DataFrame, table: str, partition: str, dates: list[date], present: set[date] | None = None,
+) -> None:
+    """MissingInputError naming the first date for which `table` has no rows.
+
+    `present`: the dates that count as present, when known otherwise; the validation gate
+    passes the partitions of the table's Delta log, so that a partition that exists but holds
+    no rows is reported as empty by its expectations (exit 3) rather than as missing (exit 4).
+    """
+    present = present_dates(frame, partition, dates) if present is None else present
+    missing = [d for d in dates if d not in present]
+    if missing:
+        more = f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else ""
+        raise MissingInputError(f"table {table!r} has no partition {partition}={missing[0]}{more}")
+
+
 def summary(spark: SparkSession, config: Config, name: str, partition_by: str | None = None) -> TableSummary:
     """Row and partition counts of the table's current version, in one pass."""
     df = read(spark, config, name)
@@ -144,7 +225,8 @@ def register(spark: SparkSession, config: Config, name: str) -> None:
             return
         # The entry is external: dropping it forgets the old location and deletes no data.
         spark.sql(f"DROP TABLE {qualified}")
-    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{location}'")
+    # IF NOT EXISTS: another job writing the same table may register it at the same moment.
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")
 
 
 def _same_location(a: str, b: str) -> bool:
@@ -285,7 +367,13 @@ def write_model(config: Config, name: str, model_version: int, files: dict[str, 
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.rename(staging, target)
+        try:
+            os.rename(staging, target)
+        except OSError as error:
+            # Renaming onto a directory that is not empty fails: another job claimed this version first.
+            if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise FileExistsError(f"model {name} version {model_version} already exists at {final}") from None
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

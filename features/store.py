@@ -1,0 +1,137 @@
+"""The `features` table: which feature set it holds, and computing, checking and writing dates of it.
+
+The features job runs this for the dates asked; the scoring job runs it for dates whose
+features are missing when `scoring.compute_missing_features` is set. Each write replaces
+exactly the dates computed, in one commit that records the feature-set fingerprint.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.definitions import check_columns, expand
+from features.engine import DATE, compute_features
+from nightjar import cli, tables
+from nightjar.config import Config
+from nightjar.errors import ConfigError, DataCheckError
+from validation import gate
+
+
+def held_feature_set(spark: SparkSession, config: Config) -> str | None:
+    """The fingerprint of the feature set the table holds now, or None for a new table."""
+    metadata = tables.last_commit_metadata(spark, config, config.tables.features)
+    return (metadata or {}).get("feature_set")
+
+
+def require_feature_set(spark: SparkSession, config: Config, fingerprint: str, remedy: str) -> None:
+    """ConfigError when the table holds another feature set than `fingerprint` (a new table holds none).
+
+    `remedy` tells the user what to run, which depends on the job that found the mismatch.
+    """
+    held = held_feature_set(spark, config)
+    if held is not None and held != fingerprint:
+        raise ConfigError(
+            f"table {config.tables.features!r} holds feature set {held}, the configuration defines "
+            f"{fingerprint}: {remedy}"
+        )
+
+
+def require_source_columns(config: Config, frames: dict[str, DataFrame]) -> None:
+    """ConfigError when a source lacks the key, timestamp or partition column its configuration names."""
+    for name, frame in frames.items():
+        source = config.use_case.sources[name]
+        expected = {"entity.key": config.use_case.entity.key, "timestamp": source.timestamp, "partition": source.partition}
+        for role, column in expected.items():
+            if column not in frame.columns:
+                raise ConfigError(
+                    f"use_case.sources.{name} ({role}): table {source.table!r} has no column {column!r} "
+                    f"(columns: {', '.join(frame.columns)})"
+                )
+
+
+def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
+    """DataCheckError when an entities table lists an entity twice (its features would be doubled)."""
+    duplicate = frame.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1").first()
+    if duplicate is not None:
+        raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
+
+
+def validate_sources(context: cli.JobContext, frames: dict[str, DataFrame], dates: list[date]) -> None:
+    """Run the validation gate on the source partitions of `dates`: one pass per table over all of them.
+
+    Raises ValidationFailed (exit 3) on a blocking failure, before any feature is computed.
+    """
+    config = context.config
+    for name, frame in sorted(frames.items()):
+        source = config.use_case.sources[name]
+        if gate.has_suite(config, "source", source.table):
+            partitions = frame.where(F.col(source.partition).isin(dates))
+            gate.validate_dates(context.spark, config, "source", source.table, partitions, dates,
+                                context.record.run_id, checks=context.record.checks)
+
+
+def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool = False) -> int:
+    """Compute the features of `todo` and replace those dates in the table; returns its new version.
+
+    The scoring job calls this too, for dates whose features are missing when it runs.
+    """
+    config, spark = context.config, context.spark
+    feature_set = expand(config)
+    sources = config.use_case.sources
+    entities_name, entities_source = config.use_case.source_of_kind("entities")
+    frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
+    require_source_columns(config, frames)
+    for name in feature_set.sources:
+        context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
+        if sources[name].kind == "events":
+            source = sources[name]
+            present = tables.partition_dates(config, source.table, source.partition)
+            tables.require_partitions(frames[name], source.table, source.partition, todo, present=present)
+    with context.timed("validate_sources"):
+        validate_sources(context, frames, todo)
+    check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
+    require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.key)
+
+    context.progress(
+        f"computing {len(feature_set.names)} features (set {feature_set.fingerprint}) for {len(todo)} dates "
+        f"{todo[0]}..{todo[-1]}"
+    )
+    with context.timed("features_compute_and_write"):
+        features = compute_features(
+            feature_set, sources,
+            {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
+            frames[entities_name], entities_source, todo,
+        )
+        checked = gate.has_suite(config, "features", config.tables.features)
+        if checked:
+            # Computed once, checked, then written from the cache: the gate sees exactly what is written.
+            features = features.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if checked:
+                with context.timed("validate_features"):
+                    gate.validate_dates(spark, config, "features", config.tables.features, features, todo,
+                                        context.record.run_id, checks=context.record.checks)
+            metadata = {
+                "feature_set": feature_set.fingerprint,
+                "dates": [d.isoformat() for d in todo],
+                "run_id": context.record.run_id,
+                "code_version": context.record.code_version,
+            }
+            if rebuild:
+                version = tables.overwrite(features, config, config.tables.features, partition_by=DATE, metadata=metadata)
+            else:
+                version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
+        finally:
+            features.unpersist()
+    context.record.output_versions[config.tables.features] = version
+    written = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(todo)).count()
+    context.record.row_counts[config.tables.features] = written
+    context.progress(
+        f"wrote {written:,} rows ({len(todo)} dates) to {config.lake.database}.{config.tables.features} "
+        f"version {version} in {context.record.timings['features_compute_and_write']:.1f}s"
+    )
+    return version

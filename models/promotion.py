@@ -1,0 +1,172 @@
+"""Promotion policy: what a trained model is a function of, whether it beats the champion, and
+registering it so that jobs running at the same time never take the same version.
+
+A new model becomes champion only when it beats the current champion on the same holdout by
+`training.promotion.min_improvement` (or when there is none, or the champion cannot score the
+current features); otherwise it is registered as challenger. People change the champion by
+hand with `promote` and `rollback`; every change is one registry row saying who, when and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable
+
+import lightgbm as lgb
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from models import evaluate, registry
+from models.search import Task
+from models.training_set import LABEL
+from nightjar import tables
+from nightjar.config import Config
+
+# Registration retries when another job registered or changed an alias in between.
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A model version as registered: where its files are, which alias it got, the registry's version."""
+
+    version: int
+    path: str
+    change: registry.AliasChange
+    registry_version: int
+
+
+def training_fingerprint(config: Config, dates: list[date], input_versions: dict[str, int], feature_set: str,
+                         code: str) -> str:
+    """What a model is a function of; the same fingerprint twice means nothing new to learn."""
+    content = {
+        "dates": [d.isoformat() for d in dates],
+        "inputs": input_versions,
+        "feature_set": feature_set,
+        "label": config.use_case.label.model_dump(),
+        "training": config.training.model_dump(),
+        "code": code,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def challenge(
+    config: Config, rows: list[dict[str, Any]], task: Task, holdout: pd.DataFrame, features: list[str], score: float,
+) -> registry.AliasChange:
+    """Champion when the new model beats the current champion on the same holdout by the margin, else challenger.
+
+    Args:
+        config: the run's configuration (model name, promotion margin).
+        rows: the model's registry history.
+        task: classification or regression (which metric, and which way is better).
+        holdout: the holdout rows, with the label.
+        features: the new model's ordered features.
+        score: the new model's primary metric on `holdout`.
+
+    Returns:
+        The alias change to record; its version is 0 until the new version's number is known.
+
+    Raises:
+        MissingInputError: the champion's files are missing or corrupt.
+    """
+    metric, _ = evaluate.PRIMARY[task]
+    margin = config.training.promotion.min_improvement
+    champion_version = registry.champion_version(rows)
+    decision = registry.PROMOTION_DECISION
+    if champion_version is None:
+        return registry.AliasChange(registry.CHAMPION, 0, decision, "first model", metric, score)
+    champion = registry.load(config, config.model_name, champion_version)
+    if champion.metadata.get("feature_hash") != registry.feature_hash(features):
+        return registry.AliasChange(
+            registry.CHAMPION, 0, decision,
+            f"champion v{champion_version} uses another feature list and cannot score the current features",
+            metric, score,
+        )
+    incumbent = evaluate.metrics(
+        task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
+    )[metric]
+    beats = evaluate.better(task, score, incumbent, margin)
+    reason = (
+        f"{metric} {score:.5f} vs champion v{champion_version} {incumbent:.5f} on the same holdout "
+        f"({'beats' if beats else 'does not beat'} it by more than {margin:g})"
+    )
+    alias = registry.CHAMPION if beats else registry.CHALLENGER
+    return registry.AliasChange(alias, 0, decision, reason, metric, score, incumbent)
+
+
+def register(
+    spark: SparkSession,
+    config: Config,
+    booster: lgb.Booster,
+    metadata: dict[str, Any],
+    decide: Callable[[list[dict[str, Any]]], registry.AliasChange],
+    fingerprint: str,
+    user: str | None,
+    run_id: str,
+    logical_date: date | None,
+) -> Registration:
+    """Write the model's files as the next version and record it with its alias, in one registry commit.
+
+    Another job may register or move an alias at the same time. The version directory is
+    claimed by creating it (a local rename that fails when it exists), and the registry commit
+    happens only if the model's history is still the one read; otherwise this run's files are
+    removed and it reads the history again, decides again (`decide` sees the new champion) and
+    takes the next version. See the README for what holds on an object store.
+
+    Args:
+        metadata: the version's metadata, without `version`, which is added here.
+        decide: the alias decision given the current registry history (see `challenge`).
+
+    Raises:
+        tables.CommitConflict: still colliding after `ATTEMPTS` tries (exit 5: worth retrying).
+    """
+    name = config.model_name
+    for _ in range(ATTEMPTS):
+        rows = registry.history(spark, config, name)
+        version = registry.next_version(config, rows, name)
+        change = dataclasses.replace(decide(rows), version=version)
+        files = registry.model_files(booster, {"name": name, "version": version, **metadata})
+        try:
+            path = tables.write_model(config, name, version, files)
+        except FileExistsError:
+            continue  # another run claimed this version first
+        try:
+            committed = registry.append_changes(
+                spark, config, name, rows, [change], user, run_id, logical_date, registered=(version, path, fingerprint),
+            )
+        except tables.CommitConflict:
+            committed = None
+        except BaseException:
+            tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
+            raise
+        if committed is not None:
+            return Registration(version, path, change, committed)
+        tables.delete_model(config, name, version)
+    raise tables.CommitConflict(
+        f"model {name}: {ATTEMPTS} attempts to register collided with other jobs registering at the same time"
+    )
+
+
+def set_champion(
+    spark: SparkSession, config: Config, version: int, action: str, reason: str, user: str | None, run_id: str,
+    logical_date: date | None,
+) -> None:
+    """Record by hand that `version` is the champion now (one registry row: who, when, why).
+
+    Raises:
+        tables.CommitConflict: the history kept changing under this run for `ATTEMPTS` tries.
+    """
+    name = config.model_name
+    for _ in range(ATTEMPTS):
+        rows = registry.history(spark, config, name)
+        change = registry.AliasChange(registry.CHAMPION, version, action, reason)
+        try:
+            if registry.append_changes(spark, config, name, rows, [change], user, run_id, logical_date) is not None:
+                return
+        except tables.CommitConflict:
+            pass
+    raise tables.CommitConflict(f"model {name}: {ATTEMPTS} attempts to change the champion collided with other jobs")
