@@ -78,10 +78,6 @@ class FeatureSet:
     def names(self) -> list[str]:
         return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)]
 
-    def lookback_days(self, source: str) -> int:
-        """Days of history of `source` that the features of one date need (0 when unused)."""
-        return max((spec.window for spec in self.aggregates if spec.source == source), default=0)
-
     @property
     def sources(self) -> list[str]:
         return sorted({spec.source for spec in (*self.aggregates, *self.attributes)})

@@ -52,7 +52,7 @@ def training_dates(context: cli.JobContext) -> list:
 
 
 def train(context: cli.JobContext) -> None:
-    config, spark, run = context.config, context.spark, context.record
+    config, spark, record = context.config, context.spark, context.record
     if not context.dates:
         raise UsageError("a date is required: --date T (or --start/--end for explicit feature dates)")
     label, training = config.use_case.label, config.training
@@ -80,16 +80,16 @@ def train(context: cli.JobContext) -> None:
     for column in [label.column, *(label.where or {})]:
         if column and column not in events.columns:
             raise ConfigError(f"use_case.label: table {source.table!r} has no column {column!r}")
-    run.input_versions = {
+    record.input_versions = {
         config.tables.features: tables.version(spark, config, config.tables.features) or 0,
         source.table: tables.version(spark, config, source.table) or 0,
     }
-    trained_on = promotion.training_fingerprint(config, dates, run.input_versions, feature_set.fingerprint,
-                                                run.code_version)
+    trained_on = promotion.training_fingerprint(config, dates, record.input_versions, feature_set.fingerprint,
+                                                record.code_version)
     rows = registry.history(spark, config, name)
     existing = registry.find_by_fingerprint(rows, trained_on)
     if existing is not None and not context.args.force:
-        run.model_version = str(existing)
+        record.model_version = str(existing)
         context.progress(f"these inputs were already trained as {name} version {existing}; --force retrains")
         return
 
@@ -109,12 +109,12 @@ def train(context: cli.JobContext) -> None:
         # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
         snapshot_version = tables.overwrite(
             snapshot.orderBy(DATE, key), config, config.tables.training,
-            metadata={"run_id": run.run_id, "training_fingerprint": trained_on},
+            metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
         )
-    run.output_versions[config.tables.training] = snapshot_version
+    record.output_versions[config.tables.training] = snapshot_version
     frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
     frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
-    run.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
+    record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
     names = feature_set.names
     fit_rows = frame[frame[DATE].isin(plan.fit)]
     holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
@@ -154,7 +154,7 @@ def train(context: cli.JobContext) -> None:
         rounds=best.rounds, plan=plan, holdout_rows=len(holdout), report=report, search=result,
         training_data={
             "table": config.tables.training, "table_version": snapshot_version,
-            "input_versions": run.input_versions, "dates": [d.isoformat() for d in dates],
+            "input_versions": record.input_versions, "dates": [d.isoformat() for d in dates],
             "fit_dates": [plan.fit[0].isoformat(), plan.fit[-1].isoformat()], "rows": len(frame),
             "fit_rows": len(fit_rows), "majority_sample_rate": training.majority_sample_rate,
             "weighted": training.majority_sample_rate < 1,
@@ -162,18 +162,18 @@ def train(context: cli.JobContext) -> None:
         fingerprint=trained_on,
         # Weighted: with a down-sampled majority the rows alone describe another population.
         reference_statistics=drift.reference_statistics(fit_rows, names, weights=fit_rows[WEIGHT]),
-        logical_date=context.dates[-1], run_id=run.run_id, code_version=run.code_version,
+        logical_date=context.dates[-1], run_id=record.run_id, code_version=record.code_version,
     )
     with context.timed("register"):
         registered = promotion.register(
             spark, config, booster, metadata,
             lambda history: promotion.challenge(config, history, task, holdout, names, score),
-            trained_on, run.user, run.run_id, context.dates[-1],
+            trained_on, record.user, record.run_id, context.dates[-1],
         )
-    run.model_version = str(registered.version)
-    run.output_versions[config.tables.registry] = registered.registry_version
+    record.model_version = str(registered.version)
+    record.output_versions[config.tables.registry] = registered.registry_version
     change = registered.change
-    run.checks.append({"holdout": report["metrics"], "alias": change.alias, "reason": change.reason})
+    record.checks.append({"holdout": report["metrics"], "alias": change.alias, "reason": change.reason})
     reference_note = ""
     if "reference" in report:
         reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
@@ -208,10 +208,10 @@ def promote(context: cli.JobContext) -> None:
 
 
 def _set_champion(context: cli.JobContext, version: int, action: str, reason: str) -> None:
-    run = context.record
-    promotion.set_champion(context.spark, context.config, version, action, reason, run.user, run.run_id,
+    record = context.record
+    promotion.set_champion(context.spark, context.config, version, action, reason, record.user, record.run_id,
                            context.dates[-1] if context.dates else None)
-    run.model_version = str(version)
+    record.model_version = str(version)
 
 
 def rollback(context: cli.JobContext) -> None:

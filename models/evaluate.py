@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 
 from models.search import Task
 
-# The metric the promotion gate compares, and whether larger is better.
+# The metric the promotion decision compares, and whether larger is better.
 PRIMARY: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
 SHAP_ROWS = 5000
 

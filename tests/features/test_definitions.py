@@ -25,7 +25,6 @@ def test_the_demo_feature_set_expands_to_named_columns(spark: SparkSession) -> N
     assert "transactions_amount_sum_grocery_30d" in feature_set.names
     assert "online_share_30d" in feature_set.names
     assert len(set(feature_set.names)) == len(feature_set.names)
-    assert feature_set.lookback_days("transactions") == 90
     check_columns(feature_set, _schemas(spark))
 
 

@@ -1,4 +1,4 @@
-"""The train job end to end on generated data: registry, gate, rollback, failures, real Dask processes."""
+"""The train job end to end on generated data: registry, promotion, rollback, failures, real Dask processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from jobs import score as score_job
 from jobs import train as train_job
 from jobs import validate as validate_job
 from models import registry
@@ -89,7 +90,7 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     assert registry.champion_version(rows) == 1
 
 
-def test_the_gate_promotes_a_better_model_and_people_can_roll_back_and_promote(
+def test_a_better_model_is_promoted_a_better_model_and_people_can_roll_back_and_promote(
     spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
 ) -> None:
     weak = ["--set", "training.max_rounds=1", "--set", "training.params.num_leaves=2", "--set", "training.search.space={}"]
@@ -179,3 +180,17 @@ def test_missing_inputs_exit_4(
     assert message in capsys.readouterr().err
     assert not tables.exists(spark, ready, ready.tables.registry)
     assert not tables.exists(spark, ready, ready.tables.training)
+
+
+def test_a_lake_root_given_as_a_file_uri_trains_registers_and_scores_in_the_lake(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # pathlib once wrote the models of `file:///...` under the working directory
+    uri = ["--set", f"lake.root=file://{lake}"]
+    assert _train(lake, metastore_dir, "--date", T, *uri) == 0
+    assert sorted(p.name for p in (lake / "models" / ready.model_name / "1").iterdir()) == ["metadata.json", "model.txt"]
+    assert registry.history(spark, ready, ready.model_name)[0]["path"] == f"file://{lake}/models/{ready.model_name}/1"
+    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *uri) == 0
+    assert tables.read(spark, ready, ready.tables.scores).count() > 0
+    assert list(tmp_path.iterdir()) == []

@@ -31,7 +31,7 @@ def test_calibration_bins_hold_the_mean_score_and_the_observed_rate() -> None:
     assert table[2]["mean_score"] == pytest.approx(0.975) and table[2]["observed_rate"] == 0.5
 
 
-def test_the_gate_needs_a_strict_improvement_by_the_margin() -> None:
+def test_promotion_needs_a_strict_improvement_by_the_margin() -> None:
     assert evaluate.better("classification", 0.81, 0.80, 0.005)
     assert not evaluate.better("classification", 0.80, 0.80, 0.0)
     assert not evaluate.better("classification", 0.804, 0.80, 0.005)
