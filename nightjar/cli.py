@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 
 from nightjar import logs
 from nightjar.config import Config, default_env, load_config
-from nightjar.errors import NightjarError, UsageError
+from nightjar.errors import NightjarError, UsageError, is_transient
 from nightjar.lineage import code_version
 from nightjar.runs import RunRecord, record_run
 from nightjar.session import get_spark
@@ -174,10 +174,13 @@ def run_job(
         context.spark = get_spark(config)
         body(context)
     except NightjarError as error:
-        exit_code, message = error.exit_code, str(error)
-    except Exception as error:  # noqa: BLE001 - every other failure is reported as exit 1
+        # A generic failure (exit 1) raised because of a transient one, say a training
+        # failure caused by a lost worker, is still worth retrying.
+        exit_code = 5 if error.exit_code == 1 and is_transient(error) else error.exit_code
+        message = str(error)
+    except Exception as error:  # noqa: BLE001 - every other failure is reported as exit 1 or 5
         _log.exception("unexpected failure")
-        exit_code = 1
+        exit_code = 5 if is_transient(error) else 1
         message = f"{type(error).__name__}: {_first_line(str(error))}"
     record.status = "succeeded" if exit_code == 0 else "failed"
     record.exit_code, record.message, record.finished_at = exit_code, message, _utc_now()
