@@ -5,8 +5,9 @@
 INFO and below go to stdout and WARNING and above to stderr, so a scheduler that keeps the
 two streams apart sees problems on stderr. Nightjar's own loggers (`nightjar`, `jobs`,
 `features`, `models`, `validation`) log from INFO; every other library only from WARNING, so
-Py4J's connection chatter stays out of a job's log. Spark's and Hadoop's JVM logging is set
-apart, by `conf/log4j2.properties` and `nightjar.session.get_spark` (WARN).
+Dask's cluster start-up and Py4J's connection chatter stay out of a job's log. Spark's and
+Hadoop's JVM logging is set apart, by `conf/log4j2.properties` and
+`nightjar.session.get_spark` (WARN).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 import time
 from typing import TextIO
 
-PACKAGES = ("nightjar", "jobs", "features", "models", "validation")
+# `__main__`: a job module run by spark-submit (driver.py) logs under that name.
+PACKAGES = ("nightjar", "jobs", "features", "models", "validation", "__main__")
 # Loggers of libraries that log routine events at INFO (Py4J: every gateway connection opened
 # and closed); pinned so that a root logger lowered by someone else does not let them through.
 QUIET = ("py4j",)
@@ -58,6 +60,12 @@ class _JobName(logging.Filter):
         return True
 
 
+def _ours_or_a_warning(record: logging.LogRecord) -> bool:
+    # A filter on the handlers rather than the root logger's level: libraries such as Dask
+    # set their own loggers to INFO, which a root level would not hold back.
+    return record.levelno >= logging.WARNING or record.name.split(".", 1)[0] in PACKAGES
+
+
 def formatter() -> logging.Formatter:
     """The line format: ISO-8601 UTC timestamp, level, `[job]`, message."""
     lines = logging.Formatter(FORMAT, datefmt=DATE_FORMAT)
@@ -79,6 +87,7 @@ def configure(job: str) -> None:
     err.setLevel(logging.WARNING)
     for handler in (out, err):
         handler.setFormatter(formatter())
+        handler.addFilter(_ours_or_a_warning)
         handler.addFilter(_JobName(job))
         root.addHandler(handler)
     root.setLevel(logging.WARNING)

@@ -77,8 +77,12 @@ def test_configure_twice_logs_each_line_once_with_the_latest_job_name(capsys: py
 
 
 def test_libraries_log_warnings_only(capsys: pytest.CaptureFixture[str]) -> None:
+    import distributed  # noqa: F401 - sets its own loggers to INFO, as a job that trains has them
+
     logs.configure("probe")
+    assert logging.getLogger("distributed").getEffectiveLevel() == logging.INFO
     logging.getLogger("py4j.clientserver").info("Closing down clientserver connection")
+    logging.getLogger("distributed.scheduler").info("State start")
     logging.getLogger("some.library").info("routine detail")
     logging.getLogger("some.library").warning("something to look at")
     out, err = capsys.readouterr()
