@@ -96,10 +96,9 @@ def run(context: cli.JobContext) -> None:
         found = tables.summary(spark, config, table, partition)
         context.record.row_counts[table] = found.rows
         context.record.output_versions.setdefault(table, found.version)
-        print(
-            f"  {config.lake.database}.{table:<14} {found.rows:>12,} rows  {found.partitions:>5} partitions"
-            f"  version {found.version}  {found.path}",
-            flush=True,
+        context.progress(
+            f"{config.lake.database}.{table:<14} {found.rows:>12,} rows  {found.partitions:>5} partitions"
+            f"  version {found.version}  {found.path}"
         )
 
 

@@ -37,7 +37,10 @@ def spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
     wait(futures)
     for index, future in enumerate(futures):
         if future.status == "error":
-            raise TrainingFailed(f"loading training partition {index} failed: {future.exception()}")
+            # Chained so that a lost worker (KilledWorker) is reported as transient, exit 5.
+            raise TrainingFailed(
+                f"loading training partition {index} failed: {future.exception()}"
+            ) from future.exception()
     return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
 
 
@@ -99,5 +102,8 @@ def fit(
         raise TrainingFailed(f"distributed LightGBM fit did not finish within training.fit_timeout_s={timeout_s:g}s")
     if "error" in outcome:
         error = outcome["error"]
-        raise TrainingFailed(f"distributed LightGBM fit failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        # Chained so that a lost worker or a dropped connection is reported as transient, exit 5.
+        raise TrainingFailed(
+            f"distributed LightGBM fit failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
     return outcome["model"].booster_

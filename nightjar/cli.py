@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import re
 import sys
 import time
-import traceback
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +21,9 @@ from typing import Callable, Iterator, Literal, NoReturn
 
 from pyspark.sql import SparkSession
 
+from nightjar import logs
 from nightjar.config import Config, default_env, load_config
-from nightjar.errors import NightjarError, UsageError
+from nightjar.errors import NightjarError, UsageError, is_transient
 from nightjar.lineage import code_version
 from nightjar.runs import RunRecord, record_run
 from nightjar.session import get_spark
@@ -30,6 +31,7 @@ from nightjar.session import get_spark
 DatePolicy = Literal["required", "optional", "none"]
 MAX_RANGE_DAYS = 3660
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_log = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,8 +107,9 @@ class JobContext:
     spark: SparkSession = field(repr=False, default=None)  # type: ignore[assignment]
 
     def progress(self, message: str) -> None:
-        """Print one progress line, flushed so a scheduler's log shows it as it happens."""
-        print(f"[{self.job}] {message}", flush=True)
+        """Log one progress line at INFO (stdout, timestamped; see `nightjar.logs`)."""
+        # Named after the job rather than its module: under spark-submit that module is `__main__`.
+        logging.getLogger(f"jobs.{self.job}").info(message)
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -145,6 +148,7 @@ def run_job(
     `record_runs=False` is for read-only jobs (queries), which must not need write access.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    logs.configure(job)
     try:
         parser = build_parser(job, description, policy)
         add_arguments(parser)
@@ -170,17 +174,21 @@ def run_job(
         context.spark = get_spark(config)
         body(context)
     except NightjarError as error:
-        exit_code, message = error.exit_code, str(error)
-    except Exception as error:  # noqa: BLE001 - every other failure is reported as exit 1
-        traceback.print_exc()
-        exit_code, message = 1, f"{type(error).__name__}: {_first_line(str(error))}"
+        # A generic failure (exit 1) raised because of a transient one, say a training
+        # failure caused by a lost worker, is still worth retrying.
+        exit_code = 5 if error.exit_code == 1 and is_transient(error) else error.exit_code
+        message = str(error)
+    except Exception as error:  # noqa: BLE001 - every other failure is reported as exit 1 or 5
+        _log.exception("unexpected failure")
+        exit_code = 5 if is_transient(error) else 1
+        message = f"{type(error).__name__}: {_first_line(str(error))}"
     record.status = "succeeded" if exit_code == 0 else "failed"
     record.exit_code, record.message, record.finished_at = exit_code, message, _utc_now()
     if context.spark is not None and record_runs:
         try:
             record_run(context.spark, config, record)
         except Exception as error:  # noqa: BLE001 - never hide the job's own outcome
-            print(f"[{job}] warning: could not record the run: {_first_line(str(error))}", file=sys.stderr)
+            _log.warning("could not record the run: %s", _first_line(str(error)))
     if exit_code:
         return _report(job, exit_code, message or "failed")
     elapsed = (record.finished_at - record.started_at).total_seconds()
@@ -189,6 +197,8 @@ def run_job(
 
 
 def _report(job: str, exit_code: int, message: str) -> int:
+    # The one line a failed run ends with, in the same form as the launcher's own errors
+    # (nightjar.submit), with no timestamp prefix: schedulers and alerts match it as it is.
     print(f"nightjar {job}: error: {message}", file=sys.stderr, flush=True)
     return exit_code
 

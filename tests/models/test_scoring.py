@@ -38,16 +38,56 @@ def test_spark_scores_equal_booster_predict_and_reasons_are_the_top_contribution
     plain = frame.toPandas().sort_values("customer_id").reset_index(drop=True)
     matrix = plain[NAMES].to_numpy(dtype=np.float64)
     np.testing.assert_allclose(scored["score"], booster.predict(matrix), rtol=0, atol=1e-12)
-    contributions = booster.predict(matrix, pred_contrib=True)[:, :4]
+    contributions = booster.predict(matrix, pred_contrib=True)
+    # SHAP values and the bias add up to the raw score: they are the contributions to explain.
+    np.testing.assert_allclose(contributions.sum(axis=1), booster.predict(matrix, raw_score=True), atol=1e-9)
     for index in (0, 1, 7, 250):
         reasons = scored.loc[index, "reasons"]
-        expected = np.argsort(-contributions[index], kind="stable")[:2]
-        assert [r["feature"] for r in reasons] == [NAMES[i] for i in expected]
-        assert [r["contribution"] for r in reasons] == pytest.approx(contributions[index, expected].tolist())
+        by_name = dict(zip(NAMES, contributions[index, :4]))
+        listed = [r["feature"] for r in reasons]
+        assert len(listed) == 2 and [r["contribution"] for r in reasons] == pytest.approx([by_name[n] for n in listed])
+        # Each listed feature pushes the score up at least as much as any other, larger first.
+        assert by_name[listed[0]] >= by_name[listed[1]]
+        assert all(by_name[n] <= by_name[listed[1]] for n in NAMES if n not in listed)
         for reason in reasons:
             value = plain.loc[index, reason["feature"]]
             assert reason["value"] == (None if np.isnan(value) else pytest.approx(value))
     assert scored["ds"].eq(date(2026, 3, 1)).all() and len(scored) == 500
+
+
+def _stump(index: int, feature: int, low: float, high: float) -> str:
+    """One LightGBM tree in model-text form: `low` if the feature is <= 0, else `high`, equal counts."""
+    return (
+        f"Tree={index}\nnum_leaves=2\nnum_cat=0\nsplit_feature={feature}\nsplit_gain=1\nthreshold=0\n"
+        f"decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={low} {high}\nleaf_weight=1 1\n"
+        "leaf_count=1 1\ninternal_value=0\ninternal_weight=2\ninternal_count=2\nis_linear=0\nshrinkage=1\n\n"
+    )
+
+
+# A model written by hand: one stump each on a (+-1), b (+-2) and c (+-0.5), none on d. With
+# equal leaf counts the expected value is 0, so each feature's SHAP contribution is its leaf
+# value and the raw score their sum.
+HAND_MODEL = (
+    "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\nmax_feature_idx=3\n"
+    "objective=binary sigmoid:1\nfeature_names=a b c d\nfeature_infos=[-9:9] [-9:9] [-9:9] [-9:9]\n\n"
+    + _stump(0, 0, -1, 1) + _stump(1, 1, -2, 2) + _stump(2, 2, -0.5, 0.5) + "end of trees\n"
+)
+
+
+def test_reasons_of_a_hand_written_model(spark: SparkSession) -> None:
+    rows = [(1, 1.0, 1.0, 1.0, 0.0), (2, 1.0, -1.0, 1.0, 0.0), (3, -1.0, -1.0, -1.0, 7.0)]
+    frame = spark.createDataFrame([(i, date(2026, 3, 1), *x) for i, *x in rows],
+                                  "customer_id long, ds date, a double, b double, c double, d double")
+    scored = scoring.score(frame, HAND_MODEL, NAMES, "customer_id", reasons=2).orderBy("customer_id").collect()
+    sigmoid = lambda raw: 1 / (1 + np.exp(-raw))  # noqa: E731
+    assert [row.score for row in scored] == pytest.approx([sigmoid(3.5), sigmoid(-0.5), sigmoid(-3.5)])
+    reasons = [[(r.feature, r.value, r.contribution) for r in row.reasons] for row in scored]
+    assert reasons == [
+        [("b", 1.0, 2.0), ("a", 1.0, 1.0)],
+        [("a", 1.0, 1.0), ("c", 1.0, 0.5)],
+        # Every score-lowering feature but d, which the model ignores: d pushes it up the most.
+        [("d", 7.0, 0.0), ("c", -1.0, -0.5)],
+    ]
 
 
 def test_scores_without_reasons(spark: SparkSession, booster: lgb.Booster) -> None:

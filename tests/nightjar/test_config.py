@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from nightjar import tables
 from nightjar.config import PROJECT_ROOT, load_config
@@ -138,7 +139,7 @@ def test_cluster_example_is_a_valid_environment(monkeypatch: pytest.MonkeyPatch)
 
 def test_configuration_is_immutable() -> None:
     config = load_config("local")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         config.spark.master = "yarn"  # type: ignore[misc]
 
 
