@@ -97,30 +97,31 @@ def train(context: cli.JobContext) -> None:
         f"training {name} ({task}, label {label.name}) on {len(dates)} dates {dates[0]}..{dates[-1]}: "
         f"{len(plan.folds)} folds, holdout {plan.holdout[0]}..{plan.holdout[-1]}"
     )
-    with context.timed("snapshot"):
-        spine = features_frame.select(key, DATE, *feature_set.names)
-        labelled = labels(spine.select(key, DATE), events, source, label, key)
-        snapshot = training_rows(
-            spine, labelled, key, training.majority_sample_rate, list(plan.holdout), training.seed
-        )
-        if training.reference and tables.exists(spark, config, training.reference.table):
-            reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(list(plan.holdout)))
-            snapshot = with_reference(snapshot, reference, key, training.reference.column)
-        # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
-        snapshot_version = tables.overwrite(
-            snapshot.orderBy(DATE, key), config, config.tables.training,
-            metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
-        )
-    record.output_versions[config.tables.training] = snapshot_version
-    frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
-    frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
-    record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
-    names = feature_set.names
-    fit_rows = frame[frame[DATE].isin(plan.fit)]
-    holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
-    _require_both_classes(task, fit_rows, holdout)
-
+    # The cluster first: an unreachable scheduler (exit 5, worth retrying) must leave every table as it was.
     with dask_client(config) as client:
+        with context.timed("snapshot"):
+            spine = features_frame.select(key, DATE, *feature_set.names)
+            labelled = labels(spine.select(key, DATE), events, source, label, key)
+            snapshot = training_rows(
+                spine, labelled, key, training.majority_sample_rate, list(plan.holdout), training.seed
+            )
+            if training.reference and tables.exists(spark, config, training.reference.table):
+                reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(list(plan.holdout)))
+                snapshot = with_reference(snapshot, reference, key, training.reference.column)
+            # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
+            snapshot_version = tables.overwrite(
+                snapshot.orderBy(DATE, key), config, config.tables.training,
+                metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
+            )
+        record.output_versions[config.tables.training] = snapshot_version
+        frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
+        frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
+        record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
+        names = feature_set.names
+        fit_rows = frame[frame[DATE].isin(plan.fit)]
+        holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
+        _require_both_classes(task, fit_rows, holdout)
+
         threads = config.dask.threads_per_worker
         with context.timed("search"):
             result = search.run_search(client, fit_rows, names, plan.folds, training, task, threads)

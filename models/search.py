@@ -32,7 +32,11 @@ METRIC: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regress
 
 
 class TrainingFailed(NightjarError):
-    """Training could not finish: a trial or fit raised, a worker died, a fit timed out."""
+    """Training could not finish: a trial or fit raised, a worker died, a fit timed out.
+
+    Exit 1, unless raised from a transient cause (a lost worker, a dropped connection), which
+    the job runner reports as exit 5.
+    """
 
     exit_code = 1
 
@@ -183,7 +187,8 @@ def run_search(
     for future in done:
         index, fold_index = futures[future]
         if future.status == "error":
-            raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(future.exception())}")
+            error = future.exception()
+            raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
         results[(index, fold_index)] = future.result()
     client.cancel([data])
     trials = []

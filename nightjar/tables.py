@@ -38,7 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from nightjar.config import Config
-from nightjar.errors import ConfigError, MissingInputError, NightjarError
+from nightjar.errors import ConfigError, MissingInputError, TransientError
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,8 @@ def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | 
     return _after_write(df.sparkSession, config, name)
 
 
-class CommitConflict(NightjarError):
+class CommitConflict(TransientError):
     """Another job committed to the same table at the same time; the write did not happen. Worth retrying."""
-
-    exit_code = 5
 
 
 # Delta's commit conflicts: another writer committed between this transaction's read and its commit.

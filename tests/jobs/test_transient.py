@@ -37,6 +37,7 @@ def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(
     assert error[0].startswith(f"nightjar train: error: dask.scheduler {address}: cannot connect")
     assert {table: tables.version(spark, config, table) for table in inputs} == before
     assert not tables.exists(spark, config, config.tables.registry)
+    assert not tables.exists(spark, config, config.tables.training)  # the scheduler is reached before any write
     assert tables.model_versions(config, config.model_name) == []
     run = tables.read(spark, config, config.tables.runs).where(F.col("job") == "train").first()
     assert (run.status, run.exit_code, run.model_version) == ("failed", 5, None)
