@@ -42,7 +42,9 @@ def dask_client(config: Config) -> Iterator[Client]:
             memory_limit=settings.memory_limit,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # None does not turn the dashboard off in distributed 2026.8: it binds 8787, and a
+            # second job on the machine then warns that the port is taken. Any free loopback port.
+            dashboard_address="127.0.0.1:0",
         )
     with cluster, Client(cluster) as client:
         yield client
