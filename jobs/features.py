@@ -28,7 +28,8 @@ from features import discovery
 from features.definitions import FeatureSet, check_columns, expand
 from features.engine import DATE, compute_features
 from nightjar import cli, tables
-from nightjar.config import PROJECT_ROOT, Config
+from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT
 from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
 from validation import gate
 

@@ -21,9 +21,10 @@ from pyspark.sql import functions as F
 from jobs.features import require_partitions
 from models import registry
 from nightjar import cli, tables
-from nightjar.config import Config, Stage
+from nightjar.config import Config
 from nightjar.errors import MissingInputError, UsageError
 from validation import gate
+from validation.checks import Stage
 
 JOB = "validate"
 

@@ -30,9 +30,10 @@ from pyspark.sql import functions as F
 
 from features.engine import DATE as FEATURE_DATE
 from nightjar import tables
-from nightjar.config import Config, Severity, SourceConfig, Stage
+from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, DataCheckError
 from validation import drift, metrics, results, suites
+from validation.checks import Severity, Stage
 from validation.metrics import Metric
 from validation.suites import SCHEMA, TABLE, Rule, SchemaRow
 

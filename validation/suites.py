@@ -18,8 +18,8 @@ from typing import Any
 import great_expectations.expectations as gxe
 from pyspark.sql import types as T
 
-from nightjar.config import Check, ColumnTypesCheck, Severity
 from nightjar.errors import ConfigError
+from validation.checks import Check, ColumnTypesCheck, Severity
 
 TABLE = "(table)"  # the column label of table-level rules
 SCHEMA = "columns"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nightjar import tables
-from nightjar.config import PROJECT_ROOT, load_config
+from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
 
 
