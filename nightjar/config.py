@@ -200,21 +200,9 @@ class Config(Strict):
     @model_validator(mode="after")
     def _suites_name_known_tables(self) -> "Config":
         # Suites are keyed by table name; a suite for a table no job writes or reads would never run.
-        known = {
+        self.validation.check_suites({
             "source": sorted(source.table for source in self.use_case.sources.values()),
             "features": [self.tables.features],
             "scores": [self.tables.scores],
-        }
-        for stage, suites in self.validation.suites.items():
-            for table, checks in suites.items():
-                where = f"validation.suites.{stage}.{table}"
-                if table not in known[stage]:
-                    raise ConfigError(f"invalid configuration: {where}: not a {stage} table (expected one of: {', '.join(known[stage])})")
-                kinds = [check.expect for check in checks]
-                if kinds.count("columns") > 1:
-                    raise ConfigError(f"invalid configuration: {where}: more than one `columns` check")
-                if stage != "source" and "timestamp_in_partition" in kinds:
-                    raise ConfigError(f"invalid configuration: {where}: timestamp_in_partition applies to source tables only")
-                if stage == "source" and "entity_count" in kinds:
-                    raise ConfigError(f"invalid configuration: {where}: entity_count applies to features and scores only")
+        })
         return self
