@@ -272,7 +272,7 @@ def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values,
     records = []
     for day in dates:
         for label in labels:
-            record: dict[str, Any] = {results.DATE: day.isoformat(), results.COLUMN: label}
+            record: dict[str, Any] = {results.STAT_DATE: day.isoformat(), results.STAT_COLUMN: label}
             records.append(record)
             for row in schema_rows:
                 if row.column == label:
@@ -280,7 +280,7 @@ def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values,
             for rule in rules:
                 if label in rule.columns:
                     record[rule.name] = values[(rule.name, label, day)][0]
-    columns = [results.DATE, results.COLUMN] + ([SCHEMA, f"{SCHEMA}:{suites.EXPECTED}"] if schema_rows else [])
+    columns = [results.STAT_DATE, results.STAT_COLUMN] + ([SCHEMA, f"{SCHEMA}:{suites.EXPECTED}"] if schema_rows else [])
     frame = pd.DataFrame.from_records(records, columns=columns + [rule.name for rule in rules])
     for rule in rules:
         frame[rule.name] = pd.to_numeric(frame[rule.name], errors="coerce").astype("float64")
@@ -302,7 +302,7 @@ def _outcomes(
         if item.exception_info and item.exception_info.get("raised_exception"):
             raise RuntimeError(f"Great Expectations could not evaluate {rule_name}: {item.exception_info.get('exception_message')}")
         for row in item.result.get("unexpected_index_list") or []:
-            failing.setdefault((rule_name, row[results.COLUMN]), []).append(date.fromisoformat(row[results.DATE]))
+            failing.setdefault((rule_name, row[results.STAT_COLUMN]), []).append(date.fromisoformat(row[results.STAT_DATE]))
     outcomes = []
     for row in schema_rows:
         failed = sorted(set(failing.get((SCHEMA, row.column), [])))
