@@ -12,13 +12,14 @@
 3. Great Expectations 1.x evaluates the suite (one expectation per rule) on the small frame of
    those statistics, one row per (date, column), through the file-backed project under the lake;
    the result is stored and Data Docs are rebuilt (`validation.results`).
-4. Failed `warning` expectations are printed and returned; a failed `blocking` one raises
+4. Failed `warning` expectations are logged (WARNING) and returned, with a summary (INFO); a failed `blocking` one raises
    `ValidationFailed` (exit code 3) once the result is stored, naming the table, the date, the
    column and the expectation.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -37,6 +38,8 @@ from validation.metrics import Metric
 from validation.suites import SCHEMA, Rule, SchemaRow
 
 _LISTED = 20  # failures and warnings kept in a run's summary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def validate_dates(
         checks: a run record's `checks`: the summary is appended to it, also when the gate raises.
 
     Returns:
-        The result; its warnings have been printed.
+        The result; its warnings have been logged.
 
     Raises:
         ValidationFailed: a blocking expectation failed (after the result was stored).
@@ -178,12 +181,11 @@ def validate_dates(
         page=stored.page, result_path=stored.result_path, result_id=stored.result_id, failures=failures,
     )
     for warning in warnings:
-        print(f"[validation] warning: {warning}", flush=True)
+        log.warning("%s", warning)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
-    print(
-        f"[validation] {stage}.{table} {span}: {len(outcomes)} checks, {len(failures)} failed, "
-        f"{len(warnings)} warnings; Data Docs: {stored.index}",
-        flush=True,
+    log.info(
+        "%s.%s %s: %d checks, %d failed, %d warnings; Data Docs: %s",
+        stage, table, span, len(outcomes), len(failures), len(warnings), stored.index,
     )
     if checks is not None:
         checks.append(result.summary())
