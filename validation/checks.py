@@ -116,17 +116,27 @@ class RuleCheck(CheckBase, ABC):
             side: the date's side job result (None without a side job).
         """
 
+    @abstractmethod
     def bounds(self) -> tuple[float | None, float | None]:
-        """The range the value must lie within; most kinds count offending rows, which must be 0."""
-        return 0.0, 0.0
+        """The range the value must lie within (None: open on that side)."""
 
     def expected(self) -> str:
         """The bounds in words, for messages."""
-        return "none"
+        return _range(*self.bounds())
 
     @abstractmethod
     def describe(self, columns: str) -> str:
         """What the check expects of `columns` (their labels, joined), in a sentence an analyst reads in Data Docs."""
+
+
+class _Counts(RuleCheck):
+    """A check whose value counts offending rows (or values), which must be 0."""
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        return 0.0, 0.0
+
+    def expected(self) -> str:
+        return "none"
 
 
 class _ColumnCheck(RuleCheck):
@@ -155,9 +165,6 @@ class _Bounds(RuleCheck):
     def bounds(self) -> tuple[float | None, float | None]:
         return self.min, self.max
 
-    def expected(self) -> str:
-        return _range(*self.bounds())
-
 
 class ColumnTypesCheck(CheckBase):
     """The table has these columns, with these Spark SQL types (`bigint`, `double`, `string`, `date`, ...).
@@ -171,7 +178,7 @@ class ColumnTypesCheck(CheckBase):
     once: ClassVar[bool] = True
 
 
-class NotNullCheck(_ColumnCheck):
+class NotNullCheck(_ColumnCheck, _Counts):
     """No null values in the columns."""
 
     expect: Literal["not_null"]
@@ -206,14 +213,11 @@ class NullFractionCheck(_ColumnCheck):
     def bounds(self) -> tuple[float | None, float | None]:
         return 0.0, self.max
 
-    def expected(self) -> str:
-        return _range(*self.bounds())
-
     def describe(self, columns: str) -> str:
         return f"at most {format_number(self.max)} of the rows null or NaN in each of {columns}"
 
 
-class UniqueCheck(RuleCheck):
+class UniqueCheck(_Counts):
     """No two rows share the same values of `key` (one column or several together); rows with a null key part are not compared."""
 
     expect: Literal["unique"]
@@ -238,7 +242,7 @@ class UniqueCheck(RuleCheck):
         return f"no two rows share the same {columns}"
 
 
-class FiniteCheck(_ColumnCheck):
+class FiniteCheck(_ColumnCheck, _Counts):
     """No NaN or infinite values in the (floating-point) columns."""
 
     expect: Literal["finite"]
@@ -256,8 +260,12 @@ class FiniteCheck(_ColumnCheck):
         return f"no NaN or infinite values in {columns}"
 
 
-class BetweenCheck(_ColumnCheck, _Bounds):
-    """Every finite value lies in [min, max] (nulls, NaN and infinities are the other checks' business)."""
+class BetweenCheck(_ColumnCheck, _Counts, _Bounds):
+    """Every finite value lies in [min, max] (nulls, NaN and infinities are the other checks' business).
+
+    Its value counts the values out of range, so its own bounds are a count's (`_Counts` comes
+    before `_Bounds`), not [min, max].
+    """
 
     expect: Literal["between"]
 
@@ -272,18 +280,11 @@ class BetweenCheck(_ColumnCheck, _Bounds):
         where = f"outside [{low}, {high}]" if low and high else f"below {low}" if low else f"above {high}"
         return n, f"{_plural(n, 'value')} {where}"
 
-    # The value counts the values out of range: its own bounds are a count's, not [min, max].
-    def bounds(self) -> tuple[float | None, float | None]:
-        return 0.0, 0.0
-
-    def expected(self) -> str:
-        return "none"
-
     def describe(self, columns: str) -> str:
         return f"every finite value of {columns} {_range(self.min, self.max)}"
 
 
-class InSetCheck(_ColumnCheck):
+class InSetCheck(_ColumnCheck, _Counts):
     """Every non-null value is one of `values`."""
 
     expect: Literal["in_set"]
@@ -342,7 +343,7 @@ class StdevCheck(_ColumnCheck, _Bounds):
         return f"standard deviation of {columns} {self.expected()}"
 
 
-class TimestampInPartitionCheck(RuleCheck):
+class TimestampInPartitionCheck(_Counts):
     """Every row's timestamp falls on its partition's date (source tables: their configured columns)."""
 
     expect: Literal["timestamp_in_partition"]
@@ -426,7 +427,7 @@ class RowCountHistoryCheck(RuleCheck):
         return f"row count {self.expected()}"
 
 
-class EntityCountCheck(RuleCheck):
+class EntityCountCheck(_Counts):
     """A date has exactly as many rows as the entities source knows entities at that date."""
 
     expect: Literal["entity_count"]
@@ -487,9 +488,6 @@ class DriftCheck(RuleCheck):
 
     def bounds(self) -> tuple[float | None, float | None]:
         return 0.0, self.psi_max
-
-    def expected(self) -> str:
-        return _range(*self.bounds())
 
     def describe(self, columns: str) -> str:
         return f"population stability index of each feature at most {format_number(self.psi_max)} against the champion's training data"
