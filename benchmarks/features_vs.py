@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from features import discovery  # noqa: E402
+from features.config import FeaturesConfig  # noqa: E402
 from features.definitions import expand  # noqa: E402
 from features.engine import compute_features  # noqa: E402
-from nightjar.config import FeaturesConfig, load_config  # noqa: E402
+from nightjar.config_loader import load_config  # noqa: E402
 from nightjar.generators.churn import ChurnScenario, simulate_block  # noqa: E402
 from nightjar.session import get_spark  # noqa: E402
 

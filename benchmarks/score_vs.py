@@ -40,7 +40,7 @@ from train_vs import PARAMS, synthetic  # noqa: E402
 from models import registry, scoring  # noqa: E402
 from models.training_set import LABEL  # noqa: E402
 from nightjar import tables  # noqa: E402
-from nightjar.config import load_config  # noqa: E402
+from nightjar.config_loader import load_config  # noqa: E402
 from nightjar.session import get_spark  # noqa: E402
 
 DAY = "2026-03-31"

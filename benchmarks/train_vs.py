@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models import distributed, search  # noqa: E402
+from models.config import SearchConfig, SearchDimension, TrainingConfig  # noqa: E402
 from models.folds import plan  # noqa: E402
 from models.training_set import DATE, LABEL, WEIGHT  # noqa: E402
-from nightjar.config import SearchConfig, SearchDimension, TrainingConfig  # noqa: E402
 
 PARAMS = {
     "objective": "binary", "verbosity": -1, "seed": 1, "deterministic": True, "force_col_wise": True,

@@ -54,7 +54,8 @@ from deltalake import DeltaTable  # noqa: E402
 from features.definitions import expand  # noqa: E402
 from models import registry  # noqa: E402
 from nightjar import tables  # noqa: E402
-from nightjar.config import Config, load_config  # noqa: E402
+from nightjar.config import Config  # noqa: E402
+from nightjar.config_loader import load_config  # noqa: E402
 from nightjar.session import get_spark  # noqa: E402
 from validation import drift, gate  # noqa: E402
 

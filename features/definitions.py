@@ -15,8 +15,9 @@ from typing import Iterable
 
 from pyspark.sql import types as T
 
-from nightjar.config import Config, Scalar
+from nightjar.config import Config
 from nightjar.errors import ConfigError, DataCheckError
+from nightjar.strict import Scalar
 
 # Bump when a change to the engine changes what a definition computes: it is part of the
 # feature-set hash, so models trained on the old semantics are refused by scoring.

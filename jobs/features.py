@@ -26,7 +26,7 @@ from features import discovery, store
 from features.definitions import FeatureSet, expand
 from features.engine import DATE
 from nightjar import cli, tables
-from nightjar.config import PROJECT_ROOT
+from nightjar.config_loader import PROJECT_ROOT
 from nightjar.errors import UsageError
 
 JOB = "features"

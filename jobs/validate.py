@@ -20,9 +20,10 @@ from pyspark.sql import functions as F
 
 from models import registry
 from nightjar import cli, tables
-from nightjar.config import Config, Stage
+from nightjar.config import Config
 from nightjar.errors import MissingInputError, UsageError
 from validation import gate
+from validation.checks import Stage
 
 JOB = "validate"
 

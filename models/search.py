@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from distributed import Client, Future, wait
 
+from models.config import SearchDimension, TrainingConfig
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from nightjar.config import SearchDimension, TrainingConfig
 from nightjar.errors import NightjarError
 
 Task = Literal["classification", "regression"]

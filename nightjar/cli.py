@@ -22,7 +22,8 @@ from typing import Callable, Iterator, Literal, NoReturn
 from pyspark.sql import SparkSession
 
 from nightjar import logs
-from nightjar.config import Config, default_env, load_config
+from nightjar.config import Config
+from nightjar.config_loader import default_env, load_config
 from nightjar.errors import NightjarError, UsageError, is_transient
 from nightjar.lineage import code_version
 from nightjar.runs import RunRecord, record_run

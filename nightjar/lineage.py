@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from nightjar import __version__
-from nightjar.config import PROJECT_ROOT
+from nightjar.config_loader import PROJECT_ROOT
 
 
 @functools.cache

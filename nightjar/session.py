@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from nightjar.config import PROJECT_ROOT, Config, conf_dir
+from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT, conf_dir
 from nightjar.errors import ConfigError
 from nightjar.tables import local_path
 

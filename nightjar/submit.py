@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyspark
 
-from nightjar.config import PROJECT_ROOT, conf_dir, default_env, load_config
+from nightjar.config_loader import PROJECT_ROOT, conf_dir, default_env, load_config
 from nightjar.errors import NightjarError, UsageError
 from nightjar.lineage import code_version
 from nightjar.session import bind_locally, jars_dir, spark_conf

@@ -17,7 +17,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from nightjar import cli
-from nightjar.config import PROJECT_ROOT, Config, load_config
+from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.session import get_spark
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

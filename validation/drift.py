@@ -2,8 +2,9 @@
 
 `reference_statistics` describes each feature of the training rows once, when the model is
 registered (stored in its `metadata.json`): the edges of `DEFAULT_BINS` quantile bins and the
-share of rows in each, missing values (null or NaN) as a bin of their own. `psi` bins new data
-with the same edges (`validation.metrics.histogram`, the one binning rule) and compares:
+share of rows in each, missing values (null or NaN) as a bin of their own. New data is binned
+with the same edges (`bin_metric`, counted by `validation.metrics.histogram`, the one binning
+rule, in the gate's pass over the rows) and compared (`psi_from_counts`):
 
     PSI = sum over bins of (new share - reference share) * ln(new share / reference share)
 
@@ -13,12 +14,10 @@ Shares are floored at `SHARE_FLOOR` so that a bin empty on one side gives a larg
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
 
 from validation import metrics
 from validation.metrics import Metric
@@ -78,22 +77,3 @@ def psi_from_counts(reference_shares: list[float], counts: list[int]) -> float |
     actual = np.maximum(np.asarray(counts, dtype="float64") / total, SHARE_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-
-def psi(
-    frame: DataFrame, reference: dict[str, Any], date_column: str, features: list[str] | None = None,
-) -> dict[date, dict[str, float | None]]:
-    """The PSI of each feature against `reference`, per date of `date_column`, in one pass over `frame`.
-
-    Args:
-        frame: Spark rows holding the features.
-        reference: `reference_statistics` of the training data.
-        date_column: the column that groups the rows (one PSI per date).
-        features: which features (default: every feature of the reference present in `frame`).
-    """
-    names = [n for n in (features or reference["features"]) if n in frame.columns]
-    wanted = {name: bin_metric(reference, name) for name in names}
-    computed = metrics.compute(frame, date_column, list(wanted.values()))
-    return {
-        day: {name: psi_from_counts(reference["features"][name]["shares"], values[metric]) for name, metric in wanted.items()}
-        for day, values in computed.items()
-    }

@@ -12,16 +12,16 @@
 3. Great Expectations 1.x evaluates the suite (one expectation per rule) on the small frame of
    those statistics, one row per (date, column), through the file-backed project under the lake;
    the result is stored and Data Docs are rebuilt (`validation.results`).
-4. Failed `warning` expectations are printed and returned; a failed `blocking` one raises
+4. Failed `warning` expectations are logged (WARNING) and returned, with a summary (INFO); a failed `blocking` one raises
    `ValidationFailed` (exit code 3) once the result is stored, naming the table, the date, the
    column and the expectation.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from statistics import median
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -30,14 +30,16 @@ from pyspark.sql import functions as F
 
 from features.engine import DATE as FEATURE_DATE
 from nightjar import tables
-from nightjar.config import Config, Severity, SourceConfig, Stage
+from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, DataCheckError
-from validation import drift, metrics, results, suites
+from validation import metrics, results, suites
+from validation.checks import DRIFT, TABLE, CheckBase, DriftCheck, Severity, SideInputs, Stage
 from validation.metrics import Metric
-from validation.suites import SCHEMA, TABLE, Rule, SchemaRow
+from validation.suites import SCHEMA, Rule, SchemaRow
 
-_OFF_DAY = "__nightjar_off_day"
 _LISTED = 20  # failures and warnings kept in a run's summary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ValidationResult:
 
     def summary(self) -> dict[str, Any]:
         """What the `runs` table keeps (in `checks`): the verdict, the failures, and where to look."""
-        drifts = [o for o in self.outcomes if o.expectation == suites.DRIFT and isinstance(o.observed, float)]
+        drifts = [o for o in self.outcomes if o.expectation == DRIFT and isinstance(o.observed, float)]
         largest = max(drifts, key=lambda o: o.observed, default=None)  # type: ignore[arg-type, return-value]
         return {
             "validation": f"{self.stage}.{self.table}",
@@ -146,7 +148,7 @@ def validate_dates(
         checks: a run record's `checks`: the summary is appended to it, also when the gate raises.
 
     Returns:
-        The result; its warnings have been printed.
+        The result; its warnings have been logged.
 
     Raises:
         ValidationFailed: a blocking expectation failed (after the result was stored).
@@ -155,18 +157,16 @@ def validate_dates(
     dates = sorted(set(dates))
     if not has_suite(config, stage, table):
         raise ConfigError(f"validation.suites.{stage}.{table}: no suite is configured for this table")
-    suite = config.validation.suites[stage][table]
+    suite: list[CheckBase] = list(config.validation.suites[stage][table])
+    if reference and stage in DriftCheck.stages:
+        suite.append(config.validation.drift.check(reference))
     date_column, source = target(config, stage, table)
     frame = frame.where(F.col(date_column).isin(dates))
-    drift_rule = None
-    if stage == "features" and reference:
-        features = [name for name in reference.get("features", {}) if name in frame.columns]
-        drift_rule = (features, config.validation.drift.psi_max, config.validation.drift.severity)
     rules, schema_rows, schema_severity = suites.resolve(
         suite, frame.schema, {config.use_case.entity.key, date_column}, f"validation.suites.{stage}.{table}",
-        drift=drift_rule, timestamp=source.timestamp if source else None,
+        stage, timestamp=source.timestamp if source else None,
     )
-    values = _measure(spark, config, table, frame, date_column, rules, dates, reference)
+    values = _measure(spark, config, table, frame, date_column, rules, dates)
     statistics = _statistics(rules, schema_rows, values, dates)
     expectations = ([suites.schema_expectation(schema_rows, schema_severity)] if schema_rows else [])
     expectations += [suites.expectation(rule) for rule in rules]
@@ -181,12 +181,11 @@ def validate_dates(
         page=stored.page, result_path=stored.result_path, result_id=stored.result_id, failures=failures,
     )
     for warning in warnings:
-        print(f"[validation] warning: {warning}", flush=True)
+        log.warning("%s", warning)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
-    print(
-        f"[validation] {stage}.{table} {span}: {len(outcomes)} checks, {len(failures)} failed, "
-        f"{len(warnings)} warnings; Data Docs: {stored.index}",
-        flush=True,
+    log.info(
+        "%s.%s %s: %d checks, %d failed, %d warnings; Data Docs: %s",
+        stage, table, span, len(outcomes), len(failures), len(warnings), stored.index,
     )
     if checks is not None:
         checks.append(result.summary())
@@ -218,54 +217,27 @@ def _measure(
     date_column: str,
     rules: list[Rule],
     dates: list[date],
-    reference: dict | None,
 ) -> Values:
     """Every rule's value per column and date: one pass for the row statistics, side jobs for the rest."""
-    wanted: dict[tuple[str, str], list[Metric]] = {}
+    wanted: dict[tuple[str, str], Metric | None] = {}
     helpers: dict[str, Column] = {}
     for rule in rules:
         for column in rule.columns:
             if suites.usable(rule, column, frame.schema):
-                wanted[(rule.name, column)] = _metrics_of(rule, column, reference)
-        if rule.kind == "timestamp_in_partition" and suites.usable(rule, rule.columns[0], frame.schema):
-            # Spark's to_date follows the session time zone, as the feature engine's day does.
-            helpers[_OFF_DAY] = F.to_date(F.col(rule.columns[0])) != F.col(date_column)
-    plan = [Metric("rows"), *[m for ms in wanted.values() for m in ms]]
+                wanted[(rule.name, column)] = rule.check.metric(column)
+                helpers.update(rule.check.helpers(column, date_column))
+    plan = [Metric("rows"), *[metric for metric in wanted.values() if metric is not None]]
     computed = metrics.compute(frame, date_column, plan, helpers)
     side = _side_values(spark, config, table, frame, date_column, rules, dates)
     values: Values = {}
     for rule in rules:
         for column in rule.columns:
             for day in dates:
-                stats = computed.get(day, {})
                 if (rule.name, column) not in wanted:
                     values[(rule.name, column, day)] = (None, "not computed: the column is missing or not numeric")
                     continue
-                values[(rule.name, column, day)] = _value(rule, column, stats, side.get((rule.name, day)), reference)
+                values[(rule.name, column, day)] = rule.check.value(column, computed.get(day, {}), side.get((rule.name, day)))
     return values
-
-
-def _metrics_of(rule: Rule, column: str, reference: dict | None) -> list[Metric]:
-    kind = rule.kind
-    if kind == "not_null":
-        return [Metric("nulls", column)]
-    if kind == "null_fraction":
-        return [Metric("missing", column)]
-    if kind == "finite":
-        return [Metric("nonfinite", column)]
-    if kind == "between":
-        return [Metric("outside", column, (rule.params["min"], rule.params["max"]))]
-    if kind == "in_set":
-        return [Metric("not_in", column, tuple(rule.params["values"]))]
-    if kind == "not_constant":
-        return [Metric("varies", column)]
-    if kind == "stdev":
-        return [Metric("moments", column)]
-    if kind == "timestamp_in_partition":
-        return [Metric("true", _OFF_DAY)]
-    if kind == suites.DRIFT:
-        return [drift.bin_metric(reference or {}, column)]
-    return []  # table-level rules and `unique` read `rows` or a side job
 
 
 def _side_values(
@@ -277,88 +249,23 @@ def _side_values(
     rules: list[Rule],
     dates: list[date],
 ) -> dict[tuple[str, date], Any]:
-    """Per (rule, date): duplicates, row count history and entity counts, each one narrow Spark job."""
+    """Per (rule, date): the side jobs' results (duplicates, row count history, entity counts), one narrow Spark job each."""
+
+    def stored() -> DataFrame | None:
+        return tables.read(spark, config, table) if tables.exists(spark, config, table) else None
+
+    def entities() -> tuple[DataFrame, str, str]:
+        _, source = config.use_case.source_of_kind("entities")
+        return tables.read(spark, config, source.table), config.use_case.entity.key, source.timestamp
+
+    inputs = SideInputs(frame, date_column, dates, stored, entities)
     side: dict[tuple[str, date], Any] = {}
     for rule in rules:
-        if rule.kind == "unique" and suites.usable(rule, rule.columns[0], frame.schema):
-            found = metrics.duplicates(frame, date_column, rule.params["key"])
-            side.update({(rule.name, d): found.get(d, 0) for d in dates})
-        elif rule.kind == "row_count_history":
-            days = rule.params["days"]
-            history: dict[date, int] = {}
-            if tables.exists(spark, config, table):
-                history = metrics.row_counts(
-                    tables.read(spark, config, table), date_column, dates[0] - timedelta(days=days), dates[-1] - timedelta(days=1)
-                )
-            for d in dates:
-                previous = [n for day, n in history.items() if d - timedelta(days=days) <= day < d and n > 0]
-                side[(rule.name, d)] = previous
-        elif rule.kind == "entity_count":
-            _, entities_source = config.use_case.source_of_kind("entities")
-            known = metrics.entities_known(
-                tables.read(spark, config, entities_source.table), config.use_case.entity.key, entities_source.timestamp, dates
-            )
-            side.update({(rule.name, d): known[d] for d in dates})
+        if all(suites.usable(rule, column, frame.schema) for column in rule.columns):
+            found = rule.check.side(inputs)
+            if found is not None:
+                side.update({(rule.name, day): found[day] for day in dates})
     return side
-
-
-def _value(rule: Rule, column: str, stats: dict[Metric, Any], side: Any, reference: dict | None) -> tuple[float | None, str]:
-    """A rule's value on one column and date, and the observation in words."""
-    rows = int(stats.get(Metric("rows"), 0))
-
-    def count(metric: Metric) -> int:
-        return int(stats.get(metric, 0))
-
-    kind = rule.kind
-    if kind == "not_null":
-        n = count(Metric("nulls", column))
-        return n, _plural(n, "null value")
-    if kind == "null_fraction":
-        if rows == 0:
-            return None, "no rows"
-        share = count(Metric("missing", column)) / rows
-        return share, f"{share:.3g} of {rows} rows null or NaN"
-    if kind == "finite":
-        n = count(Metric("nonfinite", column))
-        return n, _plural(n, "NaN or infinite value")
-    if kind == "between":
-        n = count(Metric("outside", column, (rule.params["min"], rule.params["max"])))
-        low, high = (suites.format_number(rule.params[bound]) if rule.params[bound] is not None else None for bound in ("min", "max"))
-        where = f"outside [{low}, {high}]" if low and high else f"below {low}" if low else f"above {high}"
-        return n, f"{_plural(n, 'value')} {where}"
-    if kind == "in_set":
-        n = count(Metric("not_in", column, tuple(rule.params["values"])))
-        return n, f"{_plural(n, 'value')} not in {rule.params['values']}"
-    if kind == "not_constant":
-        if rows == 0:
-            return None, "no rows"
-        varies = bool(stats.get(Metric("varies", column), False))
-        return float(varies), "varies" if varies else "constant (fewer than 2 distinct values)"
-    if kind == "stdev":
-        std = metrics.sample_std(stats.get(Metric("moments", column), (0, 0.0, 0.0)))
-        return std, "fewer than 2 values" if std is None else f"standard deviation {std:.4g}"
-    if kind == "timestamp_in_partition":
-        n = count(Metric("true", _OFF_DAY))
-        return n, f"{_plural(n, 'row')} whose {column} is not on the partition's date"
-    if kind == "row_count":
-        return rows, _plural(rows, "row")
-    if kind == "row_count_history":
-        previous: list[int] = side or []
-        if len(previous) < rule.params["min_days"]:
-            return None, f"{rows} rows; only {len(previous)} previous dates with rows, {rule.params['min_days']} needed"
-        typical = median(previous)
-        ratio = rows / typical
-        return ratio, f"{rows} rows, {ratio:.2f} x the median {typical:g} of {len(previous)} previous dates"
-    if kind == "entity_count":
-        return rows - int(side), f"{rows} rows for {int(side)} entities"
-    if kind == "unique":
-        n = int(side or 0)
-        return n, _plural(n, "duplicate row")
-    if kind == suites.DRIFT:
-        feature = (reference or {})["features"][column]
-        psi = drift.psi_from_counts(feature["shares"], stats.get(drift.bin_metric(reference or {}, column), []))
-        return psi, "no values" if psi is None else f"PSI {psi:.3f}"
-    raise ValueError(f"unknown rule kind {kind!r}")
 
 
 def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values, dates: list[date]) -> pd.DataFrame:
@@ -367,7 +274,7 @@ def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values,
     records = []
     for day in dates:
         for label in labels:
-            record: dict[str, Any] = {results.DATE: day.isoformat(), results.COLUMN: label}
+            record: dict[str, Any] = {results.STAT_DATE: day.isoformat(), results.STAT_COLUMN: label}
             records.append(record)
             for row in schema_rows:
                 if row.column == label:
@@ -375,7 +282,7 @@ def _statistics(rules: list[Rule], schema_rows: list[SchemaRow], values: Values,
             for rule in rules:
                 if label in rule.columns:
                     record[rule.name] = values[(rule.name, label, day)][0]
-    columns = [results.DATE, results.COLUMN] + ([SCHEMA, f"{SCHEMA}:{suites.EXPECTED}"] if schema_rows else [])
+    columns = [results.STAT_DATE, results.STAT_COLUMN] + ([SCHEMA, f"{SCHEMA}:{suites.EXPECTED}"] if schema_rows else [])
     frame = pd.DataFrame.from_records(records, columns=columns + [rule.name for rule in rules])
     for rule in rules:
         frame[rule.name] = pd.to_numeric(frame[rule.name], errors="coerce").astype("float64")
@@ -397,7 +304,7 @@ def _outcomes(
         if item.exception_info and item.exception_info.get("raised_exception"):
             raise RuntimeError(f"Great Expectations could not evaluate {rule_name}: {item.exception_info.get('exception_message')}")
         for row in item.result.get("unexpected_index_list") or []:
-            failing.setdefault((rule_name, row[results.COLUMN]), []).append(date.fromisoformat(row[results.DATE]))
+            failing.setdefault((rule_name, row[results.STAT_COLUMN]), []).append(date.fromisoformat(row[results.STAT_DATE]))
     outcomes = []
     for row in schema_rows:
         failed = sorted(set(failing.get((SCHEMA, row.column), [])))
@@ -421,6 +328,3 @@ def _line(label: str, date_column: str, outcome: Outcome) -> str:
     column = f"column {outcome.column}: " if outcome.column else ""
     return f"{label} {date_column}={first}{more}: {column}{outcome.expectation} failed: {outcome.detail}, expected {outcome.expected}"
 
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -29,7 +29,9 @@ from nightjar.config import Config
 SITE = "nightjar"
 DATASOURCE = "nightjar_statistics"
 BATCH = "statistics"
-DATE, COLUMN = "date", "column"  # the statistics frame's index columns, named in unexpected rows
+# The statistics frame's index columns, named in unexpected rows (and so in stored results).
+# Not `DATE`: in features and models `DATE` is the tables' date column, "ds".
+STAT_DATE, STAT_COLUMN = "date", "column"
 # GX keeps its configuration in <gx root>/gx; Data Docs go beside it (tables.data_docs_dir).
 _DOCS_FROM_CONFIG = "../data_docs"
 
@@ -107,7 +109,7 @@ def run_suite(
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
             # COMPLETE lists every failing (date, column): the frame is small, and the gate
             # reports each failure from GX's own verdict rather than recomputing it.
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [DATE, COLUMN]},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [STAT_DATE, STAT_COLUMN]},
         )
     )
     outcome = checkpoint.run(batch_parameters={"dataframe": statistics}, run_id=RunIdentifier(run_name=run_id))

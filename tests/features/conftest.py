@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from nightjar.config import Config, FeaturesConfig
+from features.config import FeaturesConfig
+from nightjar.config import Config
 
 EVENTS_SCHEMA = (
     "customer_id long, ts timestamp, amount double, merchant_category string, channel string, event_date date, "

@@ -7,7 +7,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from features.definitions import check_columns, expand
-from nightjar.config import Config, load_config
+from nightjar.config import Config
+from nightjar.config_loader import load_config
 from nightjar.errors import ConfigError, DataCheckError
 from tests.features.conftest import ENTITIES_SCHEMA, EVENTS_SCHEMA, with_features
 

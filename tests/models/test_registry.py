@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from models import registry
+from models.config import SearchDimension
 from models.search import draw_params
 from nightjar import tables
-from nightjar.config import Config, SearchDimension
+from nightjar.config import Config
 from nightjar.errors import MissingInputError
 
 

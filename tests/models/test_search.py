@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 from models import search
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from nightjar.config import SearchConfig, SearchDimension, TrainingConfig
+from models.config import SearchConfig, SearchDimension, TrainingConfig
 
 DAYS = [date(2026, 1, 1) + timedelta(days=offset) for offset in range(4)]
 FOLDS = (Fold(0, tuple(DAYS[:2]), (DAYS[2],)), Fold(1, tuple(DAYS[:3]), (DAYS[3],)))

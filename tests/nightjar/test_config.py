@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from nightjar import tables
-from nightjar.config import PROJECT_ROOT, load_config
+from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
 
 

@@ -8,7 +8,8 @@ from typing import Callable
 
 import pytest
 
-from nightjar.config import PROJECT_ROOT, Config
+from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT
 from nightjar.dask_cluster import dask_client
 from nightjar.errors import EngineUnavailableError
 from tests.conftest import free_port
@@ -47,7 +48,7 @@ def test_local_workers_start_when_the_main_module_imports_great_expectations(tmp
     job = tmp_path / "job.py"
     job.write_text(
         "import great_expectations  # noqa: F401\n"
-        "from nightjar.config import load_config\n"
+        "from nightjar.config_loader import load_config\n"
         "from nightjar.dask_cluster import dask_client\n"
         "if __name__ == '__main__':\n"
         "    with dask_client(load_config('test')) as client:\n"

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from validation import drift
+from validation import drift, metrics
+from validation.checks import DriftConfig
 
 D = date(2026, 1, 10)
 
@@ -54,9 +55,13 @@ def test_psi_on_spark_is_small_for_the_same_population_and_large_for_a_shift(spa
     frame = spark.createDataFrame(
         pd.concat([same.assign(ds=D), shifted.assign(ds=date(2026, 1, 11))], ignore_index=True)
     )
-    result = drift.psi(frame, stats, "ds")
-    assert result[D]["amount"] < 0.05 and result[D]["visits"] < 0.05
-    assert result[date(2026, 1, 11)]["amount"] > 1.0 and result[date(2026, 1, 11)]["visits"] > 1.0
+    # As the gate computes it: the drift check's bin counts in the one pass, then its value per date.
+    check = DriftConfig().check(stats)
+    features = check.applies_to(frame.columns, set(), "drift", None)
+    computed = metrics.compute(frame, "ds", [check.metric(name) for name in features])
+    psi = {day: {name: check.value(name, values, None)[0] for name in features} for day, values in computed.items()}
+    assert psi[D]["amount"] < 0.05 and psi[D]["visits"] < 0.05
+    assert psi[date(2026, 1, 11)]["amount"] > 1.0 and psi[date(2026, 1, 11)]["visits"] > 1.0
 
 
 def test_a_down_sampled_weighted_training_set_gives_the_reference_of_the_full_one() -> None:

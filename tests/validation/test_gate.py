@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -64,17 +65,20 @@ def test_a_blocking_failure_is_stored_before_it_raises(spark: SparkSession, conf
     assert Path(result.result_path).is_file() and RUN in Path(result.data_docs).read_text()
 
 
-def test_warnings_are_printed_and_do_not_block(
-    spark: SparkSession, make_config: Callable[..., Config], lake: Path, capsys: pytest.CaptureFixture[str],
+def test_warnings_are_logged_and_do_not_block(
+    spark: SparkSession, make_config: Callable[..., Config], lake: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config(lake, "validation.suites.source.transactions=[{expect: in_set, columns: [channel], "
                                "values: [online], severity: warning}, {expect: row_count, min: 1}]")
-    result = gate.validate(spark, config, "source", "transactions", _events(spark), D, RUN)
+    with caplog.at_level(logging.INFO, logger=gate.__name__):
+        result = gate.validate(spark, config, "source", "transactions", _events(spark), D, RUN)
     assert result.success
     assert result.warnings == (
         "table 'transactions' event_date=2026-01-10: column channel: in_set failed: 1 value not in ['online'], expected none",
     )
-    assert f"[validation] warning: {result.warnings[0]}" in capsys.readouterr().out
+    assert (gate.__name__, logging.WARNING, result.warnings[0]) in caplog.record_tuples
+    assert (gate.__name__, logging.INFO, f"source.transactions 2026-01-10: 3 checks, 0 failed, 1 warnings; Data Docs: {result.data_docs}") \
+        in caplog.record_tuples
 
 
 def test_a_range_is_validated_in_one_run_naming_the_failing_dates(spark: SparkSession, config: Config) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 from nightjar.config import Config
 from validation import results
 
-STATISTICS = pd.DataFrame({results.DATE: ["2026-01-10", "2026-01-10"], results.COLUMN: ["a", "b"], "nulls": [0, 0]})
+STATISTICS = pd.DataFrame({results.STAT_DATE: ["2026-01-10", "2026-01-10"], results.STAT_COLUMN: ["a", "b"], "nulls": [0, 0]})
 
 
 def _run(config: Config, run_id: str) -> results.StoredRun:

@@ -1,0 +1,108 @@
+"""The `features` section of the configuration: what the feature set computes, declared once.
+
+`features.definitions` expands it into one spec per output column; the engine computes them the
+same way for training and for scoring.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from nightjar.strict import IDENTIFIER, Scalar, Strict
+
+AggregateFunction = Literal[
+    "count", "sum", "mean", "min", "max", "std", "distinct_count", "last",
+    "days_since_first", "days_since_last", "trend",
+]
+# Functions of a column's values; the others are functions of the events themselves
+# (`trend` is the slope of daily event counts without a column, of daily totals with one).
+VALUE_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "distinct_count", "last"})
+
+
+def _windows_are_days(windows: list[int]) -> list[int]:
+    if not windows or any(w < 1 or w > 3650 for w in windows):
+        raise ValueError("windows must be a non-empty list of days between 1 and 3650")
+    return windows
+
+
+class BreakdownConfig(Strict):
+    """One feature per listed value of a categorical column; the list keeps the schema stable."""
+
+    column: str = Field(pattern=IDENTIFIER)
+    values: list[Scalar] = Field(min_length=1)
+
+
+class AggregateConfig(Strict):
+    """Trailing-window aggregations of one events source, per entity and date."""
+
+    source: str
+    column: str | None = Field(None, pattern=IDENTIFIER)
+    functions: list[AggregateFunction] = Field(min_length=1)
+    windows: list[int] | None = None
+    where: dict[str, Scalar] | None = None
+    by: BreakdownConfig | None = None
+    name: str | None = Field(None, pattern=IDENTIFIER)
+    # Totals and sums of squares are added as integers of 10**-scale units, which makes them
+    # exact and independent of the order Spark adds them in; |totals| must stay below
+    # 9.2e18 units (9.2e12 at the default scale of 6).
+    scale: int = Field(6, ge=0, le=12)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_are_days(cls, value: list[int] | None) -> list[int] | None:
+        return value if value is None else _windows_are_days(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AggregateConfig":
+        needs_column = sorted(VALUE_FUNCTIONS.intersection(self.functions))
+        if needs_column and self.column is None:
+            raise ValueError(f"{', '.join(needs_column)} need a column")
+        if self.where and not self.name:
+            raise ValueError("a filtered aggregate (where) needs a name to tell its features apart")
+        return self
+
+
+class RatioConfig(Strict):
+    """numerator / denominator of two other features; missing when the denominator is 0."""
+
+    name: str = Field(pattern=IDENTIFIER)
+    numerator: str
+    denominator: str
+
+
+class AttributeConfig(Strict):
+    """An attribute of the entity from an entities source.
+
+    `category`: the index of the value in `values` (missing when not listed);
+    `numeric`: the value itself; `tenure_days`: days from the entity's timestamp to D.
+    """
+
+    source: str
+    kind: Literal["category", "numeric", "tenure_days"]
+    column: str | None = Field(None, pattern=IDENTIFIER)
+    values: list[Scalar] | None = None
+    name: str | None = Field(None, pattern=IDENTIFIER)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AttributeConfig":
+        if self.kind != "tenure_days" and self.column is None:
+            raise ValueError(f"a {self.kind} attribute needs a column")
+        if self.kind == "category" and not self.values:
+            raise ValueError("a category attribute needs its values listed")
+        return self
+
+
+class FeaturesConfig(Strict):
+    """The feature set: declared once, computed the same way for training and for scoring."""
+
+    windows: list[int] = Field(default_factory=lambda: [1, 7, 30, 90])
+    aggregates: list[AggregateConfig] = Field(default_factory=list)
+    ratios: list[RatioConfig] = Field(default_factory=list)
+    attributes: list[AttributeConfig] = Field(default_factory=list)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_are_days(cls, value: list[int]) -> list[int]:
+        return _windows_are_days(value)

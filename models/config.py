@@ -1,0 +1,82 @@
+"""The `training` and `scoring` sections of the configuration: how models are built, promoted and applied."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from nightjar.strict import IDENTIFIER, Scalar, Strict
+
+
+class SearchDimension(Strict):
+    """One hyperparameter's range: drawn uniformly, or log-uniformly with `log: true`."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SearchDimension":
+        if not self.low <= self.high:
+            raise ValueError("low must not exceed high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SearchConfig(Strict):
+    """Random search: `trials` parameter sets drawn from `space`, evaluated on the time folds."""
+
+    trials: int = Field(8, ge=1, le=10_000)
+    # Trials still running when the budget is spent are cancelled; a search cut short by time
+    # is the one thing that can make two runs with the same seed pick different parameters.
+    time_budget_s: float = Field(900.0, gt=0)
+    space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+
+class PromotionConfig(Strict):
+    """A new model becomes champion only when it beats the champion on the same holdout by `min_improvement`."""
+
+    min_improvement: float = Field(0.0, ge=0)
+
+
+class ReferenceConfig(Strict):
+    """A table of known probabilities per (entity, ds), such as the demo's `truth`: the best achievable."""
+
+    table: str = Field(pattern=IDENTIFIER)
+    column: str = Field(pattern=IDENTIFIER)
+
+
+class TrainingConfig(Strict):
+    """How `train` builds its data, validates over time, searches and promotes."""
+
+    model_name: str | None = Field(None, pattern=IDENTIFIER)  # default: use_case.name
+    days: int = Field(60, ge=1, le=3650)  # feature dates used by `train --date T`, ending at T - horizon
+    date_stride_days: int = Field(1, ge=1, le=365)  # every n-th date: neighbouring days are near-duplicates
+    # Keep this share of the majority class outside the holdout; kept rows weigh 1/rate.
+    majority_sample_rate: float = Field(1.0, gt=0, le=1)
+    holdout_days: int = Field(7, ge=1)
+    folds: int = Field(3, ge=1, le=20)
+    # Days left out between a fold's training and validation dates. Labels look `horizon_days`
+    # ahead, so a gap of the horizon removes every overlap of label windows across the cut.
+    gap_days: int = Field(0, ge=0)
+    seed: int = Field(42, ge=0)
+    params: dict[str, Scalar] = Field(default_factory=dict)  # fixed LightGBM parameters
+    max_rounds: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    top_k_percent: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
+    fit_timeout_s: float = Field(1800.0, gt=0)  # a distributed fit can hang when a worker dies
+    reference: ReferenceConfig | None = None
+
+
+class ScoringConfig(Strict):
+    """How `score` runs: reason codes, and whether it computes features that are missing."""
+
+    reasons: int = Field(3, ge=0, le=50)  # top features by SHAP contribution per score; 0 for none
+    # Reasons only for scores at least this (None: every row). TreeSHAP costs far more than a
+    # prediction (about 250x at 200 trees), so explaining only the entities acted on matters at scale.
+    reasons_min_score: float | None = None
+    compute_missing_features: bool = False  # else a date without features exits 4
+    summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
