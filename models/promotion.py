@@ -113,9 +113,9 @@ def register(
 
     Another job may register or move an alias at the same time. The version directory is
     claimed by creating it (a local rename that fails when it exists), and the registry commit
-    happens only if the model's history is still the one read; otherwise this run's files are
-    removed and it reads the history again, decides again (`decide` sees the new champion) and
-    takes the next version. See the README for what holds on an object store.
+    happens only if the model's history is still the one read; otherwise the run reads the
+    history again and decides again (`decide` sees the new champion). If it gives up, its files
+    are removed. See the README for what holds on an object store.
 
     Args:
         metadata: the version's metadata, without `version`, which is added here.
@@ -125,30 +125,45 @@ def register(
         tables.CommitConflict: still colliding after `ATTEMPTS` tries (exit 5: worth retrying).
     """
     name = config.model_name
-    for _ in range(ATTEMPTS):
-        rows = registry.history(spark, config, name)
-        version = registry.next_version(config, rows, name)
-        change = dataclasses.replace(decide(rows), version=version)
-        files = registry.model_files(booster, {"name": name, "version": version, **metadata})
-        try:
-            path = tables.write_model(config, name, version, files)
-        except FileExistsError:
-            continue  # another run claimed this version first
-        try:
-            committed = registry.append_changes(
-                spark, config, name, rows, [change], user, run_id, logical_date, registered=(version, path, fingerprint),
-            )
-        except tables.CommitConflict:
-            committed = None
-        except BaseException:
-            tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
-            raise
-        if committed is not None:
-            return Registration(version, path, change, committed)
-        tables.delete_model(config, name, version)
+    version, path = _claim_version(spark, config, booster, metadata)
+    try:
+        for _ in range(ATTEMPTS):
+            rows = registry.history(spark, config, name)
+            change = dataclasses.replace(decide(rows), version=version)
+            try:
+                committed = registry.append_changes(
+                    spark, config, name, rows, [change], user, run_id, logical_date,
+                    registered=(version, path, fingerprint),
+                )
+            except tables.CommitConflict:
+                committed = None
+            if committed is not None:
+                return Registration(version, path, change, committed)
+    except BaseException:
+        tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
+        raise
+    tables.delete_model(config, name, version)
     raise tables.CommitConflict(
         f"model {name}: {ATTEMPTS} attempts to register collided with other jobs registering at the same time"
     )
+
+
+def _claim_version(spark: SparkSession, config: Config, booster: lgb.Booster, metadata: dict[str, Any]) -> tuple[int, str]:
+    """Write the model's files as the next free version; returns (version, path).
+
+    Creating the directory is the claim: it fails when another run created it first (see
+    `tables.write_model`), and this run then takes the next number. The version held this way
+    is not registered by anyone else, so registry commits can be retried with it.
+    """
+    name = config.model_name
+    for _ in range(ATTEMPTS):
+        version = registry.next_version(config, registry.history(spark, config, name), name)
+        files = registry.model_files(booster, {"name": name, "version": version, **metadata})
+        try:
+            return version, tables.write_model(config, name, version, files)
+        except FileExistsError:
+            continue
+    raise tables.CommitConflict(f"model {name}: {ATTEMPTS} attempts to claim a version collided with other jobs")
 
 
 def set_champion(

@@ -143,7 +143,8 @@ def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.
     """Create table `name`, empty, with `schema` unless it exists (another job creating it at the same time is no error)."""
     if not exists(spark, config, name):
         try:
-            DeltaTable.createIfNotExists(spark).location(table_path(config, name)).addColumns(schema).execute()
+            # An empty append creates the table by its path alone (no catalog), as every other write does.
+            spark.createDataFrame([], schema).write.format("delta").mode("append").save(table_path(config, name))
         except _CONFLICTS:
             if not exists(spark, config, name):
                 raise
@@ -222,7 +223,7 @@ def register(spark: SparkSession, config: Config, name: str) -> None:
         if _same_location(current, location):
             return
         # The entry is external: dropping it forgets the old location and deletes no data.
-        spark.sql(f"DROP TABLE {qualified}")
+        spark.sql(f"DROP TABLE IF EXISTS {qualified}")  # IF EXISTS: another job may have re-pointed it already
     # IF NOT EXISTS: another job writing the same table may register it at the same moment.
     spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")
 
