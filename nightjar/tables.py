@@ -33,6 +33,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -215,16 +216,22 @@ def summary(spark: SparkSession, config: Config, name: str, partition_by: str | 
 
 
 def register(spark: SparkSession, config: Config, name: str) -> None:
-    """Point the catalog entry `<database>.<name>` at the table under the current lake root."""
+    """Point the catalog entry `<database>.<name>` at the table under the current lake root.
+
+    Jobs writing the same table at once may re-point the entry at the same moment: each step
+    tolerates the entry appearing or vanishing in between.
+    """
     qualified = f"{config.lake.database}.{name}"
     location = table_path(config, name)
-    if spark.catalog.tableExists(qualified):
+    try:
         current = spark.sql(f"DESCRIBE DETAIL {qualified}").select("location").first()[0]
-        if _same_location(current, location):
-            return
+    except AnalysisException:  # no entry (or another job just dropped it)
+        current = None
+    if current is not None and _same_location(current, location):
+        return
+    if current is not None:
         # The entry is external: dropping it forgets the old location and deletes no data.
-        spark.sql(f"DROP TABLE IF EXISTS {qualified}")  # IF EXISTS: another job may have re-pointed it already
-    # IF NOT EXISTS: another job writing the same table may register it at the same moment.
+        spark.sql(f"DROP TABLE IF EXISTS {qualified}")
     spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")
 
 
