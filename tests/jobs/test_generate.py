@@ -26,7 +26,7 @@ def _scenario(config: Config, **changes: object) -> ChurnScenario:
     settings = {
         "seed": config.generate.seed, "customers": 300, "start_date": date(2026, 3, 12),
         "end_date": date(2026, 3, 31), "block_size": config.generate.block_size,
-        "horizon_days": config.use_case.label.horizon_days,
+        "horizon_days": config.use_case.label.horizon.whole_days,
     }
     return ChurnScenario(**{**settings, **changes})  # type: ignore[arg-type]
 

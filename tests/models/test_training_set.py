@@ -9,6 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from models.training_set import LABEL, WEIGHT, label_dates, labels, training_rows
 from nightjar.config import Config, LabelConfig
+from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
 
 D = date(2026, 1, 10)
@@ -16,7 +17,7 @@ HORIZON = 5
 
 
 def label_config(kind: str = "no_event", **extra: object) -> LabelConfig:
-    return LabelConfig(name="target", kind=kind, source="transactions", horizon_days=HORIZON, **extra)
+    return LabelConfig(name="target", kind=kind, source="transactions", horizon=HORIZON, **extra)
 
 
 def spine(spark: SparkSession, keys: list[int], dates: list[date]):  # noqa: ANN201
@@ -62,7 +63,7 @@ def test_any_event_and_sum_labels_with_a_filter(spark: SparkSession, config: Con
 
 
 def test_label_dates_end_where_the_horizon_ends() -> None:
-    assert label_dates(date(2026, 3, 31), 30, days=7, stride_days=3) == [
+    assert label_dates(date(2026, 3, 31), Duration.parse(30), days=7, stride_days=3) == [
         date(2026, 2, 23), date(2026, 2, 26), date(2026, 3, 1),
     ]
 
