@@ -69,6 +69,7 @@ def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path
         (["--start", "2026-01-01", "--end", "2026-01-05", "--days", "3"], "--days goes with --date"),
         (["--date", "2026-02-30"], "not a calendar date"),
         (["--customers", "ten"], "invalid int value"),
+        (["--set", "use_case.label.horizon=36h"], "use_case.label.horizon: the churn generator simulates whole days"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(
