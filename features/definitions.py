@@ -104,7 +104,9 @@ def expand(config: Config) -> FeatureSet:
         _require_source(config, item.source, "events", where)
         unfit = [str(w) for w in item.windows or config.features.windows if not fits_trend(w)]
         if "trend" in item.functions and unfit:
-            raise ConfigError(f"{where}: trend needs a window of at least 2 days, in whole days (not {', '.join(unfit)})")
+            raise ConfigError(
+                f"{where}: trend needs a window of at least 2 days, in whole days (not {', '.join(unfit)})"
+            )
         breakdown = [(None, ())] if item.by is None else [
             (value, ((item.by.column, value),)) for value in item.by.values
         ]

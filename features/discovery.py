@@ -149,7 +149,9 @@ def to_definitions(config: Config, features: list[ft.Feature], es: ft.EntitySet)
         if function not in block["functions"]:
             block["functions"].append(function)
     return {
-        "features": {"windows": [w.written for w in windows], "aggregates": list(blocks.values()), "attributes": attributes},
+        "features": {
+            "windows": [w.written for w in windows], "aggregates": list(blocks.values()), "attributes": attributes,
+        },
         "unsupported": sorted(unsupported),
     }
 

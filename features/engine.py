@@ -291,9 +291,9 @@ def _windowed_aggregates(
         expanded = expanded.where(F.col(_BAND) < len(lengths))
     banded = expanded.groupBy(key, DATE, _BAND).agg(*_band_partials(measures))
     by_sets = [s for s in specs if s.function == "distinct_count" and of_spec[s.name].domain is None]
-    result = banded.groupBy(key, DATE).agg(
-        *[_windowed(spec, of_spec[spec.name], lengths.index(spec.window.micros)) for spec in specs if spec not in by_sets]
-    )
+    result = banded.groupBy(key, DATE).agg(*[
+        _windowed(spec, of_spec[spec.name], lengths.index(spec.window.micros)) for spec in specs if spec not in by_sets
+    ])
     for measure in measures:
         distinct = [spec for spec in by_sets if of_spec[spec.name] is measure]
         if distinct:

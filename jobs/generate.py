@@ -46,7 +46,9 @@ def scenario_from(context: cli.JobContext) -> ChurnScenario:
     horizon_days = use_case.label.horizon.whole_days
     if horizon_days is None:
         # The simulation steps in days: its true probabilities exist for whole-day horizons only.
-        raise ConfigError(f"use_case.label.horizon: the churn generator simulates whole days, not {use_case.label.horizon}")
+        raise ConfigError(
+            f"use_case.label.horizon: the churn generator simulates whole days, not {use_case.label.horizon}"
+        )
     return ChurnScenario(
         seed=settings.seed if args.seed is None else args.seed,
         customers=args.customers or settings.customers,

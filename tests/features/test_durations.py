@@ -18,7 +18,9 @@ from models.training_set import LABEL, labels
 from nightjar.config import Config, LabelConfig
 from nightjar.durations import Duration
 from nightjar.errors import ConfigError
-from tests.features.conftest import ENTITIES_SCHEMA, EVENTS_SCHEMA, entities_frame, entity, event, events_frame, with_features
+from tests.features.conftest import (
+    ENTITIES_SCHEMA, EVENTS_SCHEMA, entities_frame, entity, event, events_frame, with_features,
+)
 
 SUB_DAY = {
     "aggregates": [
@@ -109,7 +111,8 @@ def test_hours_since_by_hand(spark: SparkSession, config: Config) -> None:
 
 
 def test_day_windows_keep_their_names_values_and_fingerprint(spark: SparkSession, config: Config) -> None:
-    days = with_features(config, {"aggregates": [{"source": "transactions", "functions": ["count"], "windows": [1, 7]}]})
+    days = with_features(config, {"aggregates": [
+        {"source": "transactions", "functions": ["count"], "windows": [1, 7]}]})
     spelled = with_features(config, {"aggregates": [
         {"source": "transactions", "functions": ["count"], "windows": ["1d", "7d"]}]})
     assert expand(days).names == expand(spelled).names == ["transactions_count_1d", "transactions_count_7d"]

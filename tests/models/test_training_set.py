@@ -94,7 +94,9 @@ def test_label_dates_end_where_the_horizon_ends() -> None:
         date(2026, 2, 23), date(2026, 2, 26), date(2026, 3, 1),
     ]
     # A label is final once cutoff + horizon is at most T's cutoff: a 36h label of D ends on D + 2.
-    newest = {w: label_dates(date(2026, 3, 31), Duration.parse(w), days=1, stride_days=1) for w in ("30m", "48h", "36h")}
+    newest = {
+        w: label_dates(date(2026, 3, 31), Duration.parse(w), days=1, stride_days=1) for w in ("30m", "48h", "36h")
+    }
     assert newest == {"30m": [date(2026, 3, 30)], "48h": [date(2026, 3, 29)], "36h": [date(2026, 3, 29)]}
 
 
