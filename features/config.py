@@ -10,20 +10,23 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from nightjar.durations import Duration
 from nightjar.strict import IDENTIFIER, Scalar, Strict
 
 AggregateFunction = Literal[
     "count", "sum", "mean", "min", "max", "std", "distinct_count", "last",
-    "days_since_first", "days_since_last", "trend",
+    "days_since_first", "days_since_last", "hours_since_first", "hours_since_last", "trend",
 ]
 # Functions of a column's values; the others are functions of the events themselves
 # (`trend` is the slope of daily event counts without a column, of daily totals with one).
 VALUE_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "distinct_count", "last"})
 
 
-def _windows_are_days(windows: list[int]) -> list[int]:
-    if not windows or any(w < 1 or w > 3650 for w in windows):
-        raise ValueError("windows must be a non-empty list of days between 1 and 3650")
+def _windows_listed(windows: list[Duration]) -> list[Duration]:
+    # Each window's own spelling and range are checked by `Duration`; an empty list would
+    # silently define no features.
+    if not windows:
+        raise ValueError("windows must be a non-empty list of durations (30m, 3h, 7d)")
     return windows
 
 
@@ -40,7 +43,7 @@ class AggregateConfig(Strict):
     source: str
     column: str | None = Field(None, pattern=IDENTIFIER)
     functions: list[AggregateFunction] = Field(min_length=1)
-    windows: list[int] | None = None
+    windows: list[Duration] | None = None
     where: dict[str, Scalar] | None = None
     by: BreakdownConfig | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)
@@ -51,8 +54,8 @@ class AggregateConfig(Strict):
 
     @field_validator("windows")
     @classmethod
-    def _windows_are_days(cls, value: list[int] | None) -> list[int] | None:
-        return value if value is None else _windows_are_days(value)
+    def _windows_listed(cls, value: list[Duration] | None) -> list[Duration] | None:
+        return value if value is None else _windows_listed(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "AggregateConfig":
@@ -97,12 +100,12 @@ class AttributeConfig(Strict):
 class FeaturesConfig(Strict):
     """The feature set: declared once, computed the same way for training and for scoring."""
 
-    windows: list[int] = Field(default_factory=lambda: [1, 7, 30, 90])
+    windows: list[Duration] = Field(default_factory=lambda: [Duration.parse(days) for days in (1, 7, 30, 90)])
     aggregates: list[AggregateConfig] = Field(default_factory=list)
     ratios: list[RatioConfig] = Field(default_factory=list)
     attributes: list[AttributeConfig] = Field(default_factory=list)
 
     @field_validator("windows")
     @classmethod
-    def _windows_are_days(cls, value: list[int]) -> list[int]:
-        return _windows_are_days(value)
+    def _windows_listed(cls, value: list[Duration]) -> list[Duration]:
+        return _windows_listed(value)

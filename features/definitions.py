@@ -16,6 +16,7 @@ from typing import Iterable
 from pyspark.sql import types as T
 
 from nightjar.config import Config
+from nightjar.durations import Duration
 from nightjar.errors import ConfigError, DataCheckError
 from nightjar.strict import Scalar
 
@@ -27,16 +28,19 @@ ENGINE_VERSION = 1
 ZERO_WHEN_EMPTY = frozenset({"count", "sum", "distinct_count", "trend"})
 NUMERIC_FUNCTIONS = frozenset({"sum", "mean", "min", "max", "std", "trend"})
 NUMERIC_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
+# Functions of the events' instants rather than their days: they need a timestamp column.
+TIME_FUNCTIONS = frozenset({"hours_since_first", "hours_since_last"})
+TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
 
 
 @dataclass(frozen=True)
 class AggregateSpec:
-    """One trailing-window aggregation: `function` of `column` over the `window` days ending at D."""
+    """One trailing-window aggregation: `function` of `column` over [cutoff - window, cutoff), cutoff = D + 1."""
 
     name: str
     source: str
     function: str
-    window: int
+    window: Duration
     column: str | None
     filters: tuple[tuple[str, Scalar], ...]
     scale: int
@@ -74,6 +78,9 @@ class FeatureSet:
     attributes: tuple[AttributeSpec, ...]
     ratios: tuple[RatioSpec, ...]
     fingerprint: str
+    # (source, its timestamp column) for each source read: `check_columns` needs the column's
+    # type, which only the data know, for windows and functions that need event instants.
+    timestamps: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -95,8 +102,11 @@ def expand(config: Config) -> FeatureSet:
     for index, item in enumerate(config.features.aggregates):
         where = f"features.aggregates[{index}]"
         _require_source(config, item.source, "events", where)
-        if "trend" in item.functions and 1 in (item.windows or config.features.windows):
-            raise ConfigError(f"{where}: trend needs a window of at least 2 days")
+        unfit = [str(w) for w in item.windows or config.features.windows if not fits_trend(w)]
+        if "trend" in item.functions and unfit:
+            raise ConfigError(
+                f"{where}: trend needs a window of at least 2 days, in whole days (not {', '.join(unfit)})"
+            )
         breakdown = [(None, ())] if item.by is None else [
             (value, ((item.by.column, value),)) for value in item.by.values
         ]
@@ -106,7 +116,7 @@ def expand(config: Config) -> FeatureSet:
                     parts = [item.name or item.source, item.column, function, None if value is None else _slug(value)]
                     aggregates.append(
                         AggregateSpec(
-                            name="_".join(p for p in parts if p) + f"_{window}d",
+                            name="_".join(p for p in parts if p) + f"_{window}",
                             source=item.source,
                             function=function,
                             window=window,
@@ -147,12 +157,47 @@ def expand(config: Config) -> FeatureSet:
         "engine": ENGINE_VERSION,
         "key": config.use_case.entity.key,
         "sources": {name: sources[name].model_dump() for name in sorted({s.source for s in (*aggregates, *attributes)})},
-        "aggregates": [asdict(spec) | {"definition": None} for spec in aggregates],
+        # A window hashes as written: day windows as their number, as before durations existed,
+        # so a feature set of day windows keeps its fingerprint (and its models stay valid).
+        "aggregates": [asdict(spec) | {"definition": None, "window": spec.window.written} for spec in aggregates],
         "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
         "ratios": [asdict(spec) | {"definition": None} for spec in ratios],
     }
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return FeatureSet(config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint)
+    used = sorted({spec.source for spec in (*aggregates, *attributes)})
+    return FeatureSet(
+        config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
+        timestamps=tuple((name, sources[name].timestamp) for name in used),
+    )
+
+
+def fits_trend(window: Duration) -> bool:
+    """Whether `trend` (a slope per day of daily totals) is defined over `window`: whole days, at least 2."""
+    return (window.whole_days or 0) >= 2
+
+
+def needs_event_time(spec: AggregateSpec) -> bool:
+    """Whether `spec` reads the events' instants, not only their days: a sub-day window or an `hours_since_*`."""
+    return spec.window.whole_days is None or spec.function in TIME_FUNCTIONS
+
+
+def require_event_times(schema: T.StructType, source: str, column: str, where: str, what: str) -> None:
+    """ConfigError naming `where` when `source`'s timestamp `column` holds no instants (e.g. a date).
+
+    Args:
+        schema: the source's schema.
+        source: the source's name in `use_case.sources`.
+        column: its configured timestamp column.
+        where: the configuration key that asks for instants.
+        what: what needs them, for the message (`a 3h window`).
+    """
+    found = next((field.dataType for field in schema.fields if field.name == column), None)
+    if not isinstance(found, TIMESTAMP_TYPES):
+        kind = "missing" if found is None else found.simpleString()
+        raise ConfigError(
+            f"{where}: {what} needs event times, but {source}.{column} (use_case.sources.{source}.timestamp) "
+            f"is {kind}, not a timestamp"
+        )
 
 
 def _require_source(config: Config, name: str, kind: str, where: str) -> None:
@@ -174,9 +219,11 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
     """Check each definition against its source's schema, before any computation.
 
     Raises:
-        ConfigError: a definition names a column the source does not have (exit 2).
+        ConfigError: a definition names a column the source does not have, or needs event
+            instants (a sub-day window, `hours_since_*`) from a source whose timestamp is a date (exit 2).
         DataCheckError: a column has a type its function cannot use, e.g. a sum of strings (exit 3).
     """
+    timestamps = dict(feature_set.timestamps)
     for spec in (*feature_set.aggregates, *feature_set.attributes):
         schema = schemas[spec.source]
         columns = {field.name: field.dataType for field in schema.fields}
@@ -189,6 +236,9 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
                     f"{spec.definition} ({spec.name}): source {spec.source!r} has no column {column!r} "
                     f"(columns: {', '.join(columns)})"
                 )
+        if isinstance(spec, AggregateSpec) and needs_event_time(spec):
+            what = spec.function if spec.function in TIME_FUNCTIONS else f"a {spec.window} window"
+            require_event_times(schema, spec.source, timestamps[spec.source], f"{spec.definition} ({spec.name})", what)
         needs_number = (isinstance(spec, AggregateSpec) and spec.function in NUMERIC_FUNCTIONS and spec.column) or (
             isinstance(spec, AttributeSpec) and spec.kind == "numeric"
         )

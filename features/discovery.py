@@ -20,6 +20,7 @@ from typing import Any
 import featuretools as ft
 import pandas as pd
 
+from features.definitions import fits_trend
 from nightjar.config import Config
 
 # featuretools primitive -> Nightjar aggregate function
@@ -107,7 +108,7 @@ def to_definitions(config: Config, features: list[ft.Feature], es: ft.EntitySet)
     attributes: list[dict[str, Any]] = []
     unsupported: list[str] = []
     entities_name, _ = config.use_case.source_of_kind("entities")
-    windows = list(config.features.windows)
+    windows = list(config.features.windows)  # Durations; written back as configuration writes them
     for feature in features:
         name = feature.get_name()
         if isinstance(feature, ft.IdentityFeature):
@@ -143,12 +144,14 @@ def to_definitions(config: Config, features: list[ft.Feature], es: ft.EntitySet)
                 block["where"] = where
                 block["name"] = _slug("_".join([source, *[f"{k}_{v}" for k, v in where.items()]]))
             if function == "trend":
-                block["windows"] = [w for w in windows if w >= 2]
+                block["windows"] = [w.written for w in windows if fits_trend(w)]
             blocks[block_key] = block
         if function not in block["functions"]:
             block["functions"].append(function)
     return {
-        "features": {"windows": windows, "aggregates": list(blocks.values()), "attributes": attributes},
+        "features": {
+            "windows": [w.written for w in windows], "aggregates": list(blocks.values()), "attributes": attributes,
+        },
         "unsupported": sorted(unsupported),
     }
 

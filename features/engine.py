@@ -14,15 +14,19 @@ whole range of dates in one pass over the history the range needs:
    events still gets a row, with 0 for counts and totals and missing for the rest.
 
 Step 2 only combines partials, and every partial is associative (sums, min, max, the
-latest (timestamp, value), first/last day, value bits), so the same step can later combine
-*daily* partials stored once per day, assembling trailing windows incrementally (README).
+latest (timestamp, value), first/last day or instant, value bits), so the same step can later
+combine *daily* partials stored once per day, assembling trailing windows incrementally
+(README); a sub-day window would then read its last day's events, or hourly partials, instead.
 
-Point-in-time correctness: the features of date D use only events whose timestamp falls on
-a day d with D - window < d <= D. Totals and sums of squares are added as integers of
-10**-scale units (`scale`, default 6 decimals): exact, so a rerun gives bit-identical values
-whatever order Spark merges partial sums in, and as fast as adding doubles. Distinct counts
-are a bitwise OR of one bit per value when a column has at most 63 values, and otherwise
-aggregate each value's most recent age; neither needs sets.
+Point-in-time correctness: the features of date D describe each entity as of D's cutoff, the
+start of D + 1 (UTC), and a window w holds the events with timestamp in [cutoff - w, cutoff).
+For a window of whole days that is the events of days D - w < d <= D, which the engine tests
+on days alone; a sub-day window (`3h`, `30m`) tests the event's instant, as `hours_since_*`
+read it, and instants are read only when a feature needs them. Totals and sums of squares are
+added as integers of 10**-scale units (`scale`, default 6 decimals): exact, so a rerun gives
+bit-identical values whatever order Spark merges partial sums in, and as fast as adding
+doubles. Distinct counts are a bitwise OR of one bit per value when a column has at most 63
+values, and otherwise aggregate each value's most recent band; neither needs sets.
 
 Bad input, decided here and documented in the README:
 * an event whose entity key is null is dropped (it belongs to no entity);
@@ -42,11 +46,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, AttributeSpec, FeatureSet
+from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, AttributeSpec, FeatureSet, needs_event_time
 from nightjar.config import SourceConfig
+from nightjar.durations import DAY_MICROS, HOUR_MICROS
 
 DATE = "ds"
 _DAY = "_day"
+_TIME = "_time"  # the event's instant in microseconds since the epoch, read only when a feature needs it
 _BAND = "_band"
 _DOMAIN_BITS = 63
 
@@ -181,6 +187,8 @@ def _measures(specs: list[AggregateSpec]) -> tuple[list[_Measure], dict[str, _Me
             "last": {"last", "last_order"},
             "days_since_first": {"first_day"},
             "days_since_last": {"last_day"},
+            "hours_since_first": {"first_time"},
+            "hours_since_last": {"last_time"},
             "trend": {"total", "weighted"} if spec.column else {"events", "weighted"},
         }[spec.function]
         of_spec[spec.name] = measure
@@ -194,7 +202,7 @@ def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures:
     day would combine the same way (see the module docstring).
     """
     value_types = dict(events.dtypes)
-    columns: list[Column] = [F.col(key), F.col(_DAY)]
+    columns: list[Column] = [F.col(key), F.col(_DAY), *([F.col(_TIME)] if _TIME in events.columns else [])]
     for measure in measures:
         selected = measure.selected()
         value = measure.value(value_types)
@@ -218,6 +226,8 @@ def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures:
                 columns.append(F.when(is_value, value).alias(name))
             elif partial in ("first_day", "last_day"):
                 columns.append(F.when(selected, F.col(_DAY)).alias(name))
+            elif partial in ("first_time", "last_time"):
+                columns.append(F.when(selected, F.col(_TIME)).alias(name))
             elif partial == "last":
                 columns.append(F.when(is_value, value).alias(name))
             elif partial == "last_order":
@@ -234,7 +244,7 @@ def _last_order(timestamp: Column, value: Column) -> Column:
     the same instant the largest value wins, so the result does not depend on row order; only
     values equal to 6 decimals at the same microsecond tie, and they differ by less than 1e-6.
     """
-    micros = F.unix_micros(timestamp.cast("timestamp")).cast("decimal(20,0)")  # the session time zone is UTC: monotonic
+    micros = event_micros(timestamp).cast("decimal(20,0)")  # the session time zone is UTC: monotonic
     rounded = F.least(F.greatest(F.round(value.cast("double") * F.lit(1e6)), F.lit(-9e18)), F.lit(9e18))
     return micros * F.lit(Decimal(10**20)) + (rounded.cast("long").cast("decimal(20,0)") + F.lit(Decimal(10**19)))
 
@@ -247,20 +257,24 @@ def _fixed_point(value: Column, scale: int) -> Column:
 def _windowed_aggregates(
     events: DataFrame, source: SourceConfig, key: str, specs: list[AggregateSpec], dates: list[date],
 ) -> DataFrame:
-    windows = sorted({spec.window for spec in specs})
-    longest = windows[-1]
+    # Windows by length: a whole number of days is a day window however it is written (24h = 1d).
+    lengths = sorted({spec.window.micros for spec in specs})
+    longest = max((spec.window for spec in specs), key=lambda window: window.micros)
+    span = longest.days_spanned  # the days of events one date's longest window reaches
     first, last = dates[0], dates[-1]
     measures, of_spec = _measures(specs)
-    relevant = prepared_events(events, source, key, first - timedelta(days=longest - 1), last)
+    relevant = prepared_events(events, source, key, first - timedelta(days=span - 1), last)
+    if any(needs_event_time(spec) for spec in specs):
+        relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
     for measure in measures:
         if "distinct" in measure.needs:
             measure.domain = _small_domain(relevant, measure)
     partials = _event_partials(relevant, source, key, measures)
-    # Each event feeds the target dates d..d+longest-1 that are being computed.
+    # Each event feeds the target dates d..d+span-1 that are being computed.
     target = F.explode(
         F.sequence(
             F.greatest(F.col(_DAY), F.lit(first)),
-            F.least(F.date_add(F.col(_DAY), longest - 1), F.lit(last)),
+            F.least(F.date_add(F.col(_DAY), span - 1), F.lit(last)),
         )
     )
     expanded = partials.withColumn(DATE, target)
@@ -270,18 +284,44 @@ def _windowed_aggregates(
     # Band b holds the ages between the b-th and the (b+1)-th shortest window, so window j is
     # bands 0..j. Aggregating once per band and then combining the few bands per entity costs
     # one pass of ~a dozen aggregates over the events instead of one per window and feature.
-    band = sum((F.when(age >= w, 1).otherwise(0) for w in windows), F.lit(0))
+    band = sum((F.when(_outside(length, age), 1).otherwise(0) for length in lengths), F.lit(0))
     expanded = expanded.withColumn("_age", age).withColumn(_BAND, band)
+    if longest.whole_days is None:
+        # The earliest day a sub-day longest window reaches holds events older than it.
+        expanded = expanded.where(F.col(_BAND) < len(lengths))
     banded = expanded.groupBy(key, DATE, _BAND).agg(*_band_partials(measures))
     by_sets = [s for s in specs if s.function == "distinct_count" and of_spec[s.name].domain is None]
-    result = banded.groupBy(key, DATE).agg(
-        *[_windowed(spec, of_spec[spec.name], windows.index(spec.window)) for spec in specs if spec not in by_sets]
-    )
+    result = banded.groupBy(key, DATE).agg(*[
+        _windowed(spec, of_spec[spec.name], lengths.index(spec.window.micros)) for spec in specs if spec not in by_sets
+    ])
     for measure in measures:
         distinct = [spec for spec in by_sets if of_spec[spec.name] is measure]
         if distinct:
-            result = result.join(_distinct_counts(expanded, key, measure, distinct), [key, DATE], "left")
+            result = result.join(_distinct_counts(expanded, key, measure, distinct, lengths), [key, DATE], "left")
     return result
+
+
+def _outside(length: int, age_days: Column) -> Column:
+    """Whether an event is older than a window of `length` microseconds: not in [cutoff - length, cutoff).
+
+    A whole-day window compares days (ages of `age_days` = D - the event's day), which is the
+    same test, needs no timestamp (a source's may be a date) and keeps day-only feature sets'
+    plans as they were; a sub-day window compares the event's instant with the cutoff.
+    """
+    days, rest = divmod(length, DAY_MICROS)
+    if not rest:
+        return age_days >= days
+    return cutoff_micros(F.col(DATE)) - F.col(_TIME) > F.lit(length)
+
+
+def cutoff_micros(day: Column) -> Column:
+    """The cutoff instant of date `day` in microseconds since the epoch: the start of day + 1, UTC."""
+    return (F.unix_date(day).cast("long") + 1) * F.lit(DAY_MICROS)
+
+
+def event_micros(timestamp: Column) -> Column:
+    """An event's timestamp in microseconds since the epoch (a time zone-less one read as UTC, the session's)."""
+    return F.unix_micros(timestamp.cast("timestamp"))
 
 
 def _small_domain(events: DataFrame, measure: _Measure) -> tuple | None:
@@ -298,13 +338,16 @@ def _small_domain(events: DataFrame, measure: _Measure) -> tuple | None:
     return tuple(sorted(row["v"] for row in found)) if len(found) <= _DOMAIN_BITS else None
 
 
-def _distinct_counts(expanded: DataFrame, key: str, measure: _Measure, specs: list[AggregateSpec]) -> DataFrame:
-    """Distinct values per window: a value is in a window when its most recent event is."""
+def _distinct_counts(
+    expanded: DataFrame, key: str, measure: _Measure, specs: list[AggregateSpec], lengths: list[int],
+) -> DataFrame:
+    """Distinct values per window: a value is in a window when its most recent event (lowest band) is."""
     value = measure.prefix("distinct")
-    latest = expanded.where(F.col(value).isNotNull()).groupBy(key, DATE, value).agg(F.min("_age").alias("_age"))
-    return latest.groupBy(key, DATE).agg(
-        *[F.sum(F.when(F.col("_age") < spec.window, 1).otherwise(0)).alias(spec.name) for spec in specs]
-    )
+    latest = expanded.where(F.col(value).isNotNull()).groupBy(key, DATE, value).agg(F.min(_BAND).alias(_BAND))
+    return latest.groupBy(key, DATE).agg(*[
+        F.sum(F.when(F.col(_BAND) <= lengths.index(spec.window.micros), 1).otherwise(0)).alias(spec.name)
+        for spec in specs
+    ])
 
 
 def _band_partials(measures: list[_Measure]) -> list[Column]:
@@ -319,9 +362,9 @@ def _band_partials(measures: list[_Measure]) -> list[Column]:
                 continue  # otherwise counted by _distinct_counts
             if partial in ("events", "values", "total", "squares"):
                 aggregates.append(F.sum(column).alias(name))
-            elif partial in ("min", "first_day"):
+            elif partial in ("min", "first_day", "first_time"):
                 aggregates.append(F.min(column).alias(name))
-            elif partial in ("max", "last_order", "last_day"):
+            elif partial in ("max", "last_order", "last_day", "last_time"):
                 aggregates.append(F.max(column).alias(name))
             elif partial == "last":
                 aggregates.append(F.max_by(column, F.col(measure.prefix("last_order"))).alias(name))
@@ -362,10 +405,14 @@ def _windowed(spec: AggregateSpec, measure: _Measure, last_band: int) -> Column:
         result = F.datediff(F.col(DATE), F.min(within("first_day")))
     elif function == "days_since_last":
         result = F.datediff(F.col(DATE), F.max(within("last_day")))
+    elif function in ("hours_since_first", "hours_since_last"):
+        instant = F.min(within("first_time")) if function == "hours_since_first" else F.max(within("last_time"))
+        # Ages stay far below 2**53 microseconds, so the double quotient is floored exactly.
+        result = F.floor((cutoff_micros(F.col(DATE)) - instant) / F.lit(HOUR_MICROS)).cast("int")
     elif function == "trend":
         # Least-squares slope of the daily totals (0 on days without events) against the day,
         # per day, over the window's w days: t = -age, so sum(t*y) = -sum(age*y).
-        w = spec.window
+        w = spec.window.whole_days
         scale = 1.0 if spec.column is None else unit
         sum_y = F.coalesce(F.sum(within("events" if spec.column is None else "total")).cast("double"), F.lit(0.0)) / scale
         sum_ty = -F.coalesce(F.sum(within("weighted")).cast("double"), F.lit(0.0)) / scale

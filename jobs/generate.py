@@ -14,7 +14,7 @@ import argparse
 from datetime import timedelta
 
 from nightjar import cli, tables
-from nightjar.errors import UsageError
+from nightjar.errors import ConfigError, UsageError
 from nightjar.generators.churn import ChurnScenario, generate
 
 JOB = "generate"
@@ -43,13 +43,19 @@ def scenario_from(context: cli.JobContext) -> ChurnScenario:
         start = end - timedelta(days=(args.days or settings.days) - 1)
     _, entities = use_case.source_of_kind("entities")
     _, events = use_case.source_of_kind("events")
+    horizon_days = use_case.label.horizon.whole_days
+    if horizon_days is None:
+        # The simulation steps in days: its true probabilities exist for whole-day horizons only.
+        raise ConfigError(
+            f"use_case.label.horizon: the churn generator simulates whole days, not {use_case.label.horizon}"
+        )
     return ChurnScenario(
         seed=settings.seed if args.seed is None else args.seed,
         customers=args.customers or settings.customers,
         start_date=start,
         end_date=end,
         block_size=settings.block_size,
-        horizon_days=use_case.label.horizon_days,
+        horizon_days=horizon_days,
         key=use_case.entity.key,
         signup_ts=entities.timestamp,
         signup_date=entities.partition,

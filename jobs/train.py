@@ -24,7 +24,7 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from features import store
-from features.definitions import expand
+from features.definitions import expand, require_event_times
 from models import distributed, evaluate, folds, promotion, registry, search
 from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, labels, training_rows, with_reference
 from nightjar import cli, tables
@@ -46,7 +46,7 @@ def training_dates(context: cli.JobContext) -> list:
     """`--date T`: the configured days ending at T - horizon; `--start/--end`: those dates, every stride-th."""
     training, label = context.config.training, context.config.use_case.label
     if context.args.date is not None:
-        return label_dates(context.dates[0], label.horizon_days, training.days, training.date_stride_days)
+        return label_dates(context.dates[0], label.horizon, training.days, training.date_stride_days)
     newest_first = sorted(context.dates, reverse=True)[:: training.date_stride_days]
     return sorted(newest_first)
 
@@ -75,11 +75,14 @@ def train(context: cli.JobContext) -> None:
         raise ConfigError(f"table {config.tables.features!r} lacks configured features: {', '.join(missing_features)}")
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
-    label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon_days))
+    label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon.days_spanned))
     tables.require_partitions(events, source.table, source.partition, label_days)
     for column in [label.column, *(label.where or {})]:
         if column and column not in events.columns:
             raise ConfigError(f"use_case.label: table {source.table!r} has no column {column!r}")
+    if label.horizon.whole_days is None:
+        require_event_times(events.schema, label.source, source.timestamp, "use_case.label.horizon",
+                            f"a {label.horizon} horizon")
     record.input_versions = {
         config.tables.features: tables.version(spark, config, config.tables.features) or 0,
         source.table: tables.version(spark, config, source.table) or 0,

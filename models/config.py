@@ -57,7 +57,7 @@ class TrainingConfig(Strict):
     majority_sample_rate: float = Field(1.0, gt=0, le=1)
     holdout_days: int = Field(7, ge=1)
     folds: int = Field(3, ge=1, le=20)
-    # Days left out between a fold's training and validation dates. Labels look `horizon_days`
+    # Days left out between a fold's training and validation dates. Labels look `horizon`
     # ahead, so a gap of the horizon removes every overlap of label windows across the cut.
     gap_days: int = Field(0, ge=0)
     seed: int = Field(42, ge=0)

@@ -1,8 +1,10 @@
 """The training set: feature rows of (entity, D) joined with labels that look past D.
 
-Features for D use events up to the end of D; the label of (entity, D) uses only the events
-of (D, D + horizon]. Both are computed by Spark, as pure functions of DataFrames, so the
-same code builds the training snapshot on a laptop and on a cluster.
+Features for D use events before D's cutoff, the start of D + 1 (UTC); the label of (entity, D)
+uses only the events of [cutoff, cutoff + horizon), so every instant is on exactly one side
+(a horizon of whole days: days D + 1 .. D + horizon). Both are computed by Spark, as pure
+functions of DataFrames, so the same code builds the training snapshot on a laptop and on a
+cluster.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from features.engine import DATE, prepared_events
+from features.engine import DATE, cutoff_micros, event_micros, prepared_events
 from nightjar.config import LabelConfig, SourceConfig
+from nightjar.durations import DAY_MICROS, Duration
 
 LABEL = "label"
 WEIGHT = "weight"
 REFERENCE = "reference_score"
 _DAY = "_day"
+_BUCKET = "_bucket"
 
 
-def label_dates(last_date: date, horizon_days: int, days: int, stride_days: int) -> list[date]:
-    """The feature dates whose label horizon has ended by `last_date`, newest included.
+def label_dates(last_date: date, horizon: Duration, days: int, stride_days: int) -> list[date]:
+    """The feature dates whose label horizon has ended by `last_date`'s cutoff, newest included.
 
-    `days` dates back from `last_date - horizon_days`, every `stride_days`-th of them.
+    `days` dates back from `last_date` minus the horizon's days (rounded up: a 36h horizon
+    of D ends on D + 2), every `stride_days`-th of them.
     """
-    newest = last_date - timedelta(days=horizon_days)
+    newest = last_date - timedelta(days=horizon.days_spanned)
     return sorted(newest - timedelta(days=offset) for offset in range(0, days, stride_days))
 
 
@@ -37,7 +42,11 @@ def labels(
     label: LabelConfig,
     key: str,
 ) -> DataFrame:
-    """The label of every (key, ds) row of `spine`, from the events of (ds, ds + horizon].
+    """The label of every (key, ds) row of `spine`, from the events of [cutoff, cutoff + horizon).
+
+    The cutoff of ds is the start of ds + 1 (UTC). Events are first counted per bucket of the
+    horizon's grain (a day, an hour or a minute: the coarsest dividing it), so the window join
+    multiplies buckets, not events; a bucket is inside the window exactly when its events are.
 
     Args:
         spine: the (key, ds) pairs to label, usually the feature rows.
@@ -52,17 +61,25 @@ def labels(
     dates = sorted(row[0] for row in spine.select(DATE).distinct().collect())
     if not dates:
         return spine.select(key, DATE, F.lit(None).cast("double").alias(LABEL))
-    horizon = label.horizon_days
-    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), dates[-1] + timedelta(days=horizon))
+    horizon = label.horizon
+    last_day = dates[-1] + timedelta(days=horizon.days_spanned)
+    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), last_day)
     for column, value in (label.where or {}).items():
         selected = selected.where(F.col(column) == F.lit(value))
-    # One row per entity and day first: the range join below then multiplies days, not events.
+    grain = horizon.grain_micros
+    if grain == DAY_MICROS:
+        # From the event's day, not its instant: a source whose timestamp is a date works too.
+        bucket = F.unix_date(F.col(_DAY)).cast("long") * F.lit(DAY_MICROS)
+    else:
+        instant = event_micros(F.col(source.timestamp))
+        bucket = instant - F.pmod(instant, F.lit(grain))
     measure = F.count(F.lit(1)) if label.kind != "sum" else F.sum(_finite(F.col(label.column)))
-    daily = selected.groupBy(key, F.col(_DAY)).agg(measure.alias("_measure"))
+    buckets = selected.groupBy(key, bucket.alias(_BUCKET)).agg(measure.alias("_measure"))
     dates_frame = spine.sparkSession.createDataFrame([(d,) for d in dates], f"{DATE} date")
-    windows = daily.join(
+    cutoff = cutoff_micros(F.col(DATE))
+    windows = buckets.join(
         F.broadcast(dates_frame),
-        (F.col(_DAY) > F.col(DATE)) & (F.col(_DAY) <= F.date_add(F.col(DATE), horizon)),
+        (F.col(_BUCKET) >= cutoff) & (F.col(_BUCKET) < cutoff + F.lit(horizon.micros)),
     ).groupBy(key, DATE).agg(F.sum("_measure").alias("_total"))
     joined = spine.select(key, DATE).join(windows, [key, DATE], "left")
     total = F.coalesce(F.col("_total"), F.lit(0))

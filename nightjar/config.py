@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from features.config import FeaturesConfig
 from models.config import ScoringConfig, TrainingConfig
+from nightjar.durations import Duration
 from nightjar.errors import ConfigError
 from nightjar.strict import IDENTIFIER, Scalar, Strict
 from validation.checks import ValidationConfig
@@ -88,18 +89,20 @@ class SourceConfig(Strict):
 
 
 class LabelConfig(Strict):
-    """What is predicted for (entity, D), looking forward `horizon_days` after D.
+    """What is predicted for (entity, D), looking forward `horizon` from D's cutoff (the start of D + 1).
 
-    `no_event`: 1 when the entity has no event in `source` during (D, D + horizon_days]
-    (churn); `any_event`: 1 when it has at least one (a failure, a fraud report);
-    `sum`: the total of `column` over those events, a regression target (demand, spend).
+    The label window is [cutoff, cutoff + horizon), the instants the features of D never see;
+    a horizon of whole days is days D + 1 .. D + horizon. `no_event`: 1 when the entity has no
+    event in `source` in that window (churn); `any_event`: 1 when it has at least one (a
+    failure, a fraud report); `sum`: the total of `column` over those events, a regression
+    target (demand, spend).
     `where` keeps only the events whose columns equal the given values.
     """
 
     name: str = Field(pattern=IDENTIFIER)
     kind: Literal["no_event", "any_event", "sum"]
     source: str
-    horizon_days: int = Field(ge=1, le=3650)
+    horizon: Duration  # `30d` (or 30), `48h`, `30m`
     column: str | None = Field(None, pattern=IDENTIFIER)
     where: dict[str, Scalar] | None = None
 

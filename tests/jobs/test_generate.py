@@ -26,7 +26,7 @@ def _scenario(config: Config, **changes: object) -> ChurnScenario:
     settings = {
         "seed": config.generate.seed, "customers": 300, "start_date": date(2026, 3, 12),
         "end_date": date(2026, 3, 31), "block_size": config.generate.block_size,
-        "horizon_days": config.use_case.label.horizon_days,
+        "horizon_days": config.use_case.label.horizon.whole_days,
     }
     return ChurnScenario(**{**settings, **changes})  # type: ignore[arg-type]
 
@@ -69,6 +69,7 @@ def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path
         (["--start", "2026-01-01", "--end", "2026-01-05", "--days", "3"], "--days goes with --date"),
         (["--date", "2026-02-30"], "not a calendar date"),
         (["--customers", "ten"], "invalid int value"),
+        (["--set", "use_case.label.horizon=36h"], "use_case.label.horizon: the churn generator simulates whole days"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(

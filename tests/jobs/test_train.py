@@ -180,7 +180,7 @@ def test_a_failed_training_registers_nothing(
     "argv, message",
     [
         # A 40-day horizon for dates up to 2026-03-01 needs transactions the data do not have yet.
-        (["--start", "2026-02-16", "--end", "2026-03-01", "--set", "use_case.label.horizon_days=40"],
+        (["--start", "2026-02-16", "--end", "2026-03-01", "--set", "use_case.label.horizon=40"],
          "table 'transactions' has no partition event_date=2026-04-01"),
         (["--date", "2026-03-20"], "table 'features' has no partition ds=2026-02-05"),
     ],

@@ -9,6 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from models.training_set import LABEL, WEIGHT, label_dates, labels, training_rows
 from nightjar.config import Config, LabelConfig
+from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
 
 D = date(2026, 1, 10)
@@ -16,7 +17,8 @@ HORIZON = 5
 
 
 def label_config(kind: str = "no_event", **extra: object) -> LabelConfig:
-    return LabelConfig(name="target", kind=kind, source="transactions", horizon_days=HORIZON, **extra)
+    return LabelConfig.model_validate({"name": "target", "kind": kind, "source": "transactions", "horizon": HORIZON,
+                                       **extra})
 
 
 def spine(spark: SparkSession, keys: list[int], dates: list[date]):  # noqa: ANN201
@@ -61,10 +63,41 @@ def test_any_event_and_sum_labels_with_a_filter(spark: SparkSession, config: Con
     }
 
 
+@pytest.mark.parametrize(
+    ("horizon", "last_inside", "first_outside"),
+    [
+        ("48h", "2026-01-12 23:59:59.999999", "2026-01-13 00:00:00"),
+        ("2d", "2026-01-12 23:59:59.999999", "2026-01-13 00:00:00"),
+        ("36h", "2026-01-12 11:59:59.999999", "2026-01-12 12:00:00"),
+        ("30m", "2026-01-11 00:29:59.999999", "2026-01-11 00:30:00"),
+    ],
+)
+def test_a_label_window_is_cutoff_to_cutoff_plus_horizon(spark: SparkSession, config: Config, horizon: str,
+                                                          last_inside: str, first_outside: str) -> None:
+    # D's cutoff is 2026-01-11 00:00:00: every instant is before it (features) or after (labels).
+    events = events_frame(spark, [
+        event(1, "2026-01-10 23:59:59.999999", 1.0),  # the last instant of D's features
+        event(2, "2026-01-11 00:00:00", 2.0),         # the cutoff: the label's first instant
+        event(3, last_inside, 4.0),                   # a microsecond before cutoff + horizon
+        event(4, first_outside, 8.0),                 # cutoff + horizon: past D's label
+    ])
+    source = config.use_case.sources["transactions"]
+    keys = spine(spark, [1, 2, 3, 4], [D])
+    found = labels(keys, events, source, label_config("any_event", horizon=horizon), "customer_id")
+    assert {r.customer_id: r[LABEL] for r in found.collect()} == {1: 0, 2: 1, 3: 1, 4: 0}
+    summed = labels(keys, events, source, label_config("sum", column="amount", horizon=horizon), "customer_id")
+    assert {r.customer_id: r[LABEL] for r in summed.collect()} == {1: 0.0, 2: 2.0, 3: 4.0, 4: 0.0}
+
+
 def test_label_dates_end_where_the_horizon_ends() -> None:
-    assert label_dates(date(2026, 3, 31), 30, days=7, stride_days=3) == [
+    assert label_dates(date(2026, 3, 31), Duration.parse(30), days=7, stride_days=3) == [
         date(2026, 2, 23), date(2026, 2, 26), date(2026, 3, 1),
     ]
+    # A label is final once cutoff + horizon is at most T's cutoff: a 36h label of D ends on D + 2.
+    newest = {
+        w: label_dates(date(2026, 3, 31), Duration.parse(w), days=1, stride_days=1) for w in ("30m", "48h", "36h")
+    }
+    assert newest == {"30m": [date(2026, 3, 30)], "48h": [date(2026, 3, 29)], "36h": [date(2026, 3, 29)]}
 
 
 def test_down_sampling_is_deterministic_weighted_and_spares_the_holdout(spark: SparkSession) -> None:

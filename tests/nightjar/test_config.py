@@ -17,7 +17,7 @@ def test_local_environment_layers_over_base() -> None:
     assert config.spark.app_name == "nightjar"  # from base.yaml
     assert config.spark.settings["spark.sql.session.timeZone"] == "UTC"
     assert config.use_case.entity.key == "customer_id"
-    assert config.use_case.label.horizon_days == 30
+    assert config.use_case.label.horizon.whole_days == 30
 
 
 def test_relative_lake_root_is_resolved_against_the_project_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -71,6 +71,11 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
         ("validation.drift.severity=fatal", "validation.drift.severity: Input should be 'blocking' or 'warning'"),
         ("validation.keep_results_days=-1", "validation.keep_results_days: Input should be greater than or equal to 0"),
         ("scoring.reasons_min_score=high", "scoring.reasons_min_score: Input should be a valid number"),
+        ("use_case.label.horizon_days=30", "use_case.label.horizon_days: unknown key"),
+        ("use_case.label.horizon=3x", "use_case.label.horizon: Value error, '3x' is not a duration"),
+        ("use_case.label.horizon=0h", "use_case.label.horizon: Value error, '0h' is not a duration"),
+        ("features.windows=[7, 3x]", "features.windows.1: Value error, '3x' is not a duration"),
+        ("features.windows=[-3]", "features.windows.0: Value error, -3 is not a duration"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
