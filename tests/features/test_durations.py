@@ -5,7 +5,7 @@ D is 2026-01-10 throughout, so its cutoff is 2026-01-11 00:00:00 UTC.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
