@@ -146,7 +146,11 @@ def expand(config: Config) -> FeatureSet:
     content = {
         "engine": ENGINE_VERSION,
         "key": config.use_case.entity.key,
-        "sources": {name: sources[name].model_dump() for name in sorted({s.source for s in (*aggregates, *attributes)})},
+        # Where a source is stored (`path`) is not what is computed from it.
+        "sources": {
+            name: sources[name].model_dump(exclude={"path"})
+            for name in sorted({s.source for s in (*aggregates, *attributes)})
+        },
         "aggregates": [asdict(spec) | {"definition": None} for spec in aggregates],
         "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
         "ratios": [asdict(spec) | {"definition": None} for spec in ratios],

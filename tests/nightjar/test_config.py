@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def _conf_dir(tmp_path: Path, env_text: str) -> Path:
     directory = tmp_path / "conf"
     directory.mkdir()
     (directory / "base.yaml").write_text((PROJECT_ROOT / "conf" / "base.yaml").read_text())
+    shutil.copytree(PROJECT_ROOT / "conf" / "use_cases", directory / "use_cases")
     (directory / "mine.yaml").write_text(env_text)
     return directory
 
@@ -144,9 +146,9 @@ def test_configuration_is_immutable() -> None:
 
 
 def test_the_validation_project_lives_beside_a_local_lake() -> None:
-    assert tables.gx_root(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx"
-    assert tables.data_docs_dir(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx/data_docs"
+    assert tables.gx_root(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/churn/_gx"
+    assert tables.data_docs_dir(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/churn/_gx/data_docs"
     with pytest.raises(ConfigError, match="validation.gx_root: required when lake.root is not a local path"):
         tables.gx_root(load_config("local", ["lake.root=s3a://bucket/nightjar"]))
     remote = load_config("local", ["lake.root=s3a://bucket/nightjar", "validation.gx_root=/srv/nightjar_gx"])
-    assert tables.gx_root(remote) == "/srv/nightjar_gx"
+    assert tables.gx_root(remote) == "/srv/nightjar_gx/churn"  # one GX project per use case
