@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from datetime import date
@@ -16,18 +15,7 @@ from features.definitions import expand
 from nightjar import cli, demo, tables
 from nightjar.config_loader import PROJECT_ROOT, load_config, use_cases
 from nightjar.errors import ConfigError
-
-
-def _conf_dir(tmp_path: Path, env_text: str = "", **use_case_files: str) -> Path:
-    """A configuration folder: the project's base.yaml and use cases, an environment `mine`, and extra use cases."""
-    directory = tmp_path / "conf"
-    directory.mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "conf" / "base.yaml", directory / "base.yaml")
-    shutil.copytree(PROJECT_ROOT / "conf" / "use_cases", directory / "use_cases")
-    (directory / "mine.yaml").write_text(env_text)
-    for name, text in use_case_files.items():
-        (directory / "use_cases" / f"{name}.yaml").write_text(text)
-    return directory
+from tests.conftest import conf_copy
 
 
 def _churn_text() -> str:
@@ -53,7 +41,7 @@ def test_the_use_case_file_holds_what_base_yaml_no_longer_does() -> None:
 
 
 def test_nightjar_use_case_variable_selects_the_use_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = _conf_dir(tmp_path, other=_churn_text())
+    directory = conf_copy(tmp_path, "", other=_churn_text())
     monkeypatch.setenv("NIGHTJAR_USE_CASE", "other")
     config = load_config("mine", directory=directory)
     assert config.use_case.name == "other" and config.model_name == "other"
@@ -63,7 +51,7 @@ def test_nightjar_use_case_variable_selects_the_use_case(tmp_path: Path, monkeyp
 
 @pytest.mark.parametrize("name", ["nope", "a-b", "../churn"])
 def test_an_unknown_use_case_exits_2_listing_the_known_ones(tmp_path: Path, name: str) -> None:
-    directory = _conf_dir(tmp_path, other=_churn_text())
+    directory = conf_copy(tmp_path, "", other=_churn_text())
     with pytest.raises(ConfigError, match=rf"unknown use case '{name}': no file .* \(use cases: churn, other\)$") as caught:
         load_config("mine", directory=directory, use_case=name)
     assert caught.value.exit_code == 2
@@ -96,13 +84,13 @@ def test_layering_order_base_use_case_environment_per_use_case_set(tmp_path: Pat
     churn = yaml.safe_load(_churn_text())
     assert churn["training"]["seed"] == 42 and churn["scoring"]["reasons"] == 3
     shared = "training:\n  seed: 1\nscoring:\n  reasons: 4\n"
-    directory = _conf_dir(tmp_path, shared + "use_cases:\n  churn:\n    training:\n      seed: 2\n")
+    directory = conf_copy(tmp_path, shared + "use_cases:\n  churn:\n    training:\n      seed: 2\n")
     config = load_config("mine", directory=directory)
     assert config.scoring.reasons == 4  # the environment's shared key beats the use case file
     assert config.training.seed == 2  # the per-use-case override beats the shared key
     assert config.training.days == churn["training"]["days"]  # what no layer above changes stays
     assert load_config("mine", ["training.seed=3"], directory=directory).training.seed == 3  # --set beats all
-    other = _conf_dir(tmp_path / "other", shared + "use_cases:\n  churn:\n    training:\n      seed: 2\n",
+    other = conf_copy(tmp_path / "other", shared + "use_cases:\n  churn:\n    training:\n      seed: 2\n",
                       other=_churn_text())
     assert load_config("mine", directory=other, use_case="other").training.seed == 1  # churn's override is churn's
 
@@ -128,7 +116,7 @@ def test_the_test_environment_sizes_churn_through_its_per_use_case_section() -> 
 def test_bad_use_case_configuration_names_the_key(
     tmp_path: Path, env_text: str, use_case_text: str | None, overrides: list[str], expected: str,
 ) -> None:
-    directory = _conf_dir(tmp_path, env_text)
+    directory = conf_copy(tmp_path, env_text)
     if use_case_text is not None:
         churn = yaml.safe_load(_churn_text())
         for key, value in yaml.safe_load(use_case_text).items():
