@@ -24,15 +24,17 @@ $(JARS_STAMP): deps/pom.xml
 	  -DincludeScope=runtime -DincludeGroupIds=io.delta -DoutputDirectory=../.jars
 	touch $@
 
-# The demo's dates follow conf/base.yaml: generate.end_date and its 180 days of history.
-DEMO_DATE ?= 2026-03-31
-DEMO_FEATURES_START ?= 2026-01-01
+# The use case the demo runs: `make demo USE_CASE=NAME` runs conf/use_cases/NAME.yaml.
+USE_CASE ?= churn
 
+# The dates come from the use case's file (python -m nightjar.demo): its generate.end_date, and
+# features from the first date that training on it uses (for churn: 2026-01-01 .. 2026-03-31).
 demo: setup
-	./spark-submit.sh generate
-	./spark-submit.sh features --start $(DEMO_FEATURES_START) --end $(DEMO_DATE)
-	./spark-submit.sh train --date $(DEMO_DATE)
-	./spark-submit.sh score --date $(DEMO_DATE)
+	@set -e; dates="$$($(PY) -m nightjar.demo --use-case $(USE_CASE))"; set -- $$dates; set -x; \
+	./spark-submit.sh generate --use-case $(USE_CASE); \
+	./spark-submit.sh features --use-case $(USE_CASE) --start $$1 --end $$2; \
+	./spark-submit.sh train --use-case $(USE_CASE) --date $$2; \
+	./spark-submit.sh score --use-case $(USE_CASE) --date $$2
 
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one launcher: ./spark-submit.sh JOB [--env ENV] [--set KEY=VALUE] [--date D | --start D --end D] ...
+# The one launcher: ./spark-submit.sh JOB [--use-case NAME] [--env ENV] [--set KEY=VALUE] [--date D | --start D --end D] ...
 # Validates the job and configuration, then runs jobs/JOB.py through pyspark's spark-submit with
 # the project's packages in --py-files and the local Delta jars in --jars. Exit codes: README.
 set -euo pipefail

@@ -18,6 +18,10 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nightjar import tables  # noqa: E402
+from nightjar.config_loader import load_config  # noqa: E402
 
 
 def main() -> int:
@@ -43,7 +47,8 @@ def main() -> int:
         print(f"generate failed with exit code {completed.returncode}", file=sys.stderr)
         return completed.returncode
 
-    runs = DeltaTable(f"{args.lake}/runs").to_pandas()
+    config = load_config("local", [f"lake.root={args.lake}"])
+    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
     run = runs[runs["job"] == "generate"].sort_values("started_at").iloc[-1]
     timings = dict(run["timings"])
     counts = dict(run["row_counts"])

@@ -124,7 +124,7 @@ def main() -> int:
                     "--set", f"scoring.reasons={args.job_reasons}"],
                    check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - began
-    runs = DeltaTable(str(lake / "runs")).to_pandas()
+    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
     run = runs[runs["job"] == "score"].iloc[-1]
     timings = dict(run["timings"])
     print(f"score job, {int(dict(run['row_counts'])['scores']):,} entities: {run['duration_s']:.1f} s in the job "

@@ -133,15 +133,15 @@ def register(spark: SparkSession, config: Config, names: list[str], training: pd
                             "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
 
 
-def score_job(lake: str, reasons: int, min_score: float | None) -> dict:
-    """One real score job (its own JVM); its `runs` row."""
-    settings = [f"lake.root={lake}", f"scoring.reasons={reasons}"]
+def score_job(config: Config, reasons: int, min_score: float | None) -> dict:
+    """One real score job (its own JVM) on `config`'s lake; its `runs` row."""
+    settings = [f"lake.root={config.lake.root}", f"scoring.reasons={reasons}"]
     if min_score is not None:
         settings.append(f"scoring.reasons_min_score={min_score}")
     subprocess.run([str(ROOT / "spark-submit.sh"), "score", "--date", D.isoformat(), "--force",
                     *[arg for setting in settings for arg in ("--set", setting)]],
                    check=True, stdout=subprocess.DEVNULL)
-    runs = DeltaTable(str(Path(lake) / "runs")).to_pandas()
+    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
     run = runs[runs["job"] == "score"].sort_values("started_at").iloc[-1]
     return {"duration_s": float(run["duration_s"]), **{k: float(v) for k, v in dict(run["timings"]).items()}}
 
@@ -193,7 +193,7 @@ def main() -> int:
     warm = timed(lambda: validate(cached_frame), args.repeats)
     cached_frame.unpersist()
     spark.stop()
-    jobs = [score_job(str(config.lake.root), args.reasons, args.reasons_min_score) for _ in range(args.repeats)]
+    jobs = [score_job(config, args.reasons, args.reasons_min_score) for _ in range(args.repeats)]
 
     v_cold, v_warm = statistics.median(cold), statistics.median(warm)
     job_s = statistics.median(j["duration_s"] for j in jobs)

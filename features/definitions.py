@@ -156,7 +156,11 @@ def expand(config: Config) -> FeatureSet:
     content = {
         "engine": ENGINE_VERSION,
         "key": config.use_case.entity.key,
-        "sources": {name: sources[name].model_dump() for name in sorted({s.source for s in (*aggregates, *attributes)})},
+        # Where a source is stored (`path`) is not what is computed from it.
+        "sources": {
+            name: sources[name].model_dump(exclude={"path"})
+            for name in sorted({s.source for s in (*aggregates, *attributes)})
+        },
         # A window hashes as written: day windows as their number, as before durations existed,
         # so a feature set of day windows keeps its fingerprint (and its models stay valid).
         "aggregates": [asdict(spec) | {"definition": None, "window": spec.window.written} for spec in aggregates],

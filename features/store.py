@@ -131,7 +131,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     written = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(todo)).count()
     context.record.row_counts[config.tables.features] = written
     context.progress(
-        f"wrote {written:,} rows ({len(todo)} dates) to {config.lake.database}.{config.tables.features} "
+        f"wrote {written:,} rows ({len(todo)} dates) to {tables.catalog_name(config, config.tables.features)} "
         f"version {version} in {context.record.timings['features_compute_and_write']:.1f}s"
     )
     return version

@@ -103,7 +103,7 @@ def run(context: cli.JobContext) -> None:
         context.record.row_counts[table] = found.rows
         context.record.output_versions.setdefault(table, found.version)
         context.progress(
-            f"{config.lake.database}.{table:<14} {found.rows:>12,} rows  {found.partitions:>5} partitions"
+            f"{tables.catalog_name(config, table):<24} {found.rows:>12,} rows  {found.partitions:>5} partitions"
             f"  version {found.version}  {found.path}"
         )
 

@@ -168,7 +168,7 @@ def print_summary(
     mean = last.agg(F.avg(scoring.SCORE)).first()[0]
     context.progress(
         f"wrote {context.record.row_counts[config.tables.scores]:,} scores ({len(dates)} dates) to "
-        f"{config.lake.database}.{config.tables.scores} version {version}"
+        f"{tables.catalog_name(config, config.tables.scores)} version {version}"
     )
     labels = ["min", "p10", "median", "p90", "p99", "max"]
     context.progress(
@@ -182,7 +182,7 @@ def print_summary(
                 f"{r['feature']}={_value(r['value'])} ({r['contribution']:+.3f})" for r in (row[scoring.REASONS] or [])
             ) if scoring.REASONS in row.asDict() else ""
             context.progress(f"  {key}={row[key]}  score {row[scoring.SCORE]:.4f}  {reasons}")
-    context.progress(f"tables under {config.lake.root} (catalog database {config.lake.database}); "
+    context.progress(f"tables under {tables.use_case_root(config)} (catalog database {tables.database(config)}); "
                      f"model {model.path} (metadata.json: holdout metrics, importance, SHAP summary)")
     for report in sorted(set(reports)):
         context.progress(f"validation reports (Data Docs): {report}")

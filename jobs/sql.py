@@ -1,10 +1,11 @@
 """Run a Spark SQL query against the catalog, with Nightjar's configuration.
 
-    ./spark-submit.sh sql "SELECT ds, count(*), avg(score) FROM nightjar.scores GROUP BY ds ORDER BY ds"
-        [--limit N]     # rows printed (default 50)
+    ./spark-submit.sh sql "SELECT ds, count(*), avg(score) FROM nightjar_churn.scores GROUP BY ds ORDER BY ds"
+        [--use-case NAME] [--limit N]     # rows printed (default 50)
 
-The tables are registered in the catalog as `<lake.database>.<table>` (default `nightjar`);
-the session is the jobs' own (the same lake, metastore and Delta settings).
+Each use case's tables are registered in the catalog as `<lake.database_prefix>_<use case>.<table>`
+(default `nightjar_churn.<table>` for churn); the session is the use case's jobs' own (the same
+lake, metastore and Delta settings).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from typing import Callable, Iterator, Literal, NoReturn
 
 from pyspark.sql import SparkSession
 
-from nightjar import logs
+from nightjar import logs, tables
 from nightjar.config import Config
-from nightjar.config_loader import default_env, load_config
+from nightjar.config_loader import load_config
 from nightjar.errors import NightjarError, UsageError, is_transient
 from nightjar.lineage import code_version
 from nightjar.runs import RunRecord, record_run
@@ -81,6 +81,10 @@ def selected_dates(args: argparse.Namespace, policy: DatePolicy) -> list[date]:
 def build_parser(job: str, description: str, policy: DatePolicy) -> argparse.ArgumentParser:
     """The options every job shares; the job adds its own."""
     parser = _Parser(prog=f"spark-submit.sh {job}", description=description)
+    parser.add_argument(
+        "--use-case", default=None, metavar="NAME",
+        help="the use case, conf/use_cases/NAME.yaml (default: $NIGHTJAR_USE_CASE or churn)",
+    )
     parser.add_argument("--env", default=None, help="configuration environment (default: $NIGHTJAR_ENV or local)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -155,7 +159,7 @@ def run_job(
         add_arguments(parser)
         args = parser.parse_args(argv)
         dates = selected_dates(args, policy)
-        config = load_config(args.env or default_env(), args.overrides)
+        config = load_config(args.env, args.overrides, use_case=args.use_case)
     except NightjarError as error:
         return _report(job, error.exit_code, str(error))
 
@@ -172,6 +176,8 @@ def run_job(
     context = JobContext(job=job, args=args, config=config, dates=dates, record=record)
     exit_code, message = 0, None
     try:
+        # Before the session: an embedded metastore would be created in the new layout's place.
+        tables.require_layout(config)
         context.spark = get_spark(config)
         body(context)
     except NightjarError as error:

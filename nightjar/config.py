@@ -26,10 +26,14 @@ ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # an environment's name
 
 
 class LakeConfig(Strict):
-    """Where tables live and how they are registered in the Spark catalog."""
+    """Where tables live and how they are registered in the Spark catalog.
+
+    Each use case keeps its tables under `<root>/<use case>/` and registers them in the
+    catalog database `<database_prefix>_<use case>` (see `nightjar.tables`).
+    """
 
     root: str = "./lake"
-    database: str = Field("nightjar", pattern=IDENTIFIER)
+    database_prefix: str = Field("nightjar", pattern=IDENTIFIER)
     # An embedded Derby metastore needs a local folder; on a cluster with a shared Hive
     # metastore leave it unset and point spark.settings at the metastore instead.
     metastore_dir: str | None = None
@@ -85,7 +89,9 @@ class SourceConfig(Strict):
     kind: Literal["events", "entities"]
     timestamp: str = Field(pattern=IDENTIFIER)
     partition: str = Field(pattern=IDENTIFIER)
-
+    # A table shared on purpose with other use cases: a path relative to lake.root, or an
+    # absolute path or URI. Unset, the table is the use case's own, <lake.root>/<use case>/<table>.
+    path: str | None = Field(None, min_length=1)
 
 
 class LabelConfig(Strict):
@@ -121,6 +127,7 @@ class LabelConfig(Strict):
 class UseCaseConfig(Strict):
     """Everything that makes one use case different from another; no job hard-codes any of it."""
 
+    # The name of the use case's file, conf/use_cases/<name>.yaml, set by the loader.
     name: str = Field(pattern=IDENTIFIER)
     entity: EntityConfig
     sources: dict[str, SourceConfig]
@@ -148,7 +155,7 @@ class UseCaseConfig(Strict):
 
 
 class TablesConfig(Strict):
-    """Names of the tables Nightjar writes, as directories under the lake root and catalog names."""
+    """Names of the tables Nightjar writes, as directories under the use case's folder and catalog names."""
 
     features: str = Field("features", pattern=IDENTIFIER)
     scores: str = Field("scores", pattern=IDENTIFIER)

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT, conf_dir
 from nightjar.errors import ConfigError
-from nightjar.tables import local_path
+from nightjar.tables import database, metastore_dir
 
 
 def jars_dir() -> Path:
@@ -29,14 +29,6 @@ def delta_jars() -> list[str]:
     if not any("delta-spark" in Path(jar).name for jar in jars):
         raise ConfigError(f"no Delta Lake jars in {jars_dir()}: run `make setup` to fetch them")
     return jars
-
-
-def metastore_dir(config: Config) -> str | None:
-    """Folder of the embedded Derby metastore, or None when the catalog lives elsewhere."""
-    if config.lake.metastore_dir:
-        return config.lake.metastore_dir
-    root = local_path(config.lake.root)
-    return None if root is None else str(Path(root) / "_metastore")
 
 
 def spark_conf(config: Config) -> dict[str, str]:
@@ -96,6 +88,6 @@ def get_spark(config: Config) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if not spark.catalog.databaseExists(config.lake.database):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {config.lake.database}")
+    if not spark.catalog.databaseExists(database(config)):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(config)}")
     return spark

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pyspark
 
-from nightjar.config_loader import PROJECT_ROOT, conf_dir, default_env, load_config
+from nightjar.config_loader import PROJECT_ROOT, conf_dir, load_config
 from nightjar.errors import NightjarError, UsageError
 from nightjar.lineage import code_version
 from nightjar.session import bind_locally, jars_dir, spark_conf
 
 PACKAGES = ("nightjar", "features", "models", "validation", "jobs")
-USAGE = "usage: spark-submit.sh JOB [--env ENV] [--set KEY=VALUE] [--date D | --start D --end D] [job options]"
+USAGE = "usage: spark-submit.sh JOB [--use-case NAME] [--env ENV] [--set KEY=VALUE] [--date D | --start D --end D] [job options]"
 
 
 def available_jobs() -> list[str]:
@@ -50,10 +50,11 @@ def submit_command(job: str, job_args: list[str]) -> list[str]:
     if job not in available_jobs():
         raise UsageError(f"unknown job {job!r} (jobs: {', '.join(available_jobs())})")
     pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--use-case", default=None)
     pre.add_argument("--env", default=None)
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, _ = pre.parse_known_args(job_args)
-    config = load_config(known.env or default_env(), known.overrides)
+    config = load_config(known.env, known.overrides, use_case=known.use_case)
     bind_locally(config)
     py_files = build_py_files(PROJECT_ROOT / "build" / "nightjar.zip")
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"

@@ -1,9 +1,12 @@
-"""Every read and write of a table goes through this module; nothing else touches paths.
+"""Every read and write of a table goes through this module; nothing else builds paths.
 
 Tables are Delta tables addressed by their path under the lake root, so a lake copied
-elsewhere and named with `--set lake.root=...` is self-contained. Each write is one Delta
+elsewhere and named with `--set lake.root=...` is self-contained. Each use case lives in its
+own folder, `<lake root>/<use case>/`: its tables, models, validation results and embedded
+metastore, so that use cases side by side never touch each other's. Each write is one Delta
 commit: a reader sees the table before or after it, never half of it. The catalog entries
-that analysts query by name are re-pointed at the current lake root after each write.
+that analysts query by name (`<prefix>_<use case>.<table>`) are re-pointed at the current
+lake root after each write.
 """
 
 from __future__ import annotations
@@ -53,9 +56,79 @@ class TableSummary:
     partitions: int | None
 
 
+def use_case_root(config: Config) -> str:
+    """The folder of the configured use case in the lake, `<lake root>/<use case>` (a path or a URI)."""
+    return f"{config.lake.root.rstrip('/')}/{config.use_case.name}"
+
+
 def table_path(config: Config, name: str) -> str:
-    """The location of table `name` under the lake root."""
-    return f"{config.lake.root.rstrip('/')}/{name}"
+    """The location of table `name`: `<lake root>/<use case>/<name>`, or the shared path its source names."""
+    for source in config.use_case.sources.values():
+        if source.table == name and source.path:
+            return _shared_path(config, source.path)
+    return f"{use_case_root(config)}/{name}"
+
+
+def _shared_path(config: Config, path: str) -> str:
+    if "://" in path or path.startswith(("file:", "/")):
+        return path.rstrip("/")
+    return f"{config.lake.root.rstrip('/')}/{path.rstrip('/')}"
+
+
+def database(config: Config) -> str:
+    """The catalog database of the use case's tables, `<lake.database_prefix>_<use case>` (`nightjar_churn`)."""
+    return f"{config.lake.database_prefix}_{config.use_case.name}"
+
+
+def catalog_name(config: Config, name: str) -> str:
+    """The name analysts query table `name` by, for example `nightjar_churn.scores`."""
+    return f"{database(config)}.{name}"
+
+
+def metastore_dir(config: Config) -> str | None:
+    """Folder of the embedded Derby metastore: `lake.metastore_dir`, else `<lake root>/<use case>/_metastore`
+    for a local lake, else None (the catalog lives elsewhere)."""
+    if config.lake.metastore_dir:
+        return config.lake.metastore_dir
+    root = local_path(use_case_root(config))
+    return None if root is None else f"{root}/_metastore"
+
+
+# What the layout before use cases kept directly under the lake root besides its tables.
+_OLD_LAYOUT_FOLDERS = ("models", "_gx", "_metastore")
+
+
+def require_layout(config: Config) -> None:
+    """Refuse a lake in the layout before use cases, which held one use case's tables directly under its root.
+
+    Read in the current layout such a lake would look empty, and the next run would start a second
+    history beside the first; so it is refused with the command that moves it into place.
+
+    Raises:
+        ConfigError: naming the folders to move and where to.
+    """
+    fs, root = filesystem(config.lake.root)
+    children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    folders = sorted(child.base_name for child in children if child.type == pafs.FileType.Directory)
+    own_tables = set(config.tables.model_dump().values())
+    if not any(name in own_tables and _is_delta(fs, f"{root}/{name}") for name in folders):
+        return
+    lake = config.lake.root.rstrip("/")
+    shared = {table_path(config, source.table) for source in config.use_case.sources.values() if source.path}
+    movable = [
+        name for name in folders
+        if (name in _OLD_LAYOUT_FOLDERS or _is_delta(fs, f"{root}/{name}")) and f"{lake}/{name}" not in shared
+    ]
+    shown = local_path(lake) or lake
+    raise ConfigError(
+        f"lake.root {lake} holds one use case's tables directly under it (the layout before use cases): "
+        f"move them into <lake.root>/<use case>/, for churn: mkdir {shown}/churn && "
+        f"mv {' '.join(f'{shown}/{name}' for name in movable)} {shown}/churn/ (README: Lake layout)"
+    )
+
+
+def _is_delta(fs: pafs.FileSystem, folder: str) -> bool:
+    return fs.get_file_info(f"{folder}/_delta_log").type == pafs.FileType.Directory
 
 
 def exists(spark: SparkSession, config: Config, name: str) -> bool:
@@ -221,7 +294,7 @@ def register(spark: SparkSession, config: Config, name: str) -> None:
     Jobs writing the same table at once may re-point the entry at the same moment: each step
     tolerates the entry appearing or vanishing in between.
     """
-    qualified = f"{config.lake.database}.{name}"
+    qualified = catalog_name(config, name)
     location = table_path(config, name)
     try:
         current = spark.sql(f"DESCRIBE DETAIL {qualified}").select("location").first()[0]
@@ -328,17 +401,21 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
         raise ConfigError(f"lake.root: cannot open {location} ({error})") from None
 
 
-# Models live beside the tables: <lake root>/models/<name>/<version>/{model.txt, metadata.json}.
+# Models live beside the tables: <lake root>/<use case>/models/<name>/<version>/{model.txt, metadata.json}.
+
+
+def _models_dir(config: Config, name: str) -> str:
+    return f"{use_case_root(config)}/models/{name}"
 
 
 def model_path(config: Config, name: str, model_version: int) -> str:
     """The directory of one registered model version (a path or a URI, like the lake root)."""
-    return f"{config.lake.root.rstrip('/')}/models/{name}/{model_version}"
+    return f"{_models_dir(config, name)}/{model_version}"
 
 
 def model_versions(config: Config, name: str) -> list[int]:
     """The version directories present for model `name`, in order."""
-    fs, folder = filesystem(f"{config.lake.root.rstrip('/')}/models/{name}")
+    fs, folder = filesystem(_models_dir(config, name))
     children = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     return sorted(int(c.base_name) for c in children if c.type == pafs.FileType.Directory and c.base_name.isdigit())
 
@@ -410,16 +487,18 @@ def read_model_file(config: Config, name: str, model_version: int, filename: str
 
 
 def gx_root(config: Config) -> str:
-    """The folder of the file-backed Great Expectations project: `validation.gx_root`, else `<lake root>/_gx`.
+    """The folder of the use case's file-backed Great Expectations project: `<validation.gx_root>/<use case>`,
+    else `<lake root>/<use case>/_gx`.
 
     GX keeps its project on a local file system; a lake on an object store needs `validation.gx_root`.
+    Each use case has its own project there, as its suites are named after tables every use case has.
     """
     if config.validation.gx_root:
-        return config.validation.gx_root
-    root = local_path(config.lake.root)
+        return f"{config.validation.gx_root.rstrip('/')}/{config.use_case.name}"
+    root = local_path(use_case_root(config))
     if root is None:
         raise ConfigError(f"validation.gx_root: required when lake.root is not a local path ({config.lake.root})")
-    return f"{root.rstrip('/')}/_gx"
+    return f"{root}/_gx"
 
 
 def data_docs_dir(config: Config) -> str:

@@ -43,6 +43,19 @@ def make_config(metastore_dir: Path) -> Callable[..., Config]:
     return build
 
 
+def conf_copy(folder: Path, env_text: str, **use_case_files: str) -> Path:
+    """A configuration folder in `folder`: the project's base.yaml and use cases, an environment
+    `mine` holding `env_text`, and each extra use case file given by name."""
+    directory = folder / "conf"
+    directory.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "conf" / "base.yaml", directory / "base.yaml")
+    shutil.copytree(PROJECT_ROOT / "conf" / "use_cases", directory / "use_cases")
+    (directory / "mine.yaml").write_text(env_text)
+    for name, text in use_case_files.items():
+        (directory / "use_cases" / f"{name}.yaml").write_text(text)
+    return directory
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
     """A fresh, empty lake root for one test."""

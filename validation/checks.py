@@ -507,7 +507,8 @@ class DriftConfig(Strict):
 class ValidationConfig(Strict):
     """The validation gate: suites per stage and table, drift, and where Great Expectations keeps its project."""
 
-    # The file-backed GX project (suites, stored results, Data Docs); default <lake.root>/_gx.
+    # The folder of the file-backed GX projects (suites, stored results, Data Docs), one per use case;
+    # default <lake.root>/<use case>/_gx (see nightjar.tables.gx_root).
     gx_root: str | None = None
     suites: dict[Stage, dict[str, list[Check]]] = Field(default_factory=dict)
     drift: DriftConfig = Field(default_factory=DriftConfig)

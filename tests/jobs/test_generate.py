@@ -39,7 +39,7 @@ def test_generate_writes_the_three_tables(spark: SparkSession, config: Config, l
     run = tables.read(spark, config, config.tables.runs).first()
     assert (run.status, run.start_date, run.end_date) == ("succeeded", date(2026, 3, 12), date(2026, 3, 31))
     assert run.row_counts["transactions"] == tables.read(spark, config, "transactions").count()
-    assert spark.sql(f"SELECT count(*) FROM {config.lake.database}.truth").first()[0] == run.row_counts["truth"]
+    assert spark.sql(f"SELECT count(*) FROM {tables.catalog_name(config, 'truth')}").first()[0] == run.row_counts["truth"]
 
 
 def test_a_rerun_skips_and_force_rewrites_the_same_rows(
@@ -110,7 +110,7 @@ def test_generate_on_a_standalone_cluster_matches_local_mode(
         SPARK_LOCAL_IP="127.0.0.1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "nightjar.transactions" in result.stdout
+    assert "nightjar_churn.transactions" in result.stdout
     config = make_config(lake)
     scenario = _scenario(config)
     for output in ("customers", "transactions", "truth"):

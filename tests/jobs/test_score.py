@@ -117,7 +117,7 @@ def _other_feature_set(config: Config) -> None:
 
 
 def _no_champion(config: Config) -> None:
-    shutil.rmtree(Path(config.lake.root) / config.tables.registry)
+    shutil.rmtree(tables.table_path(config, config.tables.registry))
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_the_sql_job_queries_the_catalog_and_records_no_run(
     assert _score(lake, metastore_dir, "--date", D) == 0
     runs_version = tables.version(spark, trained, trained.tables.runs)
     capsys.readouterr()
-    query = "SELECT ds, count(*) AS n FROM nightjar.scores GROUP BY ds"
+    query = "SELECT ds, count(*) AS n FROM nightjar_churn.scores GROUP BY ds"
     argv = ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore_dir}", query]
     assert cli.run_job(sql_job.JOB, "", sql_job.add_arguments, sql_job.run, "none", argv, record_runs=False) == 0
     assert "|2026-03-01|" in capsys.readouterr().out

@@ -203,8 +203,8 @@ def test_a_lake_root_given_as_a_file_uri_trains_registers_and_scores_in_the_lake
     monkeypatch.chdir(tmp_path)  # pathlib once wrote the models of `file:///...` under the working directory
     uri = ["--set", f"lake.root=file://{lake}"]
     assert _train(lake, metastore_dir, "--date", T, *uri) == 0
-    assert sorted(p.name for p in (lake / "models" / ready.model_name / "1").iterdir()) == ["metadata.json", "model.txt"]
-    assert registry.history(spark, ready, ready.model_name)[0]["path"] == f"file://{lake}/models/{ready.model_name}/1"
+    assert sorted(p.name for p in (lake / "churn" / "models" / ready.model_name / "1").iterdir()) == ["metadata.json", "model.txt"]
+    assert registry.history(spark, ready, ready.model_name)[0]["path"] == f"file://{lake}/churn/models/{ready.model_name}/1"
     assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *uri) == 0
     assert tables.read(spark, ready, ready.tables.scores).count() > 0
     assert [p.name for p in tmp_path.iterdir()] == ["lake"]  # nothing beside the lake: no `file:` folder

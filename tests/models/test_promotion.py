@@ -131,11 +131,11 @@ def test_registrations_racing_each_other_take_distinct_versions(spark: SparkSess
         assert [(r["action"], r["version"]) for r in mine] == [("register", registration.version),
                                                               ("gate", registration.version)]
         # The files under the version are the ones this run registered.
-        metadata = json.loads((lake / "models" / config.model_name / str(registration.version) / "metadata.json").read_text())
+        metadata = json.loads((lake / "churn" / "models" / config.model_name / str(registration.version) / "metadata.json").read_text())
         assert metadata["version"] == registration.version
         assert registry.load(config, config.model_name, registration.version).booster.num_trees() == \
             boosters[registrations.index(registration)].num_trees()
     assert tables.model_versions(config, config.model_name) == [1, 2, 3]
-    assert not [p for p in (lake / "models" / config.model_name).iterdir() if p.name.startswith(".")]
+    assert not [p for p in (lake / "churn" / "models" / config.model_name).iterdir() if p.name.startswith(".")]
     # Each decision saw the champion of its moment: the first to commit was "first model".
     assert [r["reason"] for r in rows if r["action"] == "gate"][0] == "first model"

@@ -109,17 +109,17 @@ def test_a_lake_root_given_as_a_file_uri_keeps_its_models_in_the_lake(
     config = make_config(lake, f"lake.root={scheme}{lake}")
     assert config.lake.root == f"{scheme}{lake}"
     path = tables.write_model(config, "churn", 1, registry.model_files(_booster(), {"features": ["a", "b"]}))
-    assert path == f"{scheme}{lake}/models/churn/1"
-    assert sorted(p.name for p in (lake / "models" / "churn" / "1").iterdir()) == ["metadata.json", "model.txt"]
+    assert path == f"{scheme}{lake}/churn/models/churn/1"
+    assert sorted(p.name for p in (lake / "churn" / "models" / "churn" / "1").iterdir()) == ["metadata.json", "model.txt"]
     assert not (tmp_path / "file:").exists()
     assert tables.model_versions(config, "churn") == [1]
     model = registry.load(config, "churn", 1)
     assert model.booster.num_trees() == 3 and model.path == path
     with pytest.raises(FileExistsError):
         tables.write_model(config, "churn", 1, {"model.txt": "x"})
-    (lake / "models" / "churn" / "1" / "model.txt").unlink()
-    with pytest.raises(MissingInputError, match=f"model churn version 1: {scheme}{lake}/models/churn/1/model.txt is missing"):
+    (lake / "churn" / "models" / "churn" / "1" / "model.txt").unlink()
+    with pytest.raises(MissingInputError, match=f"model churn version 1: {scheme}{lake}/churn/models/churn/1/model.txt is missing"):
         registry.load(config, "churn", 1)
     tables.delete_model(config, "churn", 1)
-    assert tables.model_versions(config, "churn") == [] and not (lake / "models" / "churn" / "1").exists()
-    assert tables.gx_root(config) == f"{lake}/_gx"
+    assert tables.model_versions(config, "churn") == [] and not (lake / "churn" / "models" / "churn" / "1").exists()
+    assert tables.gx_root(config) == f"{lake}/churn/_gx"

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
+from tests.conftest import conf_copy
 
 
 def test_local_environment_layers_over_base() -> None:
@@ -96,28 +97,20 @@ def test_environment_name_cannot_leave_the_conf_folder() -> None:
         load_config("../base")
 
 
-def _conf_dir(tmp_path: Path, env_text: str) -> Path:
-    directory = tmp_path / "conf"
-    directory.mkdir()
-    (directory / "base.yaml").write_text((PROJECT_ROOT / "conf" / "base.yaml").read_text())
-    (directory / "mine.yaml").write_text(env_text)
-    return directory
-
-
 def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
-    directory = _conf_dir(tmp_path, "spark:\n  master: [local\n")
+    directory = conf_copy(tmp_path, "spark:\n  master: [local\n")
     with pytest.raises(ConfigError, match=r"mine.yaml line \d+: not valid YAML"):
         load_config("mine", directory=directory)
 
 
 def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
-    directory = _conf_dir(tmp_path, "- just\n- a list\n")
+    directory = conf_copy(tmp_path, "- just\n- a list\n")
     with pytest.raises(ConfigError, match="mine.yaml: must hold a mapping"):
         load_config("mine", directory=directory)
 
 
 def test_environment_variables_are_interpolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = _conf_dir(tmp_path, "spark:\n  master: ${MY_MASTER}\n  app_name: ${MY_APP:-fallback}\n")
+    directory = conf_copy(tmp_path, "spark:\n  master: ${MY_MASTER}\n  app_name: ${MY_APP:-fallback}\n")
     monkeypatch.setenv("MY_MASTER", "spark://127.0.0.1:7077")
     config = load_config("mine", directory=directory)
     assert config.spark.master == "spark://127.0.0.1:7077"
@@ -125,7 +118,7 @@ def test_environment_variables_are_interpolated(tmp_path: Path, monkeypatch: pyt
 
 
 def test_an_unset_variable_names_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = _conf_dir(tmp_path, "spark:\n  master: ${MY_MASTER}\n")
+    directory = conf_copy(tmp_path, "spark:\n  master: ${MY_MASTER}\n")
     monkeypatch.delenv("MY_MASTER", raising=False)
     with pytest.raises(ConfigError, match=r"spark.master: references \$\{MY_MASTER\}, which is not set"):
         load_config("mine", directory=directory)
@@ -149,9 +142,9 @@ def test_configuration_is_immutable() -> None:
 
 
 def test_the_validation_project_lives_beside_a_local_lake() -> None:
-    assert tables.gx_root(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx"
-    assert tables.data_docs_dir(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/_gx/data_docs"
+    assert tables.gx_root(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/churn/_gx"
+    assert tables.data_docs_dir(load_config("local", ["lake.root=/data/lake"])) == "/data/lake/churn/_gx/data_docs"
     with pytest.raises(ConfigError, match="validation.gx_root: required when lake.root is not a local path"):
         tables.gx_root(load_config("local", ["lake.root=s3a://bucket/nightjar"]))
     remote = load_config("local", ["lake.root=s3a://bucket/nightjar", "validation.gx_root=/srv/nightjar_gx"])
-    assert tables.gx_root(remote) == "/srv/nightjar_gx"
+    assert tables.gx_root(remote) == "/srv/nightjar_gx/churn"  # one GX project per use case

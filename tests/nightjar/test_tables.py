@@ -57,14 +57,14 @@ def test_tables_are_registered_by_name_and_follow_a_moved_lake(
     spark: SparkSession, config: Config, make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
-    by_name = spark.sql(f"SELECT count(*) AS n FROM {config.lake.database}.events").first().n
+    by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(config, 'events')}").first().n
     assert by_name == 3
 
     moved_root = tmp_path / "moved"
     shutil.copytree(config.lake.root, moved_root)
     moved = make_config(moved_root)
     tables.append(_events(spark, [2]), moved, "events")
-    assert spark.sql(f"SELECT count(*) AS n FROM {moved.lake.database}.events").first().n == 6
+    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(moved, 'events')}").first().n == 6
     assert tables.read(spark, config, "events").count() == 3  # the original lake is untouched
 
 

@@ -1,0 +1,43 @@
+"""The dates `make demo` runs a use case's jobs on, read from its configuration.
+
+    python -m nightjar.demo [--use-case NAME] [--env ENV]    # prints: FIRST_FEATURE_DATE LOGICAL_DATE
+
+The logical date is the last simulated day, `generate.end_date`; the features start at the
+first feature date that `train --date` on it uses, so one backfill serves training and scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from models.training_set import label_dates
+from nightjar.config import Config
+from nightjar.config_loader import load_config
+from nightjar.errors import NightjarError
+
+
+def demo_dates(config: Config) -> tuple[date, date]:
+    """The first feature date the demo computes and its logical date (train and score)."""
+    end = config.generate.end_date
+    first = label_dates(end, config.use_case.label.horizon, config.training.days, stride_days=1)[0]
+    return first, end
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nightjar.demo", description=__doc__)
+    parser.add_argument("--use-case", default=None)
+    parser.add_argument("--env", default=None)
+    args = parser.parse_args(argv)
+    try:
+        first, end = demo_dates(load_config(args.env, use_case=args.use_case))
+    except NightjarError as error:
+        print(f"nightjar demo: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(first.isoformat(), end.isoformat())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
