@@ -291,11 +291,23 @@ def summary(spark: SparkSession, config: Config, name: str, partition_by: str | 
 def register(spark: SparkSession, config: Config, name: str) -> None:
     """Point the catalog entry `<database>.<name>` at the table under the current lake root.
 
-    Jobs writing the same table at once may re-point the entry at the same moment: each step
-    tolerates the entry appearing or vanishing in between.
+    Jobs writing the same table at once may re-point the entry at the same moment, and the
+    catalog's own checks (`IF EXISTS`, `IF NOT EXISTS`) are not atomic: a step that loses such a
+    race is tried again, and finds the entry pointed where it belongs by the other job.
     """
-    qualified = catalog_name(config, name)
-    location = table_path(config, name)
+    for attempt in range(_REGISTER_ATTEMPTS):
+        try:
+            _point_entry(spark, catalog_name(config, name), table_path(config, name))
+            return
+        except AnalysisException:
+            if attempt == _REGISTER_ATTEMPTS - 1:
+                raise
+
+
+_REGISTER_ATTEMPTS = 3
+
+
+def _point_entry(spark: SparkSession, qualified: str, location: str) -> None:
     try:
         current = spark.sql(f"DESCRIBE DETAIL {qualified}").select("location").first()[0]
     except AnalysisException:  # no entry (or another job just dropped it)
