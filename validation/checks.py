@@ -58,6 +58,8 @@ class SideInputs:
     dates: list[date]
     stored: Callable[[], DataFrame | None]  # the table as stored so far; None before its first write
     entities: Callable[[], tuple[DataFrame, str, str]]  # the entities source: its rows, key and timestamp column
+    table: Callable[[str], DataFrame | None]  # another table of the use case by name; None when it does not exist
+    where: str  # the suite's configuration key, for errors
 
 
 class CheckBase(Strict):
@@ -450,10 +452,71 @@ class EntityCountCheck(_Counts):
         return "one row per entity known at the date"
 
 
+class ReferencesCheck(_Counts):
+    """Every key of this table exists in another table of the use case: `columns` (one, or several
+    forming a composite key) match `key` (the referenced columns, by default the same names) of some
+    row of `table`, read whole as it is stored now. Rows with a null key part are not compared.
+
+    Its value per date is the number of rows whose key has no match (one left anti join on the key
+    columns). A referenced table that does not exist yet fails the check rather than the
+    configuration: no key can be found in it, so every keyed row counts, and the words say the
+    table is missing (a table may be written by a later job; a misspelt name still blocks). A
+    referenced table that exists but lacks a key column is a configuration error (exit 2) naming
+    the suite's key and the column.
+    """
+
+    expect: Literal["references"]
+    columns: list[str] = Field(min_length=1)
+    table: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    key: list[str] | None = None  # the referenced table's columns, in the order of `columns`
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ReferencesCheck":
+        if self.key is not None and len(self.key) != len(self.columns):
+            raise ValueError("key must name as many columns as columns")
+        return self
+
+    @property
+    def referenced(self) -> list[str]:
+        """The referenced table's key columns."""
+        return self.key if self.key is not None else self.columns
+
+    def applies_to(self, names: list[str], excluded: set[str], where: str, timestamp: str | None) -> tuple[str, ...]:
+        return (", ".join(self.columns),)
+
+    def reads(self, label: str) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    def side(self, inputs: SideInputs) -> dict[date, Any]:
+        other = inputs.table(self.table)
+        if other is not None:
+            lacking = [column for column in self.referenced if column not in other.columns]
+            if lacking:
+                raise ConfigError(
+                    f"{inputs.where} ({self.expect} {self.table}): table {self.table!r} has no column "
+                    f"{', '.join(lacking)} (columns: {', '.join(other.columns)})"
+                )
+        found = metrics.unmatched(inputs.frame, inputs.date_column, self.columns, other, self.referenced)
+        return {day: (found.get(day, 0), other is None) for day in inputs.dates}
+
+    def value(self, column: str, stats: dict[Metric, Any], side: Any) -> Value:
+        n, missing = side if side is not None else (0, False)
+        key = column if len(self.columns) == 1 else f"({column})"
+        words = f"{_plural(n, 'row')} whose {key} is not in table {self.table!r}{self._as()}"
+        return n, f"{words} (the table does not exist)" if missing else words
+
+    def describe(self, columns: str) -> str:
+        return f"every non-null {columns} exists in table {self.table!r}{self._as()}"
+
+    def _as(self) -> str:
+        return "" if self.referenced == self.columns else f" as {', '.join(self.referenced)}"
+
+
 Check = Annotated[
     Union[
         ColumnTypesCheck, NotNullCheck, NullFractionCheck, UniqueCheck, FiniteCheck, BetweenCheck, InSetCheck,
         NotConstantCheck, StdevCheck, TimestampInPartitionCheck, RowCountCheck, RowCountHistoryCheck, EntityCountCheck,
+        ReferencesCheck,
     ],
     Field(discriminator="expect"),
 ]

@@ -7,7 +7,8 @@
    drift rule (PSI per feature) is added.
 2. Every rule's statistic is computed per date in one pass over the frame (`validation.metrics`),
    plus one narrow aggregation per `unique` key, one over the table's recent row counts for
-   `row_count_history`, and one over the entities source for `entity_count`: a handful of Spark
+   `row_count_history`, one over the entities source for `entity_count`, and one left anti join
+   per `references` check against the table it names: a handful of Spark
    jobs however many expectations the suite has.
 3. Great Expectations 1.x evaluates the suite (one expectation per rule) on the small frame of
    those statistics, one row per (date, column), through the file-backed project under the lake;
@@ -162,11 +163,12 @@ def validate_dates(
         suite.append(config.validation.drift.check(reference))
     date_column, source = target(config, stage, table)
     frame = frame.where(F.col(date_column).isin(dates))
+    where = f"validation.suites.{stage}.{table}"
     rules, schema_rows, schema_severity = suites.resolve(
-        suite, frame.schema, {config.use_case.entity.key, date_column}, f"validation.suites.{stage}.{table}",
+        suite, frame.schema, {config.use_case.entity.key, date_column}, where,
         stage, timestamp=source.timestamp if source else None,
     )
-    values = _measure(spark, config, table, frame, date_column, rules, dates)
+    values = _measure(spark, config, table, frame, date_column, rules, dates, where)
     statistics = _statistics(rules, schema_rows, values, dates)
     expectations = ([suites.schema_expectation(schema_rows, schema_severity)] if schema_rows else [])
     expectations += [suites.expectation(rule) for rule in rules]
@@ -217,6 +219,7 @@ def _measure(
     date_column: str,
     rules: list[Rule],
     dates: list[date],
+    where: str,
 ) -> Values:
     """Every rule's value per column and date: one pass for the row statistics, side jobs for the rest."""
     wanted: dict[tuple[str, str], Metric | None] = {}
@@ -228,7 +231,7 @@ def _measure(
                 helpers.update(rule.check.helpers(column, date_column))
     plan = [Metric("rows"), *[metric for metric in wanted.values() if metric is not None]]
     computed = metrics.compute(frame, date_column, plan, helpers)
-    side = _side_values(spark, config, table, frame, date_column, rules, dates)
+    side = _side_values(spark, config, table, frame, date_column, rules, dates, where)
     values: Values = {}
     for rule in rules:
         for column in rule.columns:
@@ -248,17 +251,21 @@ def _side_values(
     date_column: str,
     rules: list[Rule],
     dates: list[date],
+    where: str,
 ) -> dict[tuple[str, date], Any]:
-    """Per (rule, date): the side jobs' results (duplicates, row count history, entity counts), one narrow Spark job each."""
+    """Per (rule, date): the side jobs' results (duplicates, row count history, entity counts, unmatched references), one narrow Spark job each."""
+
+    def read(name: str) -> DataFrame | None:
+        return tables.read(spark, config, name) if tables.exists(spark, config, name) else None
 
     def stored() -> DataFrame | None:
-        return tables.read(spark, config, table) if tables.exists(spark, config, table) else None
+        return read(table)
 
     def entities() -> tuple[DataFrame, str, str]:
         _, source = config.use_case.source_of_kind("entities")
         return tables.read(spark, config, source.table), config.use_case.entity.key, source.timestamp
 
-    inputs = SideInputs(frame, date_column, dates, stored, entities)
+    inputs = SideInputs(frame, date_column, dates, stored, entities, read, where)
     side: dict[tuple[str, date], Any] = {}
     for rule in rules:
         if all(suites.usable(rule, column, frame.schema) for column in rule.columns):

@@ -262,6 +262,23 @@ def duplicates(frame: DataFrame, date_column: str, key: list[str]) -> dict[date,
     return {row[_DAY]: int(row["duplicates"]) for row in rows.collect()}
 
 
+def unmatched(
+    frame: DataFrame, date_column: str, columns: list[str], referenced: DataFrame | None, key: list[str],
+) -> dict[date, int]:
+    """Rows per date whose `columns` (all non-null) match no row's `key` in `referenced` (None: no table, no match).
+
+    One left anti join on the key columns alone; rows with a null key part are not compared.
+    """
+    keyed = frame.select(date_column, *columns).where(_all_present(columns))
+    if referenced is not None:
+        aliases = [f"__nightjar_key{i}" for i in range(len(key))]
+        other = referenced.select(*[F.col(k).alias(a) for k, a in zip(key, aliases)])
+        condition = [F.col(c) == F.col(a) for c, a in zip(columns, aliases)]
+        keyed = keyed.join(other, condition, "left_anti")
+    rows = keyed.groupBy(F.col(date_column).cast("date").alias(_DAY)).count()
+    return {row[_DAY]: int(row["count"]) for row in rows.collect()}
+
+
 def _all_present(columns: list[str]) -> Column:
     condition = F.col(columns[0]).isNotNull()
     for column in columns[1:]:

@@ -12,11 +12,12 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from nightjar.config import Config
+from nightjar.errors import ConfigError
 from validation import checks, gate, metrics, suites
 from validation.checks import (
     DRIFT, TABLE, BetweenCheck, CheckBase, ColumnTypesCheck, DriftCheck, DriftConfig, EntityCountCheck, FiniteCheck,
-    InSetCheck, NotConstantCheck, NotNullCheck, NullFractionCheck, RowCountCheck, RowCountHistoryCheck, RuleCheck,
-    SideInputs, StdevCheck, TimestampInPartitionCheck, UniqueCheck, Value,
+    InSetCheck, NotConstantCheck, NotNullCheck, NullFractionCheck, ReferencesCheck, RowCountCheck, RowCountHistoryCheck,
+    RuleCheck, SideInputs, StdevCheck, TimestampInPartitionCheck, UniqueCheck, Value,
 )
 from validation.drift import SHARE_FLOOR
 from validation.metrics import Metric
@@ -29,6 +30,8 @@ ENTITIES = [(1, datetime(2026, 1, 1)), (2, datetime(2026, 1, 5)), (3, datetime(2
             (5, datetime(2026, 1, 12))]
 # The table as stored before: 2 rows on Jan 7, 4 on Jan 8, none on Jan 9; D1's own 3 rows are added below.
 HISTORY = [(9, date(2026, 1, 7), 0.0, "a", 7, None)] * 2 + [(9, date(2026, 1, 8), 0.0, "a", 7, None)] * 4
+# Tables `references` reads: `known` (k 3 has no label, label z is unknown) and `few` (k 1 and 3 only); `gone` does not exist.
+REFERENCED = {"known": ([(1, "a"), (2, "b"), (3, None), (4, "a"), (9, "y")], "k long, label string"), "few": ([(1,), (3,)], "k long")}
 
 
 @pytest.fixture
@@ -54,6 +57,8 @@ def _evaluate(spark: SparkSession, check: RuleCheck, frame: DataFrame) -> dict[t
         frame, "d", [D1, D2],
         stored=lambda: spark.createDataFrame(HISTORY, SCHEMA).unionByName(frame.where(frame.d == D1)),
         entities=lambda: (spark.createDataFrame(ENTITIES, "k long, ts timestamp"), "k", "ts"),
+        table=lambda name: spark.createDataFrame(*REFERENCED[name]) if name in REFERENCED else None,
+        where="test",
     )
     side = check.side(inputs) or {}
     return {(label, day): check.value(label, computed.get(day, {}), side.get(day)) for label in labels for day in (D1, D2)}
@@ -96,6 +101,18 @@ def _evaluate(spark: SparkSession, check: RuleCheck, frame: DataFrame) -> dict[t
           (TABLE, D2): (None, "3 rows; only 2 previous dates with rows, 3 needed")}),
         (EntityCountCheck(expect="entity_count"),
          {(TABLE, D1): (1, "3 rows for 2 entities"), (TABLE, D2): (-1, "3 rows for 4 entities")}),
+        (ReferencesCheck(expect="references", columns=["k"], table="known"),  # every k matches
+         {("k", D1): (0, "0 rows whose k is not in table 'known'"), ("k", D2): (0, "0 rows whose k is not in table 'known'")}),
+        (ReferencesCheck(expect="references", columns=["k"], table="few"),  # D1: the two k=2; D2: the two k=4
+         {("k", D1): (2, "2 rows whose k is not in table 'few'"), ("k", D2): (2, "2 rows whose k is not in table 'few'")}),
+        (ReferencesCheck(expect="references", columns=["s"], table="known", key=["label"]),  # D1's null s is not compared; D2's z is unknown
+         {("s", D1): (0, "0 rows whose s is not in table 'known' as label"), ("s", D2): (1, "1 row whose s is not in table 'known' as label")}),
+        (ReferencesCheck(expect="references", columns=["k", "s"], table="known", key=["k", "label"]),  # D2: (3, z); k 3 has no label
+         {("k, s", D1): (0, "0 rows whose (k, s) is not in table 'known' as k, label"),
+          ("k, s", D2): (1, "1 row whose (k, s) is not in table 'known' as k, label")}),
+        (ReferencesCheck(expect="references", columns=["s"], table="gone"),  # no table: every non-null s is unmatched
+         {("s", D1): (2, "2 rows whose s is not in table 'gone' (the table does not exist)"),
+          ("s", D2): (3, "3 rows whose s is not in table 'gone' (the table does not exist)")}),
     ],
     ids=lambda value: value.expect if isinstance(value, CheckBase) else None,
 )
@@ -140,6 +157,9 @@ def test_drift_is_the_psi_of_the_reference_bins_by_hand(spark: SparkSession, fra
         (RowCountHistoryCheck(expect="row_count_history"), "row count 0.2-5 x the median of the previous 28 dates",
          "0.2-5 x the median of the previous 28 dates", (0.2, 5.0)),
         (EntityCountCheck(expect="entity_count"), "one row per entity known at the date", "as many rows as entities", (0.0, 0.0)),
+        (ReferencesCheck(expect="references", columns=["a"], table="machines"), "every non-null a, b exists in table 'machines'", "none", (0.0, 0.0)),
+        (ReferencesCheck(expect="references", columns=["a", "b"], table="m", key=["x", "y"]),
+         "every non-null a, b exists in table 'm' as x, y", "none", (0.0, 0.0)),
         (DriftConfig().check({"features": {}}),
          "population stability index of each feature at most 0.25 against the champion's training data", "between 0 and 0.25", (0.0, 0.25)),
     ],
@@ -159,6 +179,14 @@ def test_stages_and_kinds_allowed_once() -> None:
     assert checks.suite_problem("features", [stamp]) == "timestamp_in_partition applies to source tables only"
     assert checks.suite_problem("source", [entities]) == "entity_count applies to features and scores only"
     assert checks.suite_problem("scores", [types, types]) == "more than one `columns` check"
+
+
+def test_references_needs_the_key_in_the_referenced_table(spark: SparkSession, frame: DataFrame) -> None:
+    with pytest.raises(ConfigError, match=r"^test \(references few\): table 'few' has no column id \(columns: k\)$"):
+        _evaluate(spark, ReferencesCheck(expect="references", columns=["k"], table="few", key=["id"]), frame)
+    with pytest.raises(ValueError, match="key must name as many columns as columns"):
+        ReferencesCheck.model_validate({"expect": "references", "columns": ["k", "s"], "table": "known", "key": ["k"]})
+    assert checks.suite_problem("source", [ReferencesCheck(expect="references", columns=["k"], table="known")]) is None
 
 
 def _definitions(base: type) -> set[type]:
@@ -216,7 +244,7 @@ def test_a_new_kind_needs_nothing_but_its_definition(spark: SparkSession, config
     rules, schema_rows, _ = suites.resolve([PositiveCountCheck(columns=["x", "s"], min=2)], frame.schema, set(), "test", "features")
     assert [(rule.name, rule.columns, rule.low, rule.high) for rule in rules] == [("positive_count", ("x", "s"), 2, None)]
     assert [(row.column, row.expected, row.observed) for row in schema_rows] == [("x", "numeric", "numeric"), ("s", "numeric", "string")]
-    values = gate._measure(spark, config, "features", frame, "d", rules, [D1, D2])
+    values = gate._measure(spark, config, "features", frame, "d", rules, [D1, D2], "test")
     assert values == {
         ("positive_count", "x", D1): (2, "2 positive"), ("positive_count", "x", D2): (1, "1 positive"),
         ("positive_count", "s", D1): (None, "not computed: the column is missing or not numeric"),

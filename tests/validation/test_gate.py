@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.errors import ConfigError
-from tests.features.conftest import event, events_frame
+from tests.features.conftest import entities_frame, entity, event, events_frame
 from validation import drift, gate
 
 D, D2 = date(2026, 1, 10), date(2026, 1, 11)
@@ -105,6 +105,23 @@ def test_suites_that_cannot_run_are_configuration_errors(
         gate.validate(spark, config, "source", "transactions", _events(spark), D, RUN)
     with pytest.raises(ConfigError, match="validation.suites.source.customers: no suite is configured"):
         gate.validate(spark, make_config(lake, "validation.suites.source={}"), "source", "customers", _events(spark), D, RUN)
+
+
+def test_a_key_missing_from_the_referenced_table_blocks(
+    spark: SparkSession, make_config: Callable[..., Config], lake: Path,
+) -> None:
+    config = make_config(lake, "validation.suites.source.transactions=[{expect: references, columns: [customer_id], table: customers}]")
+    tables.overwrite(entities_frame(spark, [entity(1, "2026-01-01 08:00:00")]), config, "customers")
+    with pytest.raises(gate.ValidationFailed) as caught:  # customer 2 is unknown on D; D2 has customer 1 only
+        gate.validate_dates(spark, config, "source", "transactions", _events(spark), [D, D2], RUN)
+    assert str(caught.value).startswith(
+        "validation failed: table 'transactions' event_date=2026-01-10: column customer_id: references failed: "
+        "1 row whose customer_id is not in table 'customers', expected none; see "
+    )
+    assert [(o.expectation, o.dates, o.observed) for o in caught.value.result.outcomes if not o.success] == [("references", (D,), 1)]
+    wrong = make_config(lake, "validation.suites.source.transactions=[{expect: references, columns: [customer_id], table: customers, key: [id]}]")
+    with pytest.raises(ConfigError, match=r"validation.suites.source.transactions \(references customers\): table 'customers' has no column id"):
+        gate.validate(spark, wrong, "source", "transactions", _events(spark), D, RUN)
 
 
 def _features(spark: SparkSession, shift: float) -> DataFrame:
