@@ -201,7 +201,7 @@ def promote(context: cli.JobContext) -> None:
     name, version = config.model_name, context.args.promote
     registry.load(config, name, version)  # a missing or corrupt version is refused, exit 4
     rows = registry.history(spark, config, name)
-    if version not in {r["version"] for r in rows if r["action"] == "register"}:
+    if version not in {r["version"] for r in rows if r["action"] == registry.REGISTER}:
         raise MissingInputError(f"model {name} version {version} is not in the registry")
     if registry.champion_version(rows) == version:
         context.progress(f"{name} version {version} is already the champion")

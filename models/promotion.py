@@ -127,25 +127,49 @@ def register(
     name = config.model_name
     version, path = _claim_version(spark, config, booster, metadata)
     try:
-        for _ in range(ATTEMPTS):
-            rows = registry.history(spark, config, name)
-            change = dataclasses.replace(decide(rows), version=version)
-            try:
-                committed = registry.append_changes(
-                    spark, config, name, rows, [change], user, run_id, logical_date,
-                    registered=(version, path, fingerprint),
-                )
-            except tables.CommitConflict:
-                committed = None
-            if committed is not None:
-                return Registration(version, path, change, committed)
+        committed = _append_until_committed(
+            spark, config, lambda rows: dataclasses.replace(decide(rows), version=version),
+            user, run_id, logical_date, registered=(version, path, fingerprint),
+        )
     except BaseException:
         tables.delete_model(config, name, version)  # not in the registry: it must not exist at all
         raise
-    tables.delete_model(config, name, version)
-    raise tables.CommitConflict(
-        f"model {name}: {ATTEMPTS} attempts to register collided with other jobs registering at the same time"
-    )
+    if committed is None:
+        tables.delete_model(config, name, version)
+        raise tables.CommitConflict(
+            f"model {name}: {ATTEMPTS} attempts to register collided with other jobs registering at the same time"
+        )
+    change, registry_version = committed
+    return Registration(version, path, change, registry_version)
+
+
+def _append_until_committed(
+    spark: SparkSession,
+    config: Config,
+    decide: Callable[[list[dict[str, Any]]], registry.AliasChange],
+    user: str | None,
+    run_id: str,
+    logical_date: date | None,
+    registered: tuple[int, str, str] | None = None,
+) -> tuple[registry.AliasChange, int] | None:
+    """Read the history, decide the alias change on it and commit it, again while another job got there first.
+
+    Returns:
+        The change committed and the registry's new version; None after `ATTEMPTS` collisions.
+    """
+    name = config.model_name
+    for _ in range(ATTEMPTS):
+        rows = registry.history(spark, config, name)
+        change = decide(rows)
+        try:
+            committed = registry.append_changes(
+                spark, config, name, rows, [change], user, run_id, logical_date, registered=registered,
+            )
+        except tables.CommitConflict:
+            committed = None
+        if committed is not None:
+            return change, committed
+    return None
 
 
 def _claim_version(spark: SparkSession, config: Config, booster: lgb.Booster, metadata: dict[str, Any]) -> tuple[int, str]:
@@ -175,13 +199,8 @@ def set_champion(
     Raises:
         tables.CommitConflict: the history kept changing under this run for `ATTEMPTS` tries.
     """
-    name = config.model_name
-    for _ in range(ATTEMPTS):
-        rows = registry.history(spark, config, name)
-        change = registry.AliasChange(registry.CHAMPION, version, action, reason)
-        try:
-            if registry.append_changes(spark, config, name, rows, [change], user, run_id, logical_date) is not None:
-                return
-        except tables.CommitConflict:
-            pass
-    raise tables.CommitConflict(f"model {name}: {ATTEMPTS} attempts to change the champion collided with other jobs")
+    change = registry.AliasChange(registry.CHAMPION, version, action, reason)
+    if _append_until_committed(spark, config, lambda rows: change, user, run_id, logical_date) is None:
+        raise tables.CommitConflict(
+            f"model {config.model_name}: {ATTEMPTS} attempts to change the champion collided with other jobs"
+        )

@@ -105,7 +105,7 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     assert registry.champion_version(rows) == 1
 
 
-def test_a_better_model_is_promoted_a_better_model_and_people_can_roll_back_and_promote(
+def test_a_better_model_is_promoted_and_people_can_roll_back_and_promote(
     spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
 ) -> None:
     weak = ["--set", "training.max_rounds=1", "--set", "training.params.num_leaves=2", "--set", "training.search.space={}"]
