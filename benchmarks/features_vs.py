@@ -58,7 +58,7 @@ def target_dates(count: int) -> list[date]:
 def make_data(rows: int, dates: int, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     span = DAYS + dates - 1
     customers = max(100, math.ceil(rows / span / 0.92))  # about 0.92 transactions per customer-day
-    scenario = ChurnScenario(seed=1, customers=customers, start_date=END - timedelta(days=span - 1), end_date=END,
+    scenario = ChurnScenario(seed=1, entities=customers, start_date=END - timedelta(days=span - 1), end_date=END,
                              block_size=5000, horizon_days=30)
     frames = {
         output: pd.concat([pd.concat(simulate_block(scenario, b, output)) for b in range(scenario.blocks)],

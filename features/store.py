@@ -87,10 +87,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     require_source_columns(config, frames)
     for name in feature_set.sources:
         context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
-        if sources[name].kind == "events":
-            source = sources[name]
-            present = tables.partition_dates(config, source.table, source.partition)
-            tables.require_partitions(frames[name], source.table, source.partition, todo, present=present)
+        tables.require_source_partitions(config, frames[name], sources[name], todo)
     with context.timed("validate_sources"):
         validate_sources(context, frames, todo)
     check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})

@@ -76,7 +76,7 @@ def train(context: cli.JobContext) -> None:
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
     label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon.days_spanned))
-    tables.require_partitions(events, source.table, source.partition, label_days)
+    tables.require_source_partitions(config, events, source, label_days)
     for column in [label.column, *(label.where or {})]:
         if column and column not in events.columns:
             raise ConfigError(f"use_case.label: table {source.table!r} has no column {column!r}")

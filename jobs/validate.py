@@ -69,10 +69,11 @@ def run(context: cli.JobContext) -> None:
     partition, source = gate.target(config, stage, table)
     if partition not in frame.columns:
         raise UsageError(f"--table {table!r}: the table has no date column {partition!r}")
-    # An entities table has a partition per signup day: a day without one is no missing input.
-    if not (source and source.kind == "entities"):
+    if source is None:
         present = tables.partition_dates(config, table, partition)
         tables.require_partitions(frame, table, partition, context.dates, present=present)
+    else:
+        tables.require_source_partitions(config, frame, source, context.dates)
     reference = champion_reference(context) if stage == "features" else None
     if stage == "features" and reference is None:
         context.progress("no champion reference statistics: drift not checked")

@@ -89,6 +89,9 @@ class SourceConfig(Strict):
     kind: Literal["events", "entities"]
     timestamp: str = Field(pattern=IDENTIFIER)
     partition: str = Field(pattern=IDENTIFIER)
+    # Sparse events (failures, repairs) have days without any: a date without a partition then
+    # reads as no events rather than as a missing input (exit 4), which a dense source's would be.
+    sparse: bool = False
     # A table shared on purpose with other use cases: a path relative to lake.root, or an
     # absolute path or URI. Unset, the table is the use case's own, <lake.root>/<use case>/<table>.
     path: str | None = Field(None, min_length=1)
@@ -168,14 +171,15 @@ class TablesConfig(Strict):
 
 
 class GenerateConfig(Strict):
-    """The demo data generator: a simulated population with known churn probabilities."""
+    """The demo data generator: a simulated population whose true probabilities are known
+    (`nightjar.generators`)."""
 
-    scenario: Literal["churn"] = "churn"
+    scenario: Literal["churn", "maintenance"]
     seed: int = Field(7, ge=0)
-    customers: int = Field(10_000, ge=1)
+    entities: int = Field(10_000, ge=1)
     days: int = Field(120, ge=1, le=3650)
     end_date: date = date(2026, 3, 31)
-    # Customers are simulated in fixed blocks with one random stream each, so the data depend
+    # Entities are simulated in fixed blocks with one random stream each, so the data depend
     # on the seed and the block size only, never on how Spark schedules the blocks.
     block_size: int = Field(5_000, ge=1, le=1_000_000)
 
@@ -190,7 +194,7 @@ class Config(Strict):
     use_case: UseCaseConfig
     tables: TablesConfig = Field(default_factory=TablesConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    generate: GenerateConfig | None = None  # a use case over data of its own has no generator
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)

@@ -15,11 +15,13 @@ from datetime import date
 from models.training_set import label_dates
 from nightjar.config import Config
 from nightjar.config_loader import load_config
-from nightjar.errors import NightjarError
+from nightjar.errors import ConfigError, NightjarError
 
 
 def demo_dates(config: Config) -> tuple[date, date]:
     """The first feature date the demo computes and its logical date (train and score)."""
+    if config.generate is None:
+        raise ConfigError(f"use case {config.use_case.name!r} has no demo generator (no generate section in its file)")
     end = config.generate.end_date
     first = label_dates(end, config.use_case.label.horizon, config.training.days, stride_days=1)[0]
     return first, end

@@ -41,7 +41,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from nightjar.config import Config
+from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, MissingInputError, TransientError
 
 
@@ -254,6 +254,18 @@ def append_unless(df: DataFrame, config: Config, name: str, condition: str) -> i
 def present_dates(frame: DataFrame, partition: str, dates: list[date]) -> set[date]:
     """Which of `dates` have rows in `frame`; the partition filter keeps Spark to those partitions."""
     return {row[0] for row in frame.where(F.col(partition).isin(dates)).select(partition).distinct().collect()}
+
+
+def require_source_partitions(config: Config, frame: DataFrame, source: SourceConfig, dates: list[date]) -> None:
+    """MissingInputError naming the first of `dates` without a partition in `source`.
+
+    Entities sources have a partition per signup day and sparse events sources one per day with
+    events: a day without one is no missing input for them.
+    """
+    if source.kind == "entities" or source.sparse:
+        return
+    present = partition_dates(config, source.table, source.partition)
+    require_partitions(frame, source.table, source.partition, dates, present=present)
 
 
 def require_partitions(

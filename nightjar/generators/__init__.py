@@ -1,2 +1,85 @@
 """Demo data generators: simulated populations whose true risk is known, so model quality can
-be compared with the best achievable."""
+be compared with the best achievable.
+
+A use case's `generate.scenario` names one. Each writes some of the use case's sources, found by
+name in `use_case.sources` (their tables and column names come from there), and a `truth` table
+partitioned by `ds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Protocol
+
+from pyspark.sql import DataFrame, SparkSession
+
+from nightjar.config import Config
+from nightjar.errors import ConfigError
+
+TRUTH = "truth"
+
+
+class Scenario(Protocol):
+    """What determines a generated population: its parameters are recorded with its tables."""
+
+    entities: int
+    start_date: date
+    end_date: date
+
+    @property
+    def days(self) -> int: ...
+
+    @property
+    def blocks(self) -> int: ...
+
+    def parameters(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Generator:
+    """One scenario: the outputs it writes (source names, then `truth`), how a configuration and
+    a date range make its scenario, and the DataFrame of one output."""
+
+    outputs: tuple[str, ...]
+    scenario: Callable[[Config, date, date, int, int], Scenario]
+    generate: Callable[[SparkSession, Scenario, str], DataFrame]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where one generated output is written."""
+
+    name: str
+    table: str
+    partition: str
+
+
+def generator(config: Config) -> Generator:
+    """The generator `generate.scenario` names."""
+    # Imported here: each generator imports its simulation's dependencies.
+    from nightjar.generators import churn, maintenance
+
+    if config.generate is None:
+        raise ConfigError(f"use case {config.use_case.name!r} has no demo generator (no generate section in its file)")
+    found = {"churn": churn.GENERATOR, "maintenance": maintenance.GENERATOR}[config.generate.scenario]
+    outputs(config, found)  # the use case has every source the scenario writes
+    return found
+
+
+def outputs(config: Config, found: Generator) -> list[Output]:
+    """The tables `found` writes for this use case, in its order."""
+    written = []
+    for name in found.outputs:
+        if name == TRUTH:
+            written.append(Output(name, config.tables.truth, "ds"))
+            continue
+        source = config.use_case.sources.get(name)
+        if source is None:
+            assert config.generate is not None
+            raise ConfigError(
+                f"generate.scenario {config.generate.scenario!r} writes the source {name!r}, "
+                f"which use_case.sources does not declare"
+            )
+        written.append(Output(name, source.table, source.partition))
+    return written

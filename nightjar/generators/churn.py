@@ -35,6 +35,10 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from nightjar.config import Config
+from nightjar.errors import ConfigError
+from nightjar.generators import Generator
+
 Output = Literal["customers", "transactions", "truth"]
 
 SEGMENTS = np.array(["consumer", "small_business", "enterprise"])
@@ -84,7 +88,7 @@ class ChurnScenario:
     """What determines the generated data, and the column names the use case gives them."""
 
     seed: int
-    customers: int
+    entities: int
     start_date: date
     end_date: date
     block_size: int
@@ -101,14 +105,14 @@ class ChurnScenario:
 
     @property
     def blocks(self) -> int:
-        return math.ceil(self.customers / self.block_size)
+        return math.ceil(self.entities / self.block_size)
 
     def parameters(self) -> dict[str, object]:
         """The values that determine the data, recorded with the tables they produce."""
         return {
             "scenario": "churn",
             "seed": self.seed,
-            "customers": self.customers,
+            "entities": self.entities,
             "start_date": self.start_date.isoformat(),
             "end_date": self.end_date.isoformat(),
             "block_size": self.block_size,
@@ -175,7 +179,7 @@ def generate(spark: SparkSession, scenario: ChurnScenario, output: Output) -> Da
 def simulate_block(scenario: ChurnScenario, block: int, output: Output) -> Iterator[pd.DataFrame]:
     """Simulate block `block` day by day and yield `output`'s rows, one frame per day."""
     first = block * scenario.block_size
-    ids = np.arange(first, min(first + scenario.block_size, scenario.customers), dtype=np.int64) + 1
+    ids = np.arange(first, min(first + scenario.block_size, scenario.entities), dtype=np.int64) + 1
     n = len(ids)
     attribute_seed, state_seed, transaction_seed = np.random.SeedSequence([scenario.seed, block]).spawn(3)
     attribute_rng = np.random.default_rng(attribute_seed)
@@ -395,3 +399,31 @@ def _transactions_frame(
             s.event_date: [today] * total,
         }
     )
+
+
+def scenario_for(config: Config, start: date, end: date, entities: int, seed: int) -> ChurnScenario:
+    """The scenario of `config`'s use case: its sources `customers` and `transactions` name the columns."""
+    horizon_days = config.use_case.label.horizon.whole_days
+    if horizon_days is None:
+        # The simulation steps in days: its true probabilities exist for whole-day horizons only.
+        raise ConfigError(
+            f"use_case.label.horizon: the churn generator simulates whole days, not {config.use_case.label.horizon}"
+        )
+    customers, transactions = config.use_case.sources["customers"], config.use_case.sources["transactions"]
+    assert config.generate is not None
+    return ChurnScenario(
+        seed=seed,
+        entities=entities,
+        start_date=start,
+        end_date=end,
+        block_size=config.generate.block_size,
+        horizon_days=horizon_days,
+        key=config.use_case.entity.key,
+        signup_ts=customers.timestamp,
+        signup_date=customers.partition,
+        event_ts=transactions.timestamp,
+        event_date=transactions.partition,
+    )
+
+
+GENERATOR = Generator(outputs=("customers", "transactions", "truth"), scenario=scenario_for, generate=generate)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from nightjar.generators.churn import SCHEMAS, ChurnScenario, simulate_block
 from tests.conftest import run_in_process
 from tests.features.conftest import with_features
 
-SCENARIO = ChurnScenario(seed=5, customers=120, start_date=date(2026, 1, 1), end_date=date(2026, 2, 28),
+SCENARIO = ChurnScenario(seed=5, entities=120, start_date=date(2026, 1, 1), end_date=date(2026, 2, 28),
                          block_size=60, horizon_days=30)
 DATES = [date(2026, 2, 10), date(2026, 2, 28)]
 PRIMITIVES = {  # featuretools name -> Nightjar function, for the parity check

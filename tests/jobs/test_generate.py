@@ -15,7 +15,7 @@ from nightjar.generators.churn import ChurnScenario, generate
 from nightjar.submit import available_jobs
 from tests.conftest import run_in_process, run_launcher
 
-SMALL = ["--customers", "300", "--days", "20", "--date", "2026-03-31"]
+SMALL = ["--entities", "300", "--days", "20", "--date", "2026-03-31"]
 
 
 def _run(lake: Path, metastore: Path, *argv: str) -> int:
@@ -24,7 +24,7 @@ def _run(lake: Path, metastore: Path, *argv: str) -> int:
 
 def _scenario(config: Config, **changes: object) -> ChurnScenario:
     settings = {
-        "seed": config.generate.seed, "customers": 300, "start_date": date(2026, 3, 12),
+        "seed": config.generate.seed, "entities": 300, "start_date": date(2026, 3, 12),
         "end_date": date(2026, 3, 31), "block_size": config.generate.block_size,
         "horizon_days": config.use_case.label.horizon.whole_days,
     }
@@ -56,7 +56,7 @@ def test_a_rerun_skips_and_force_rewrites_the_same_rows(
 
 
 def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path, metastore_dir: Path) -> None:
-    assert _run(lake, metastore_dir, "--customers", "100", "--start", "2026-02-01", "--end", "2026-02-10") == 0
+    assert _run(lake, metastore_dir, "--entities", "100", "--start", "2026-02-01", "--end", "2026-02-10") == 0
     dates = tables.read(spark, config, "transactions").selectExpr("min(event_date)", "max(event_date)").first()
     assert tuple(dates) == (date(2026, 2, 1), date(2026, 2, 10))
 
@@ -64,12 +64,15 @@ def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--customers", "0"], "--customers must be at least 1"),
+        (["--entities", "0"], "--entities must be at least 1"),
         (["--seed", "-1"], "--seed must not be negative"),
         (["--start", "2026-01-01", "--end", "2026-01-05", "--days", "3"], "--days goes with --date"),
         (["--date", "2026-02-30"], "not a calendar date"),
-        (["--customers", "ten"], "invalid int value"),
+        (["--entities", "ten"], "invalid int value"),
         (["--set", "use_case.label.horizon=36h"], "use_case.label.horizon: the churn generator simulates whole days"),
+        (["--set", "generate=null"], "use case 'churn' has no demo generator (no generate section in its file)"),
+        (["--use-case", "maintenance", "--set", "use_case.label.horizon=90m"],
+         "the maintenance generator simulates whole hours, not 90m"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(

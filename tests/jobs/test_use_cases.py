@@ -1,18 +1,17 @@
 """Two use cases side by side in one lake: running one never changes the other's tables.
 
-The second use case, `other`, is churn's file under another name (a new use case is a file),
-with its own seed, in a configuration folder of the test's own (`NIGHTJAR_CONF_DIR`).
+Maintenance runs its whole nightly path (generate, features, train, score) on small data beside a
+trained churn lake: its end-to-end test as well.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
 from deltalake import DeltaTable as DeltaReader
 from pyspark.sql import SparkSession
 
@@ -22,22 +21,10 @@ from jobs import score as score_job
 from jobs import train as train_job
 from nightjar import tables
 from nightjar.config import Config
-from nightjar.config_loader import PROJECT_ROOT, load_config
+from nightjar.config_loader import load_config
+from nightjar.demo import demo_dates
 from tests.conftest import run_in_process
-from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
-
-
-@pytest.fixture
-def other_use_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The project's configuration plus `conf/use_cases/other.yaml`, sized for tests like churn."""
-    directory = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf", directory)
-    shutil.copy(directory / "use_cases" / "churn.yaml", directory / "use_cases" / "other.yaml")
-    test = yaml.safe_load((directory / "test.yaml").read_text())
-    sizes = test["use_cases"]["churn"]
-    test["use_cases"]["other"] = {**sizes, "generate": {**sizes["generate"], "seed": 8}}
-    (directory / "test.yaml").write_text(yaml.safe_dump(test))
-    monkeypatch.setenv("NIGHTJAR_CONF_DIR", str(directory))
+from tests.jobs.conftest import FEATURES_END
 
 
 def _config(lake: Path, metastore: Path, use_case: str) -> Config:
@@ -62,36 +49,43 @@ def _state(config: Config) -> dict[str, Any]:
 
 
 def test_two_use_cases_in_one_lake_leave_each_other_untouched(
-    spark: SparkSession, trained_lake: Path, tmp_path: Path, metastore_dir: Path, other_use_case: None,
+    spark: SparkSession, trained_lake: Path, tmp_path: Path, metastore_dir: Path,
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(trained_lake, lake)  # churn: generated, features, a champion
-    churn, other = _config(lake, metastore_dir, "churn"), _config(lake, metastore_dir, "other")
+    churn, maintenance = _config(lake, metastore_dir, "churn"), _config(lake, metastore_dir, "maintenance")
     churn_before = _state(churn)
     assert {"customers", "transactions", "truth", "features", "training_set", "registry", "runs"} <= set(churn_before)
-    assert not Path(tables.use_case_root(other)).exists()
+    assert not Path(tables.use_case_root(maintenance)).exists()
 
-    mine = ("--use-case", "other")
+    first, logical = (day.isoformat() for day in demo_dates(maintenance))
+    mine = ("--use-case", "maintenance")
     for job, argv in [
         (generate_job, ()),
-        (features_job, ("--start", FEATURES_START, "--end", FEATURES_END)),
-        (train_job, ("--date", TRAIN_DATE)),
-        (score_job, ("--date", FEATURES_END)),
+        (features_job, ("--start", first, "--end", logical)),
+        (train_job, ("--date", logical)),
+        (score_job, ("--date", logical)),
     ]:
         assert run_in_process(job, lake, metastore_dir, *mine, *argv) == 0, job.JOB
-        assert _state(churn) == churn_before, f"{job.JOB} --use-case other changed churn's lake"
+        assert _state(churn) == churn_before, f"{job.JOB} --use-case maintenance changed churn's lake"
 
-    other_after = _state(other)
-    assert {"customers", "transactions", "truth", "features", "training_set", "registry", "runs", "scores"} <= \
-        set(other_after)
-    assert Path(tables.model_path(other, "other", 1), "model.txt").is_file()
-    assert Path(tables.gx_root(other)).is_dir()
-    # Another seed: other's data are its own, not a copy of churn's.
-    assert other_after["transactions"][1] != churn_before["transactions"][1]
-    by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(other, 'scores')}").first().n
-    assert by_name == tables.read(spark, other, "scores").count() > 0
+    after = _state(maintenance)
+    sources = {"machines", "telemetry", "errors", "maintenance", "failures", "truth"}
+    assert sources | {"features", "training_set", "registry", "runs", "scores"} <= set(after)
+    assert Path(tables.model_path(maintenance, "maintenance", 1), "model.txt").is_file()
+    assert Path(tables.gx_root(maintenance)).is_dir()
+    scores = tables.read(spark, maintenance, "scores").where(f"ds = '{logical}'")
+    machines = tables.read(spark, maintenance, "machines").where(f"install_ts < date_add('{logical}', 1)")
+    assert scores.count() == machines.count() > 0  # one score per machine in service
+    assert scores.where("score < 0 OR score > 1 OR score IS NULL").count() == 0
+    metadata = json.loads(tables.read_model_file(maintenance, "maintenance", 1, "metadata.json"))
+    # Hour windows and the 48-hour label made it through: the model saw them and beat chance.
+    assert "telemetry_voltage_mean_3h" in metadata["features"]
+    assert metadata["holdout"]["metrics"]["auc"] > 0.55
+    by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(maintenance, 'scores')}").first().n
+    assert by_name == scores.count()
 
-    # And the other way round: churn scoring leaves other's lake as it was.
+    # And the other way round: churn scoring leaves maintenance's lake as it was.
     assert run_in_process(score_job, lake, metastore_dir, "--date", FEATURES_END) == 0
-    assert _state(other) == other_after
-    assert sorted(p.name for p in lake.iterdir()) == ["churn", "other"]
+    assert _state(maintenance) == after
+    assert sorted(p.name for p in lake.iterdir()) == ["churn", "maintenance"]

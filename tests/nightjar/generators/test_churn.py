@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from nightjar.generators.churn import SCHEMAS, ChurnScenario, generate, simulate_block
 
 SCENARIO = ChurnScenario(
-    seed=3, customers=900, start_date=date(2026, 1, 1), end_date=date(2026, 4, 30), block_size=300, horizon_days=30,
+    seed=3, entities=900, start_date=date(2026, 1, 1), end_date=date(2026, 4, 30), block_size=300, horizon_days=30,
 )
 
 
@@ -42,13 +42,13 @@ def test_another_seed_gives_other_rows() -> None:
 
 def test_a_block_does_not_depend_on_the_population_size() -> None:
     # Adding customers appends blocks; the customers already there keep their histories.
-    bigger = replace(SCENARIO, customers=1500)
+    bigger = replace(SCENARIO, entities=1500)
     pd.testing.assert_frame_equal(_block(SCENARIO, 2, "transactions"), _block(bigger, 2, "transactions"))
 
 
 def test_customers_are_unique_and_signed_up_by_the_end(simulated: dict[str, pd.DataFrame]) -> None:
     customers = simulated["customers"]
-    assert customers["customer_id"].is_unique and len(customers) == SCENARIO.customers
+    assert customers["customer_id"].is_unique and len(customers) == SCENARIO.entities
     assert (customers["signup_date"] <= SCENARIO.end_date).all()
     signed_in_window = customers["signup_date"] >= SCENARIO.start_date
     assert 0.2 < signed_in_window.mean() < 0.4  # new customers keep arriving
@@ -119,6 +119,6 @@ def test_spark_frames_match_the_simulation_and_schema(spark: SparkSession, simul
 
 
 def test_configured_column_names_are_used(spark: SparkSession) -> None:
-    renamed = replace(SCENARIO, customers=50, key="account_id", event_ts="event_time", event_date="day")
+    renamed = replace(SCENARIO, entities=50, key="account_id", event_ts="event_time", event_date="day")
     columns = generate(spark, renamed, "transactions").columns
     assert {"account_id", "event_time", "day"} <= set(columns)
