@@ -58,14 +58,14 @@ SENSORS = ("voltage", "rotation", "pressure", "vibration")
 LIFE_DAYS = np.array([75.0, 110.0, 140.0, 55.0])
 # ...and how much faster each machine model wears (model4 is the oldest design).
 MODEL_WEAR = np.array([1.0, 0.9, 1.1, 1.3])
-WEAR_SPREAD = 0.3                      # log-normal machine-and-component wear factor
+WEAR_SPREAD = 0.08                     # log-normal machine-and-component wear factor
 PLANNED_INTERVAL = (0.9, 2.0)          # planned replacement after this share of LIFE_DAYS
 RANDOM_HAZARD = 2.0e-5                 # per component-hour, whatever the wear
-BASE_HAZARD = 3.0e-8                   # per component-hour, the wear-out part at no wear...
-WEAR_SENSITIVITY = 12.0                # ...growing as exp(WEAR_SENSITIVITY * d)
+BASE_HAZARD = 6.0e-7                   # per component-hour, the wear-out part at no wear...
+WEAR_SENSITIVITY = 8.0                 # ...growing as exp(WEAR_SENSITIVITY * d)
 MAX_HAZARD = 0.5
 AGE_FRAILTY = 0.04                     # per year of machine age, on the log hazard
-FRAILTY_SPREAD = 0.35
+FRAILTY_SPREAD = 0.1
 MAX_AGE_YEARS = 15
 NEW_MACHINE_SHARE = 0.04               # installed during the simulated window
 
@@ -73,9 +73,9 @@ NEW_MACHINE_SHARE = 0.04               # installed during the simulated window
 # degradation, and the reading noise.
 SENSOR_BASE = np.array([170.0, 450.0, 100.0, 40.0])
 SENSOR_MODEL_OFFSET = np.array([[0.0, 0.0, 0.0, 0.0], [4.0, -15.0, 2.0, 1.0], [-3.0, 10.0, -2.0, 2.0], [6.0, -25.0, 4.0, 3.0]])
-SENSOR_MACHINE_SPREAD = np.array([4.0, 15.0, 3.0, 1.5])
-SENSOR_WEAR_SHIFT = np.array([9.0, -45.0, 7.0, 4.5])
-SENSOR_NOISE = np.array([14.0, 45.0, 9.0, 4.0])
+SENSOR_MACHINE_SPREAD = np.array([2.0, 4.0, 1.5, 0.8])
+SENSOR_WEAR_SHIFT = np.array([40.0, -100.0, 30.0, 20.0])
+SENSOR_NOISE = np.array([14.0, 22.5, 9.0, 4.0])
 DROPOUT_RATE = 0.003
 
 ERROR_BASE = np.array([4e-4, 4e-4, 4e-4, 4e-4, 1.5e-3])   # per hour
@@ -267,8 +267,8 @@ def simulate_block(scenario: MaintenanceScenario, block: int, output: Output) ->
         elif output in ("failures", "maintenance") and failed.any():
             machine, component = np.nonzero(failed)
             if output == "failures":
-                minute = stamp_rng.integers(0, 3600, len(machine))
-                day_frames.append(_failures_frame(scenario, fleet.ids[machine], component, hour + minute / 3600.0))
+                second = stamp_rng.integers(0, 3600, len(machine))
+                day_frames.append(_failures_frame(scenario, fleet.ids[machine], component, hour + second / 3600.0))
             elif hour + 1 < hours:
                 # The replacement of a failed component, at the start of the next hour (when
                 # that is still within the window).

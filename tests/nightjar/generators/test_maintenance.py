@@ -99,7 +99,7 @@ def test_truth_is_calibrated_and_informative(simulated: dict[str, pd.DataFrame])
     by_decile = labelled.groupby(deciles).agg(predicted=("failure_probability", "mean"), observed=("failed", "mean"))
     top = by_decile.iloc[-1]
     assert top["observed"] == pytest.approx(top["predicted"], rel=0.15)
-    assert roc_auc_score(labelled["failed"], labelled["failure_probability"]) > 0.8
+    assert roc_auc_score(labelled["failed"], labelled["failure_probability"]) > 0.75
     # No threshold rule: failures also happen to machines the truth calls fairly safe.
     assert labelled.loc[labelled["failure_probability"] < 0.05, "failed"].sum() > 0
 
