@@ -8,11 +8,14 @@ partitioned by `ds`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from nightjar.config import Config
 from nightjar.errors import ConfigError
@@ -34,6 +37,43 @@ class Scenario(Protocol):
     def blocks(self) -> int: ...
 
     def parameters(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A population simulated in fixed blocks of entities, each with its own random streams seeded
+    by (seed, block), so the data depend on the scenario only, never on how Spark schedules them."""
+
+    seed: int
+    entities: int
+    start_date: date
+    end_date: date
+    block_size: int
+
+    @property
+    def days(self) -> int:
+        return (self.end_date - self.start_date).days + 1
+
+    @property
+    def blocks(self) -> int:
+        return math.ceil(self.entities / self.block_size)
+
+
+def in_spark(
+    spark: SparkSession,
+    scenario: Blocks,
+    schema: T.StructType,
+    simulate_block: Callable[[int], Iterator[pd.DataFrame]],
+) -> DataFrame:
+    """The rows `simulate_block(block)` yields for every block, as a DataFrame: one Spark task per block."""
+
+    def simulate_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for block in batch["id"].tolist():
+                yield from simulate_block(int(block))
+
+    blocks = spark.range(0, scenario.blocks, 1, numPartitions=scenario.blocks)
+    return blocks.mapInPandas(simulate_partition, schema)
 
 
 @dataclass(frozen=True)

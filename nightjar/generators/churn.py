@@ -37,7 +37,7 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config
 from nightjar.errors import ConfigError
-from nightjar.generators import Generator
+from nightjar.generators import Blocks, Generator, in_spark
 
 Output = Literal["customers", "transactions", "truth"]
 
@@ -84,28 +84,15 @@ TRANSACTION_ID_STRIDE = 10**10
 
 
 @dataclass(frozen=True)
-class ChurnScenario:
+class ChurnScenario(Blocks):
     """What determines the generated data, and the column names the use case gives them."""
 
-    seed: int
-    entities: int
-    start_date: date
-    end_date: date
-    block_size: int
     horizon_days: int
     key: str = "customer_id"
     signup_ts: str = "signup_ts"
     signup_date: str = "signup_date"
     event_ts: str = "ts"
     event_date: str = "event_date"
-
-    @property
-    def days(self) -> int:
-        return (self.end_date - self.start_date).days + 1
-
-    @property
-    def blocks(self) -> int:
-        return math.ceil(self.entities / self.block_size)
 
     def parameters(self) -> dict[str, object]:
         """The values that determine the data, recorded with the tables they produce."""
@@ -165,15 +152,8 @@ SCHEMAS = {"customers": customers_schema, "transactions": transactions_schema, "
 
 def generate(spark: SparkSession, scenario: ChurnScenario, output: Output) -> DataFrame:
     """One generated table as a DataFrame: each Spark task simulates whole blocks of customers."""
-    schema = SCHEMAS[output](scenario)
-
-    def simulate_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for block in batch["id"].tolist():
-                yield from simulate_block(scenario, int(block), output)
-
-    blocks = spark.range(0, scenario.blocks, 1, numPartitions=scenario.blocks)
-    return blocks.mapInPandas(simulate_partition, schema)
+    return in_spark(spark, scenario, SCHEMAS[output](scenario),
+                    lambda block: simulate_block(scenario, block, output))
 
 
 def simulate_block(scenario: ChurnScenario, block: int, output: Output) -> Iterator[pd.DataFrame]:

@@ -31,7 +31,6 @@ the data depend on the scenario only and each table can be produced without the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterator, Literal
@@ -43,7 +42,7 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config
 from nightjar.errors import ConfigError
-from nightjar.generators import Generator
+from nightjar.generators import Blocks, Generator, in_spark
 
 Output = Literal["machines", "telemetry", "errors", "maintenance", "failures", "truth"]
 OUTPUTS: tuple[Output, ...] = ("machines", "telemetry", "errors", "maintenance", "failures", "truth")
@@ -86,18 +85,13 @@ HOUR_MICROS = 3_600_000_000
 
 
 @dataclass(frozen=True)
-class MaintenanceScenario:
+class MaintenanceScenario(Blocks):
     """What determines the generated data, and the column names the use case gives them.
 
     `columns[output]` is (timestamp column, partition column) of each table; `truth` is
     partitioned by `ds`.
     """
 
-    seed: int
-    entities: int
-    start_date: date
-    end_date: date
-    block_size: int
     horizon_hours: int
     key: str = "machine_id"
     columns: tuple[tuple[str, str, str], ...] = (
@@ -107,14 +101,6 @@ class MaintenanceScenario:
         ("maintenance", "ts", "maintenance_date"),
         ("failures", "ts", "failure_date"),
     )
-
-    @property
-    def days(self) -> int:
-        return (self.end_date - self.start_date).days + 1
-
-    @property
-    def blocks(self) -> int:
-        return math.ceil(self.entities / self.block_size)
 
     def timestamp(self, output: str) -> str:
         return {name: ts for name, ts, _ in self.columns}[output]
@@ -177,15 +163,8 @@ def schema(s: MaintenanceScenario, output: Output) -> T.StructType:
 
 def generate(spark: SparkSession, scenario: MaintenanceScenario, output: Output) -> DataFrame:
     """One generated table as a DataFrame: each Spark task simulates whole blocks of machines."""
-    table_schema = schema(scenario, output)
-
-    def simulate_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for block in batch["id"].tolist():
-                yield from simulate_block(scenario, int(block), output)
-
-    blocks = spark.range(0, scenario.blocks, 1, numPartitions=scenario.blocks)
-    return blocks.mapInPandas(simulate_partition, table_schema)
+    return in_spark(spark, scenario, schema(scenario, output),
+                    lambda block: simulate_block(scenario, block, output))
 
 
 @dataclass
