@@ -70,6 +70,15 @@ def test_every_trial_is_evaluated_on_every_fold(client: Client) -> None:
     assert all(len(t.fold_scores) == len(FOLDS) for t in result.trials)
     assert not result.stopped_by_time and result.cancelled == []
     assert result.best.score == max(t.score for t in result.trials) and result.best.score > 0.7
+    # The best trial's out-of-fold predictions: each fold's validation rows once, as its own fits predict them.
+    frame = _frame()
+    out_of_fold = search.out_of_fold(frame, FOLDS, result.predictions)
+    assert out_of_fold[DATE].tolist() == frame[frame[DATE] >= DAYS[2]][DATE].tolist()
+    params = {**search.base_params(training, "classification", 1, training.seed), **result.best.params}
+    for fold, predictions in zip(FOLDS, result.predictions):
+        fit = search.fit_fold(frame, ["x", "noise"], fold, params, training.max_rounds, training.early_stopping_rounds)
+        assert fit.rounds == result.best.fold_rounds[fold.index]
+        np.testing.assert_array_equal(predictions, fit.predictions)
 
 
 def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
