@@ -20,7 +20,7 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from distributed import Client, Future, wait
+from distributed import Client, Future, Worker, wait
 
 from models.config import SearchDimension, TrainingConfig
 from models.folds import Fold
@@ -71,7 +71,7 @@ class Trial:
 
 @dataclass(frozen=True)
 class FoldFit:
-    """A fold's fit: its best validation score, the iteration reaching it, and its validation rows' predictions there."""
+    """A fold's fit: its best validation score, the iteration reaching it, its validation rows' predictions there."""
 
     score: float
     rounds: int
@@ -165,9 +165,15 @@ def _valid_rows(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     return frame[frame[DATE].isin(fold.valid)]
 
 
-def _headline(fit: FoldFit) -> tuple[float, int]:
-    # Run where the fit is: only the score and rounds travel, never every trial's predictions.
-    return fit.score, fit.rounds
+def _headlines(keys: list[str], dask_worker: Worker) -> dict[str, tuple[float, int]]:
+    """The score and rounds of the fits among `keys` that this worker holds.
+
+    Run by `Client.run`, on the worker and outside its task threads, which may all be busy with
+    fits that outlive the time budget (a cancelled fit still runs to its end): only scores and
+    rounds leave the workers, never every trial's predictions.
+    """
+    held = dask_worker.data
+    return {key: (held[key].score, held[key].rounds) for key in keys if key in held}
 
 
 def out_of_fold(frame: pd.DataFrame, folds: tuple[Fold, ...], predictions: tuple[np.ndarray, ...]) -> pd.DataFrame:
@@ -226,8 +232,11 @@ def run_search(
             index, fold_index = futures[future]
             error = future.exception()
             raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
-    headlines = client.gather([client.submit(_headline, future, pure=False) for future in done])
-    results = {futures[future]: headline for future, headline in zip(done, headlines)}
+    held: dict[str, tuple[float, int]] = {}
+    for headlines in client.run(_headlines, [future.key for future in done]).values():
+        held.update(headlines)
+    # A fit whose worker died after it finished is not held anywhere: its trial did not finish.
+    results = {futures[future]: held[future.key] for future in done if future.key in held}
     client.cancel([data])
     trials = []
     for index, params in enumerate(drawn):
@@ -247,10 +256,10 @@ def run_search(
     # Ties go to the earlier trial, so the choice does not depend on completion order.
     best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
     of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
-    fits = client.gather([of_best[fold.index] for fold in folds])
+    best_fits = client.gather([of_best[fold.index] for fold in folds])
     cancelled = sorted({futures[f][0] for f in pending})
     return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled,
-                        tuple(fit.predictions for fit in fits))
+                        tuple(fit.predictions for fit in best_fits))
 
 
 def _first_line(error: BaseException | None) -> str:

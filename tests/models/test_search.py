@@ -90,6 +90,19 @@ def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
     assert result.stopped_by_time and result.cancelled == [1, 2]
     assert [t.complete for t in result.trials] == [True, False, False]
     assert result.best.index == 0 and result.best.rounds >= 1
+    # Trial 0's results were in hand when the budget ran out, although every worker thread was
+    # then busy with a slow fit that cannot be stopped.
+    assert result.seconds < SLOW_S and len(result.predictions) == len(FOLDS)
+
+
+def test_a_failing_fit_fails_the_search_with_its_own_error(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: Any) -> search.FoldFit:
+        raise ValueError("bad parameter: num_leaves")
+
+    monkeypatch.setattr(search, "fit_fold", failing)
+    with pytest.raises(search.TrainingFailed, match=r"^trial 0 fold 0 failed: ValueError: bad parameter: num_leaves$"):
+        search.run_search(client, _frame(), ["x", "noise"], FOLDS, _training(trials=1, budget_s=60),
+                          "classification", 1)
 
 
 def test_no_trial_within_the_budget_is_a_one_line_failure(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
