@@ -209,7 +209,8 @@ def alert_report(
     the same way on the folds' rows where it is known; where it is known on no fold row, on the
     holdout rows (which flatters it a little: it is the best achievable anyway).
     """
-    alert, label, training, key = config.scoring.alert, config.use_case.label, config.training, config.use_case.entity.key
+    alert, label, training = config.scoring.alert, config.use_case.label, config.training
+    key = config.use_case.entity.key
     source = config.use_case.sources[label.source]
     # "No event in the horizon" labels have no event instant to be early for.
     happened = None
@@ -245,9 +246,9 @@ def alert_lines(alert: dict[str, Any], entity: str) -> list[str]:
     low, high = alert["pr_auc_95"]
     lines = [
         f"alert at score >= {alert['threshold']:.4f} ({chosen}): holdout precision {_rate(alert['precision'])}, "
-        f"recall {_rate(alert['recall'])}{_early(alert, alert['lead_time'])}, {alert['false_alarms_per_entity_30d']:.3f} false alarms "
-        f"per {entity} per 30 days; accuracy {alert['accuracy']:.4f} (never alerting: "
-        f"{alert['always_negative_accuracy']:.4f})",
+        f"recall {_rate(alert['recall'])}{_early(alert, alert['lead_time'])}, "
+        f"{alert['false_alarms_per_entity_30d']:.3f} false alarms per {entity} per 30 days; "
+        f"accuracy {alert['accuracy']:.4f} (never alerting: {alert['always_negative_accuracy']:.4f})",
         f"PR-AUC {alert['pr_auc']:.4f} (95% {low:.4f}-{high:.4f})",
     ]
     reference = alert.get("reference")
@@ -256,8 +257,8 @@ def alert_lines(alert: dict[str, Any], entity: str) -> list[str]:
         lines[-1] += (
             f"; best achievable ({reference['table']}): PR-AUC {reference['pr_auc']:.4f} (95% {low:.4f}-{high:.4f}), "
             f"at score >= {reference['threshold']:.4f} precision {_rate(reference['precision'])}, recall "
-            f"{_rate(reference['recall'])}{_early(reference, alert['lead_time'])}, {reference['false_alarms_per_entity_30d']:.3f} "
-            f"false alarms per {entity} per 30 days"
+            f"{_rate(reference['recall'])}{_early(reference, alert['lead_time'])}, "
+            f"{reference['false_alarms_per_entity_30d']:.3f} false alarms per {entity} per 30 days"
         )
     return lines
 

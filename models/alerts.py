@@ -174,7 +174,8 @@ def early_alerts(
     happened = pd.DataFrame({key: events[key].to_numpy(), "_event": np.arange(len(events)),
                              "_time": events[EVENT_TIME].to_numpy(dtype=np.int64)})
     pairs = happened.merge(scored, on=key)
-    in_time = (pairs["_time"] - horizon.micros < pairs["_cutoff"]) & (pairs["_cutoff"] <= pairs["_time"] - lead_time.micros)
+    cutoff, instant = pairs["_cutoff"], pairs["_time"]
+    in_time = (instant - horizon.micros < cutoff) & (cutoff <= instant - lead_time.micros)
     chances = pairs[in_time]
     counted = int(chances["_event"].nunique())
     alerted = int(chances.loc[chances["_alert"], "_event"].nunique())

@@ -90,7 +90,9 @@ def labels(
     return joined.select(key, DATE, value.alias(LABEL))
 
 
-def _label_source(events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date]) -> DataFrame:
+def _label_source(
+    events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date],
+) -> DataFrame:
     """The events of the label's source that its `where` keeps, on the days the label windows of `dates` touch."""
     last_day = dates[-1] + timedelta(days=label.horizon.days_spanned)
     selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), last_day)

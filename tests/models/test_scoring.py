@@ -125,6 +125,7 @@ def test_an_alert_threshold_adds_an_alert_flag_at_or_above_it(spark: SparkSessio
     threshold = float(plain["score"].sort_values().iloc[150])  # a score itself: equal to it alerts
     flagged = scoring.with_lineage(scoring.score(frame, text, NAMES, "customer_id", alert_threshold=threshold),
                                    "m", 1, "run-1")
-    assert flagged.columns == ["customer_id", "ds", "score", "alert", "model_name", "model_version", "reasons", "run_id"]
+    assert flagged.columns == [
+        "customer_id", "ds", "score", "alert", "model_name", "model_version", "reasons", "run_id"]
     rows = flagged.toPandas()
     assert rows["alert"].tolist() == (rows["score"] >= threshold).tolist() and rows["alert"].sum() == 50
