@@ -221,45 +221,48 @@ def run_search(
             )
             futures[future] = (index, fold.index)
     try:
-        wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
-    except TimeoutError:
-        pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
-    done = [future for future in futures if future.status in ("finished", "error")]
-    pending = [future for future in futures if future.status not in ("finished", "error")]
-    client.cancel(pending)
-    for future in done:
-        if future.status == "error":
-            index, fold_index = futures[future]
-            error = future.exception()
-            raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
-    held: dict[str, tuple[float, int]] = {}
-    for headlines in client.run(_headlines, [future.key for future in done]).values():
-        held.update(headlines)
-    # A fit whose worker died after it finished is not held anywhere: its trial did not finish.
-    results = {futures[future]: held[future.key] for future in done if future.key in held}
-    client.cancel([data])
-    trials = []
-    for index, params in enumerate(drawn):
-        fold_results = [results.get((index, fold.index)) for fold in folds]
-        complete = all(result is not None for result in fold_results)
-        trials.append(Trial(
-            index, params,
-            tuple(r[0] for r in fold_results if r is not None),
-            tuple(r[1] for r in fold_results if r is not None),
-            complete,
-        ))
-    finished = [trial for trial in trials if trial.complete]
-    if not finished:
-        raise TrainingFailed(
-            f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
-        )
-    # Ties go to the earlier trial, so the choice does not depend on completion order.
-    best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
-    of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
-    best_fits = client.gather([of_best[fold.index] for fold in folds])
-    cancelled = sorted({futures[f][0] for f in pending})
-    return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled,
-                        tuple(fit.predictions for fit in best_fits))
+        try:
+            wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
+        except TimeoutError:
+            pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
+        done = [future for future in futures if future.status in ("finished", "error")]
+        pending = [future for future in futures if future.status not in ("finished", "error")]
+        client.cancel(pending)
+        for future in done:
+            if future.status == "error":
+                index, fold_index = futures[future]
+                error = future.exception()
+                raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
+        held: dict[str, tuple[float, int]] = {}
+        for headlines in client.run(_headlines, [future.key for future in done]).values():
+            held.update(headlines)
+        # A fit whose worker died after it finished is not held anywhere: its trial did not finish.
+        results = {futures[future]: held[future.key] for future in done if future.key in held}
+        trials = []
+        for index, params in enumerate(drawn):
+            fold_results = [results.get((index, fold.index)) for fold in folds]
+            complete = all(result is not None for result in fold_results)
+            trials.append(Trial(
+                index, params,
+                tuple(r[0] for r in fold_results if r is not None),
+                tuple(r[1] for r in fold_results if r is not None),
+                complete,
+            ))
+        finished = [trial for trial in trials if trial.complete]
+        if not finished:
+            raise TrainingFailed(
+                f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
+            )
+        # Ties go to the earlier trial, so the choice does not depend on completion order.
+        best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
+        of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
+        best_fits = client.gather([of_best[fold.index] for fold in folds])
+        cancelled = sorted({futures[f][0] for f in pending})
+        return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled,
+                            tuple(fit.predictions for fit in best_fits))
+    finally:
+        # Last: cancelling the data forgets every fit that read it, the best one's predictions too.
+        client.cancel([data])
 
 
 def _first_line(error: BaseException | None) -> str:
