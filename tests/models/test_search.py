@@ -81,6 +81,17 @@ def test_every_trial_is_evaluated_on_every_fold(client: Client) -> None:
         np.testing.assert_array_equal(predictions, fit.predictions)
 
 
+# Before the tests of the budget, whose slow fits keep the threads busy after they end.
+def test_a_failing_fit_fails_the_search_with_its_own_error(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: Any) -> search.FoldFit:
+        raise ValueError("bad parameter: num_leaves")
+
+    monkeypatch.setattr(search, "fit_fold", failing)
+    with pytest.raises(search.TrainingFailed, match=r"^trial 0 fold 0 failed: ValueError: bad parameter: num_leaves$"):
+        search.run_search(client, _frame(), ["x", "noise"], FOLDS, _training(trials=1, budget_s=60),
+                          "classification", 1)
+
+
 def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
     client: Client, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -93,16 +104,6 @@ def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
     # Trial 0's results were in hand when the budget ran out, although every worker thread was
     # then busy with a slow fit that cannot be stopped.
     assert result.seconds < SLOW_S and len(result.predictions) == len(FOLDS)
-
-
-def test_a_failing_fit_fails_the_search_with_its_own_error(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(*args: Any) -> search.FoldFit:
-        raise ValueError("bad parameter: num_leaves")
-
-    monkeypatch.setattr(search, "fit_fold", failing)
-    with pytest.raises(search.TrainingFailed, match=r"^trial 0 fold 0 failed: ValueError: bad parameter: num_leaves$"):
-        search.run_search(client, _frame(), ["x", "noise"], FOLDS, _training(trials=1, budget_s=60),
-                          "classification", 1)
 
 
 def test_no_trial_within_the_budget_is_a_one_line_failure(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
