@@ -27,7 +27,8 @@ from features import store
 from features.engine import DATE
 from models import registry, scoring
 from nightjar import cli, tables
-from nightjar.errors import DataCheckError, MissingInputError, UsageError
+from nightjar.config import Config
+from nightjar.errors import ConfigError, DataCheckError, MissingInputError, UsageError
 from validation import gate
 
 JOB = "score"
@@ -43,6 +44,24 @@ def load_model(context: cli.JobContext) -> registry.RegisteredModel:
     if context.args.model_version is not None:
         return registry.load(config, config.model_name, context.args.model_version)
     return registry.load_champion(context.spark, config, config.model_name)
+
+
+def alert_threshold(config: Config, model: registry.RegisteredModel) -> float | None:
+    """The model's alert threshold when `scoring.alert` is set, else None.
+
+    Raises:
+        ConfigError: alerts are configured but the model was trained without them; scoring it
+            without the flag would silently change the table's columns.
+    """
+    if config.scoring.alert is None:
+        return None
+    chosen = model.metadata.get("holdout", {}).get("alert")
+    if not chosen:
+        raise ConfigError(
+            f"scoring.alert is set but model {model.name} version {model.version} was trained without an alert "
+            "threshold: retrain with scoring.alert set (train --date T --force), or unset scoring.alert"
+        )
+    return float(chosen["threshold"])
 
 
 def require_matching_features(context: cli.JobContext, model: registry.RegisteredModel, features: DataFrame) -> None:
@@ -105,6 +124,7 @@ def run(context: cli.JobContext) -> None:
         return
     model = load_model(context)
     record.model_version = str(model.version)
+    threshold = alert_threshold(context.config, model)
     with context.timed("read"):
         features = features_for(context, todo)
         require_matching_features(context, model, features)
@@ -112,13 +132,13 @@ def run(context: cli.JobContext) -> None:
         features = features.persist(StorageLevel.MEMORY_AND_DISK)
         features.count()
     try:
-        _check_score_and_write(context, model, features, todo)
+        _check_score_and_write(context, model, features, todo, threshold)
     finally:
         features.unpersist()
 
 
 def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredModel, features: DataFrame,
-                           todo: list[date]) -> None:
+                           todo: list[date], threshold: float | None) -> None:
     config, spark, record = context.config, context.spark, context.record
     reports = []
     if gate.has_suite(config, "features", config.tables.features):
@@ -129,7 +149,7 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
     scored = scoring.score(features, registry.model_text(model.booster), model.features,
                            config.use_case.entity.key, reasons=config.scoring.reasons,
-                           reasons_min_score=config.scoring.reasons_min_score)
+                           reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold)
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -151,14 +171,14 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
             )
         record.output_versions[config.tables.scores] = version
         record.row_counts[config.tables.scores] = sum(counts.values())
-        print_summary(context, rows, model, todo, version, reports)
+        print_summary(context, rows, model, todo, version, reports, threshold)
     finally:
         rows.unpersist()
 
 
 def print_summary(
     context: cli.JobContext, rows: DataFrame, model: registry.RegisteredModel, dates: list[date], version: int,
-    reports: list[str],
+    reports: list[str], threshold: float | None,
 ) -> None:
     """Rows scored, the score distribution and the top-scored entities of the last date, and where things are."""
     config = context.config
@@ -174,6 +194,14 @@ def print_summary(
     context.progress(
         f"scores on {dates[-1]}: mean {mean:.4f}; " + ", ".join(f"{n} {q:.4f}" for n, q in zip(labels, quantiles))
     )
+    if threshold is not None:
+        chosen = model.metadata["holdout"]["alert"]
+        alerted = last.where(F.col(scoring.ALERT)).count()
+        context.progress(
+            f"alerts on {dates[-1]}: {alerted:,} {config.use_case.entity.name}s (score >= {threshold:.4f}, chosen in "
+            f"training for precision >= {chosen['min_precision']:g}; holdout precision "
+            f"{_share(chosen['precision'])}, recall {_share(chosen['recall'])})"
+        )
     top = config.scoring.summary_top
     if top:
         context.progress(f"top {top} {config.use_case.entity.name}s on {dates[-1]}:")
@@ -186,6 +214,10 @@ def print_summary(
                      f"model {model.path} (metadata.json: holdout metrics, importance, SHAP summary)")
     for report in sorted(set(reports)):
         context.progress(f"validation reports (Data Docs): {report}")
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _value(value: float | None) -> str:

@@ -16,18 +16,24 @@ becomes champion only when it beats the current champion on that same holdout.
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import dask.dataframe as dd
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import store
 from features.definitions import expand, require_event_times
-from models import distributed, evaluate, folds, promotion, registry, search
-from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, labels, training_rows, with_reference
+from models import alerts, distributed, evaluate, folds, promotion, registry, search
+from models.training_set import (
+    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, training_rows, with_reference,
+)
 from nightjar import cli, tables
+from nightjar.config import Config
 from nightjar.dask_cluster import dask_client
 from nightjar.errors import ConfigError, MissingInputError, UsageError
 from validation import drift
@@ -109,7 +115,8 @@ def train(context: cli.JobContext) -> None:
                 spine, labelled, key, training.majority_sample_rate, list(plan.holdout), training.seed
             )
             if training.reference and tables.exists(spark, config, training.reference.table):
-                reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(list(plan.holdout)))
+                # Every date, not only the holdout's: the reference's alert threshold is chosen on the folds.
+                reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(dates))
                 snapshot = with_reference(snapshot, reference, key, training.reference.column)
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
@@ -129,6 +136,7 @@ def train(context: cli.JobContext) -> None:
         with context.timed("search"):
             result = search.run_search(client, fit_rows, names, plan.folds, training, task, threads)
         best = result.best
+        out_of_fold = search.out_of_fold(fit_rows, plan.folds, result.predictions)
         context.progress(
             f"search: {sum(t.complete for t in result.trials)}/{len(result.trials)} trials in {result.seconds:.1f}s; "
             f"best trial {best.index}: {result.metric} {best.score:.5f} over the folds at {best.rounds} rounds"
@@ -152,6 +160,8 @@ def train(context: cli.JobContext) -> None:
                 "rows": len(known),
                 "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
             }
+        if config.scoring.alert is not None:
+            report["alert"] = alert_report(config, booster, names, holdout, list(plan.holdout), out_of_fold, events)
 
     metadata = registry.model_metadata(
         config=config, task=task, features=names, feature_set=feature_set.fingerprint, params=params,
@@ -182,8 +192,87 @@ def train(context: cli.JobContext) -> None:
     if "reference" in report:
         reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
     context.progress(f"holdout {metric} {score:.4f}{reference_note} on {len(holdout):,} rows")
+    if "alert" in report:
+        for line in alert_lines(report["alert"], config.use_case.entity.name):
+            context.progress(line)
     context.progress(f"registered {name} version {registered.version} as {change.alias}: {change.reason}  "
                      f"[{registered.path}]")
+
+
+def alert_report(
+    config: Config, booster: lgb.Booster, names: list[str], holdout: pd.DataFrame, holdout_dates: list[date],
+    out_of_fold: pd.DataFrame, events: DataFrame,
+) -> dict[str, Any]:
+    """The alert threshold chosen on the folds' out-of-fold predictions, and what it does on the holdout.
+
+    The same figures for the reference (the true probabilities), at its own threshold chosen
+    the same way on the folds' rows where it is known; where it is known on no fold row, on the
+    holdout rows (which flatters it a little: it is the best achievable anyway).
+    """
+    alert, label, training = config.scoring.alert, config.use_case.label, config.training
+    key = config.use_case.entity.key
+    source = config.use_case.sources[label.source]
+    # "No event in the horizon" labels have no event instant to be early for.
+    happened = None
+    if label.kind == "any_event":
+        happened = label_events(events, source, label, key, holdout_dates).toPandas()
+    threshold = alerts.choose_threshold(out_of_fold[LABEL].to_numpy(), out_of_fold[search.PREDICTION].to_numpy(),
+                                        alert.min_precision, out_of_fold[WEIGHT].to_numpy())
+    scored = holdout.assign(**{search.PREDICTION: evaluate.predict(booster, holdout, names)})
+    result: dict[str, Any] = {
+        "min_precision": alert.min_precision, "lead_time": str(alert.lead_time),
+        **alerts.report(threshold, scored, key, LABEL, search.PREDICTION, happened, label.horizon, alert.lead_time,
+                        training.seed),
+    }
+    known = holdout[holdout[REFERENCE].notna()] if REFERENCE in holdout.columns else holdout.iloc[:0]
+    if len(known):
+        on_folds = out_of_fold[out_of_fold[REFERENCE].notna()] if REFERENCE in out_of_fold.columns else known.iloc[:0]
+        chosen_from = on_folds if len(on_folds) else known
+        reference_threshold = alerts.choose_threshold(chosen_from[LABEL].to_numpy(), chosen_from[REFERENCE].to_numpy(),
+                                                      alert.min_precision, chosen_from[WEIGHT].to_numpy())
+        result["reference"] = {
+            "table": training.reference.table if training.reference else None,
+            "threshold_dates": "folds" if len(on_folds) else "holdout",
+            **alerts.report(reference_threshold, known, key, LABEL, REFERENCE, happened, label.horizon,
+                            alert.lead_time, training.seed),
+        }
+    return result
+
+
+def alert_lines(alert: dict[str, Any], entity: str) -> list[str]:
+    """The alert report in two lines: the model's figures at its threshold, then the PR-AUCs and the reference's."""
+    chosen = (f"precision >= {alert['min_precision']:g} on the folds" if alert["rule"] == alerts.MIN_PRECISION
+              else f"best F1 on the folds: no threshold reached precision {alert['min_precision']:g}")
+    low, high = alert["pr_auc_95"]
+    lines = [
+        f"alert at score >= {alert['threshold']:.4f} ({chosen}): holdout precision {_rate(alert['precision'])}, "
+        f"recall {_rate(alert['recall'])}{_early(alert, alert['lead_time'])}, "
+        f"{alert['false_alarms_per_entity_30d']:.3f} false alarms per {entity} per 30 days; "
+        f"accuracy {alert['accuracy']:.4f} (never alerting: {alert['always_negative_accuracy']:.4f})",
+        f"PR-AUC {alert['pr_auc']:.4f} (95% {low:.4f}-{high:.4f})",
+    ]
+    reference = alert.get("reference")
+    if reference:
+        low, high = reference["pr_auc_95"]
+        lines[-1] += (
+            f"; best achievable ({reference['table']}): PR-AUC {reference['pr_auc']:.4f} (95% {low:.4f}-{high:.4f}), "
+            f"at score >= {reference['threshold']:.4f} precision {_rate(reference['precision'])}, recall "
+            f"{_rate(reference['recall'])}{_early(reference, alert['lead_time'])}, "
+            f"{reference['false_alarms_per_entity_30d']:.3f} false alarms per {entity} per 30 days"
+        )
+    return lines
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _early(figures: dict[str, Any], lead_time: str) -> str:
+    early = figures["early"]
+    if early is None:
+        return ""
+    share = "n/a" if early["share"] is None else f"{early['share']:.0%}"
+    return f", {share} of {early['events']:,} events alerted >= {lead_time} ahead"
 
 
 def _require_both_classes(task: str, fit_rows: pd.DataFrame, holdout: pd.DataFrame) -> None:

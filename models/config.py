@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from nightjar.durations import Duration
 from nightjar.strict import IDENTIFIER, Scalar, Strict
 
 
@@ -71,8 +72,20 @@ class TrainingConfig(Strict):
     reference: ReferenceConfig | None = None
 
 
+class AlertConfig(Strict):
+    """An `alert` flag on each score: at a threshold chosen in training for this precision.
+
+    `train` picks the threshold on the folds' out-of-fold predictions (see `models.alerts`) and
+    reports on the holdout how often alerts are right, how many events they catch `lead_time`
+    or more ahead, and how many false alarms an entity gets; `score` flags scores at or above it.
+    """
+
+    min_precision: float = Field(0.9, gt=0, le=1)
+    lead_time: Duration = Duration(24, "h")  # how early an alert must come to be acted on
+
+
 class ScoringConfig(Strict):
-    """How `score` runs: reason codes, and whether it computes features that are missing."""
+    """How `score` runs: reason codes, alerts, and whether it computes features that are missing."""
 
     reasons: int = Field(3, ge=0, le=50)  # top features by SHAP contribution per score; 0 for none
     # Reasons only for scores at least this (None: every row). TreeSHAP costs far more than a
@@ -80,3 +93,4 @@ class ScoringConfig(Strict):
     reasons_min_score: float | None = None
     compute_missing_features: bool = False  # else a date without features exits 4
     summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
+    alert: AlertConfig | None = None  # classification labels only; None: scores carry no `alert`

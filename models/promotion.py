@@ -43,7 +43,7 @@ class Registration:
 def training_fingerprint(config: Config, dates: list[date], input_versions: dict[str, int], feature_set: str,
                          code: str) -> str:
     """What a model is a function of; the same fingerprint twice means nothing new to learn."""
-    content = {
+    content: dict[str, Any] = {
         "dates": [d.isoformat() for d in dates],
         "inputs": input_versions,
         "feature_set": feature_set,
@@ -51,6 +51,10 @@ def training_fingerprint(config: Config, dates: list[date], input_versions: dict
         "training": config.training.model_dump(),
         "code": code,
     }
+    # The alert threshold is chosen in training: another min_precision is another model's metadata.
+    # Only when set, so the fingerprints of models without alerts stay as they were.
+    if config.scoring.alert is not None:
+        content["alert"] = config.scoring.alert.model_dump()
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

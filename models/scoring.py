@@ -20,8 +20,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from features.engine import DATE
+from models.alerts import alerted
 
 SCORE = "score"
+ALERT = "alert"
 REASONS = "reasons"
 _RAW_REASONS = "_reasons"
 REASON_TYPE = T.ArrayType(
@@ -94,6 +96,7 @@ def score(
     key: str,
     reasons: int = 3,
     reasons_min_score: float | None = None,
+    alert_threshold: float | None = None,
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -105,11 +108,13 @@ def score(
         reasons: how many reason codes to add (0 for none).
         reasons_min_score: add them only to rows scored at least this (None: every row); the
             other rows get null `reasons`, and no SHAP computation.
+        alert_threshold: the model's alert threshold; None: no `alert` column.
 
     Returns:
-        `key`, `ds`, `score` (the model's prediction: a probability for classifiers) and, when
-        `reasons` > 0, `reasons`: the features with the largest SHAP contributions
-        (LightGBM's `pred_contrib`) to the score, largest first, with their values.
+        `key`, `ds`, `score` (the model's prediction: a probability for classifiers), with an
+        alert threshold `alert` (score >= threshold), and, when `reasons` > 0, `reasons`: the
+        features with the largest SHAP contributions (LightGBM's `pred_contrib`) to the score,
+        largest first, with their values.
     """
     spark = features.sparkSession
     shipped = spark.sparkContext.broadcast(model_text)
@@ -117,6 +122,8 @@ def score(
     names = list(feature_names)
     key_type = features.schema[key].dataType
     fields = [T.StructField(key, key_type), T.StructField(DATE, T.DateType()), T.StructField(SCORE, T.DoubleType())]
+    if alert_threshold is not None:
+        fields.append(T.StructField(ALERT, T.BooleanType(), False))
     if reasons:
         fields.append(T.StructField(REASONS, REASON_TYPE))
 
@@ -127,6 +134,8 @@ def score(
             # One thread per task: Spark already runs one task per core (STACK.md).
             predictions = booster.predict(matrix, num_threads=1)
             columns = [batch.column(key), batch.column(DATE), pa.array(predictions, pa.float64())]
+            if alert_threshold is not None:
+                columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
             if reasons:
                 columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))

@@ -5,7 +5,8 @@ Dask task fitting plain LightGBM with one thread on that fold's dates, stopped e
 validation dates. Tasks of different trials run in parallel on the workers. A trial's score
 is the mean of its folds' best scores, and its number of rounds the mean of their best
 iterations: that is how many rounds the final distributed fit runs, since `lightgbm.dask`
-cannot stop early itself.
+cannot stop early itself. The best trial's predictions for each fold's validation dates (its
+out-of-fold predictions) are kept: they choose the alert threshold on dates the holdout never sees.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from distributed import Client, Future, wait
+from distributed import Client, Future, Worker, wait
 
 from models.config import SearchDimension, TrainingConfig
 from models.folds import Fold
@@ -27,6 +28,7 @@ from models.training_set import DATE, LABEL, WEIGHT
 from nightjar.errors import NightjarError
 
 Task = Literal["classification", "regression"]
+PREDICTION = "prediction"
 # The early-stopping metric, and whether larger is better.
 METRIC: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
 
@@ -67,9 +69,22 @@ class Trial:
         }
 
 
+@dataclass(frozen=True)
+class FoldFit:
+    """A fold's fit: its best validation score, the iteration reaching it, its validation rows' predictions there."""
+
+    score: float
+    rounds: int
+    predictions: np.ndarray
+
+
 @dataclass
 class SearchResult:
-    """Every trial, the best one, and how the search went."""
+    """Every trial, the best one, and how the search went.
+
+    `predictions` holds the best trial's predictions of each fold's validation rows, fold by
+    fold, in the order `out_of_fold` lists those rows.
+    """
 
     trials: list[Trial]
     best: Trial
@@ -77,6 +92,7 @@ class SearchResult:
     seconds: float
     stopped_by_time: bool = False
     cancelled: list[int] = field(default_factory=list)
+    predictions: tuple[np.ndarray, ...] = ()
 
 
 def base_params(training: TrainingConfig, task: Task, threads: int, seed: int) -> dict[str, Any]:
@@ -124,14 +140,15 @@ def fit_fold(
     params: dict[str, Any],
     max_rounds: int,
     early_stopping_rounds: int,
-) -> tuple[float, int]:
+) -> FoldFit:
     """Fit on the fold's training dates, stop early on its validation dates.
 
     Returns:
-        The best validation score and the iteration it was reached at.
+        The best validation score, the iteration it was reached at, and the predictions of the
+        validation rows (in `frame`'s order) at that iteration.
     """
     train = frame[frame[DATE].isin(fold.train)]
-    valid = frame[frame[DATE].isin(fold.valid)]
+    valid = _valid_rows(frame, fold)
     train_set = lgb.Dataset(train[features], train[LABEL], weight=train[WEIGHT], free_raw_data=True)
     valid_set = lgb.Dataset(valid[features], valid[LABEL], weight=valid[WEIGHT], reference=train_set)
     booster = lgb.train(
@@ -139,7 +156,34 @@ def fit_fold(
         callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)],
     )
     metric = params["metric"]
-    return float(booster.best_score["valid"][metric]), int(booster.best_iteration or booster.current_iteration())
+    rounds = int(booster.best_iteration or booster.current_iteration())
+    predictions = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"])
+    return FoldFit(float(booster.best_score["valid"][metric]), rounds, predictions)
+
+
+def _valid_rows(frame: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+    return frame[frame[DATE].isin(fold.valid)]
+
+
+def _headlines(keys: list[str], dask_worker: Worker) -> dict[str, tuple[float, int]]:
+    """The score and rounds of the fits among `keys` that this worker holds.
+
+    Run by `Client.run`, on the worker and outside its task threads, which may all be busy with
+    fits that outlive the time budget (a cancelled fit still runs to its end): only scores and
+    rounds leave the workers, never every trial's predictions.
+    """
+    held = dask_worker.data
+    return {key: (held[key].score, held[key].rounds) for key in keys if key in held}
+
+
+def out_of_fold(frame: pd.DataFrame, folds: tuple[Fold, ...], predictions: tuple[np.ndarray, ...]) -> pd.DataFrame:
+    """The folds' validation rows of `frame` (as searched), fold by fold, with `predictions` as PREDICTION.
+
+    Validation blocks never overlap, so each row appears at most once.
+    """
+    parts = [_valid_rows(frame, fold).assign(**{PREDICTION: fold_predictions})
+             for fold, fold_predictions in zip(folds, predictions, strict=True)]
+    return pd.concat(parts, ignore_index=True)
 
 
 def run_search(
@@ -177,39 +221,48 @@ def run_search(
             )
             futures[future] = (index, fold.index)
     try:
-        wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
-    except TimeoutError:
-        pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
-    done = [future for future in futures if future.status in ("finished", "error")]
-    pending = [future for future in futures if future.status not in ("finished", "error")]
-    client.cancel(pending)
-    results: dict[tuple[int, int], tuple[float, int]] = {}
-    for future in done:
-        index, fold_index = futures[future]
-        if future.status == "error":
-            error = future.exception()
-            raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
-        results[(index, fold_index)] = future.result()
-    client.cancel([data])
-    trials = []
-    for index, params in enumerate(drawn):
-        fold_results = [results.get((index, fold.index)) for fold in folds]
-        complete = all(result is not None for result in fold_results)
-        trials.append(Trial(
-            index, params,
-            tuple(r[0] for r in fold_results if r is not None),
-            tuple(r[1] for r in fold_results if r is not None),
-            complete,
-        ))
-    finished = [trial for trial in trials if trial.complete]
-    if not finished:
-        raise TrainingFailed(
-            f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
-        )
-    # Ties go to the earlier trial, so the choice does not depend on completion order.
-    best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
-    cancelled = sorted({futures[f][0] for f in pending})
-    return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled)
+        try:
+            wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
+        except TimeoutError:
+            pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
+        done = [future for future in futures if future.status in ("finished", "error")]
+        pending = [future for future in futures if future.status not in ("finished", "error")]
+        client.cancel(pending)
+        for future in done:
+            if future.status == "error":
+                index, fold_index = futures[future]
+                error = future.exception()
+                raise TrainingFailed(f"trial {index} fold {fold_index} failed: {_first_line(error)}") from error
+        held: dict[str, tuple[float, int]] = {}
+        for headlines in client.run(_headlines, [future.key for future in done]).values():
+            held.update(headlines)
+        # A fit whose worker died after it finished is not held anywhere: its trial did not finish.
+        results = {futures[future]: held[future.key] for future in done if future.key in held}
+        trials = []
+        for index, params in enumerate(drawn):
+            fold_results = [results.get((index, fold.index)) for fold in folds]
+            complete = all(result is not None for result in fold_results)
+            trials.append(Trial(
+                index, params,
+                tuple(r[0] for r in fold_results if r is not None),
+                tuple(r[1] for r in fold_results if r is not None),
+                complete,
+            ))
+        finished = [trial for trial in trials if trial.complete]
+        if not finished:
+            raise TrainingFailed(
+                f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
+            )
+        # Ties go to the earlier trial, so the choice does not depend on completion order.
+        best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
+        of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
+        best_fits = client.gather([of_best[fold.index] for fold in folds])
+        cancelled = sorted({futures[f][0] for f in pending})
+        return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled,
+                            tuple(fit.predictions for fit in best_fits))
+    finally:
+        # Last: cancelling the data forgets every fit that read it, the best one's predictions too.
+        client.cancel([data])
 
 
 def _first_line(error: BaseException | None) -> str:

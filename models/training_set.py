@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features.engine import DATE, cutoff_micros, event_micros, prepared_events
+from models.alerts import EVENT_TIME
 from nightjar.config import LabelConfig, SourceConfig
 from nightjar.durations import DAY_MICROS, Duration
 
@@ -62,10 +63,7 @@ def labels(
     if not dates:
         return spine.select(key, DATE, F.lit(None).cast("double").alias(LABEL))
     horizon = label.horizon
-    last_day = dates[-1] + timedelta(days=horizon.days_spanned)
-    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), last_day)
-    for column, value in (label.where or {}).items():
-        selected = selected.where(F.col(column) == F.lit(value))
+    selected = _label_source(events, source, label, key, dates)
     grain = horizon.grain_micros
     if grain == DAY_MICROS:
         # From the event's day, not its instant: a source whose timestamp is a date works too.
@@ -90,6 +88,34 @@ def labels(
     else:
         value = total.cast("double")
     return joined.select(key, DATE, value.alias(LABEL))
+
+
+def _label_source(
+    events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date],
+) -> DataFrame:
+    """The events of the label's source that its `where` keeps, on the days the label windows of `dates` touch."""
+    last_day = dates[-1] + timedelta(days=label.horizon.days_spanned)
+    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), last_day)
+    for column, value in (label.where or {}).items():
+        selected = selected.where(F.col(column) == F.lit(value))
+    return selected
+
+
+def label_events(events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date]) -> DataFrame:
+    """The events that make labels of `dates`: `key` and the event's instant (EVENT_TIME, microseconds).
+
+    Those of the label's source that its `where` keeps, in [first cutoff, last cutoff + horizon):
+    the union of the label windows of `dates`. The alert report counts how many of them were
+    alerted in time.
+    """
+    dates = sorted(dates)
+    instant = event_micros(F.col(source.timestamp))
+    first_cutoff, last_cutoff = (cutoff_micros(F.lit(d)) for d in (dates[0], dates[-1]))
+    return (
+        _label_source(events, source, label, key, dates)
+        .select(key, instant.alias(EVENT_TIME))
+        .where((F.col(EVENT_TIME) >= first_cutoff) & (F.col(EVENT_TIME) < last_cutoff + F.lit(label.horizon.micros)))
+    )
 
 
 def _finite(value):  # noqa: ANN001, ANN202 - a Column in, a Column out

@@ -220,3 +220,22 @@ class Config(Strict):
             "scores": [self.tables.scores],
         })
         return self
+
+    @model_validator(mode="after")
+    def _alerts_fit_the_label(self) -> "Config":
+        alert, label = self.scoring.alert, self.use_case.label
+        if alert is None:
+            return self
+        if label.task != "classification":
+            raise ConfigError(
+                f"invalid configuration: scoring.alert: alerts apply to classification labels only "
+                f"(use_case.label.kind is {label.kind!r})"
+            )
+        # An alert that must come a horizon or more before the event can never be raised by a
+        # date whose label window holds the event.
+        if alert.lead_time.micros >= label.horizon.micros:
+            raise ConfigError(
+                f"invalid configuration: scoring.alert.lead_time: {alert.lead_time} is not shorter than "
+                f"use_case.label.horizon {label.horizon}"
+            )
+        return self

@@ -16,8 +16,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from jobs import score as score_job
 from jobs import sql as sql_job
+from models import registry
+from models.config import AlertConfig
 from nightjar import cli, tables
 from nightjar.config import Config
+from nightjar.errors import ConfigError
 from tests.conftest import run_in_process
 
 D = "2026-03-01"
@@ -175,3 +178,17 @@ def test_a_blocking_check_failure_writes_nothing(
     assert tables.version(spark, trained, trained.tables.scores) == 0
     run = _last_run(spark, trained)
     assert (run.status, run.exit_code) == ("failed", 3) and "scores.scores" in run.checks
+
+
+def test_alerts_configured_for_a_model_without_a_threshold_exit_2_saying_to_retrain(config: Config) -> None:
+    untrained: lgb.Booster = None  # type: ignore[assignment]  # never used: only the metadata matters
+    model = registry.RegisteredModel("churn", 3, untrained, {"holdout": {"metrics": {}}}, "/lake/churn/models/churn/3")
+    assert score_job.alert_threshold(config, model) is None  # no alerts configured
+    alerting = config.model_copy(update={"scoring": config.scoring.model_copy(update={"alert": AlertConfig()})})
+    with pytest.raises(ConfigError) as caught:
+        score_job.alert_threshold(alerting, model)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert str(caught.value).startswith("scoring.alert is set but model churn version 3 was trained without an alert "
+                                        "threshold: retrain")
+    chosen = {"holdout": {"alert": {"threshold": 0.25}}}
+    assert score_job.alert_threshold(alerting, registry.RegisteredModel("churn", 4, untrained, chosen, "")) == 0.25

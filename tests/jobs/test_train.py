@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from tests.conftest import run_in_process
+from tests.features.conftest import event, events_frame
 from tests.jobs.conftest import TRAIN_DATE as T
 
 
@@ -208,3 +210,86 @@ def test_a_lake_root_given_as_a_file_uri_trains_registers_and_scores_in_the_lake
     assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *uri) == 0
     assert tables.read(spark, ready, ready.tables.scores).count() > 0
     assert [p.name for p in tmp_path.iterdir()] == ["lake"]  # nothing beside the lake: no `file:` folder
+
+
+def test_alerts_are_chosen_on_the_folds_reported_on_the_holdout_and_flagged_by_score(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    alert = ["--set", "scoring.alert.min_precision=0.5"]
+    assert _train(lake, metastore_dir, "--date", T, *alert) == 0
+    out = capsys.readouterr().out
+    model = registry.load(ready, ready.model_name, 1)
+    report = model.metadata["holdout"]["alert"]
+    assert (report["min_precision"], report["lead_time"], report["rule"]) == (0.5, "24h", "min_precision")
+    assert report["chosen_on"]["precision"] >= 0.5 and report["early"] is None  # churn's no_event label
+    assert f"alert at score >= {report['threshold']:.4f} (precision >= 0.5 on the folds): holdout precision" in out
+    assert "false alarms per customer per 30 days" in out and "best achievable (truth): PR-AUC" in out
+
+    # The figures, by hand from the holdout rows of the snapshot and the registered model.
+    snapshot = tables.read(spark, ready, ready.tables.training).toPandas()
+    holdout = snapshot[snapshot["ds"].astype(str).isin(model.metadata["holdout"]["dates"])]
+    score = model.booster.predict(holdout[model.features].to_numpy(dtype=np.float64))
+    alerted, label = score >= report["threshold"], holdout["label"].to_numpy() == 1
+    assert report["alerts"] == alerted.sum() > 0 and report["rows"] == len(holdout)
+    assert report["precision"] == pytest.approx((alerted & label).sum() / alerted.sum())
+    assert report["recall"] == pytest.approx((alerted & label).sum() / label.sum())
+    assert report["false_alarms_per_entity_30d"] == pytest.approx((alerted & ~label).sum() / len(holdout) * 30)
+    assert report["always_negative_accuracy"] == pytest.approx(1 - label.mean())
+    assert report["pr_auc"] == pytest.approx(model.metadata["holdout"]["metrics"]["pr_auc"])
+    assert report["pr_auc_95"][0] < report["pr_auc"] < report["pr_auc_95"][1]
+    reference = report["reference"]
+    assert (reference["table"], reference["threshold_dates"], reference["rows"]) == ("truth", "folds", len(holdout))
+    assert reference["pr_auc"] == pytest.approx(model.metadata["holdout"]["reference"]["metrics"]["pr_auc"])
+
+    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *alert) == 0
+    scores = tables.read(spark, ready, ready.tables.scores).toPandas()
+    assert scores["alert"].tolist() == (scores["score"] >= report["threshold"]).tolist()
+    assert 0 < scores["alert"].sum() < len(scores)
+    assert "alerts on 2026-03-01: " in capsys.readouterr().out
+
+
+class _ScoresAreX:
+    """A stand-in model whose score is the feature `x` itself, so the figures can be worked out by hand."""
+
+    def predict(self, matrix: np.ndarray, num_threads: int) -> np.ndarray:
+        return matrix[:, 0]
+
+
+@pytest.mark.parametrize("reference_on_folds", [False, True])
+def test_the_alert_report_of_an_event_label_by_hand(
+    spark: SparkSession, make_config: Callable[..., Config], lake: Path, reference_on_folds: bool,
+) -> None:
+    config = make_config(lake, "use_case.label.kind=any_event", "use_case.label.horizon=48h",
+                         "scoring.alert.min_precision=0.9", "scoring.alert.lead_time=24h")
+    first, second = date(2026, 3, 1), date(2026, 3, 2)  # cutoffs 03-02 00:00 and 03-03 00:00
+    holdout = pd.DataFrame({
+        "customer_id": [1, 1, 2, 2, 3, 3], "ds": [first, second] * 3,
+        "x": [0.85, 0.2, 0.9, 0.1, 0.5, 0.95], "label": [1, 1, 0, 0, 1, 1], "weight": 1.0,
+        "reference_score": [0.9, 0.9, 0.1, 0.1, 0.9, 0.9],
+    })
+    # On the folds the model reaches precision 0.9 down to 0.8 (recall 1).
+    out_of_fold = pd.DataFrame({"label": [1, 1, 0, 0], "prediction": [0.9, 0.8, 0.7, 0.1], "weight": 1.0,
+                                "reference_score": [0.9, 0.8, 0.2, 0.1] if reference_on_folds else np.nan})
+    events = events_frame(spark, [
+        event(1, "2026-03-03 00:00:00", 1.0),  # early only from 03-01 (alerted, 0.85)
+        event(3, "2026-03-04 12:00:00", 1.0),  # early only from 03-02 (alerted, 0.95)
+        event(3, "2026-03-03 06:00:00", 1.0),  # early only from 03-01 (0.5: missed)
+        event(1, "2026-03-02 00:00:00", 1.0),  # early only from 02-28, not in the holdout: not counted
+        event(2, "2026-03-05 00:00:00", 1.0),  # after the last label window
+    ])
+    report = train_job.alert_report(config, _ScoresAreX(), ["x"], holdout, [first, second],  # type: ignore[arg-type]
+                                    out_of_fold, events)
+    assert (report["threshold"], report["rule"], report["min_precision"], report["lead_time"]) == (
+        0.8, "min_precision", 0.9, "24h")
+    # Alerts: (1, 03-01) right, (2, 03-01) wrong, (3, 03-02) right; 1 false alarm in 6 entity-days.
+    assert (report["alerts"], report["precision"], report["recall"]) == (3, pytest.approx(2 / 3), 0.5)
+    assert report["false_alarms_per_entity_30d"] == pytest.approx(5.0)
+    assert report["early"] == {"events": 3, "alerted": 2, "share": pytest.approx(2 / 3)}
+    reference = report["reference"]
+    # Chosen on the folds' reference where known (0.8 reaches 0.9), else on the holdout's (0.9 does).
+    assert (reference["threshold"], reference["threshold_dates"]) == (
+        (0.8, "folds") if reference_on_folds else (0.9, "holdout"))
+    assert (reference["precision"], reference["recall"], reference["early"]["alerted"]) == (1.0, 1.0, 3)
+    lines = train_job.alert_lines(report, config.use_case.entity.name)
+    assert len(lines) == 2 and "67% of 3 events alerted >= 24h ahead" in lines[0]
+    assert "5.000 false alarms per customer per 30 days" in lines[0] and "best achievable (truth)" in lines[1]

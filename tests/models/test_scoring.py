@@ -116,3 +116,16 @@ def test_lineage_columns_follow_the_scores_contract(spark: SparkSession, booster
     assert rows.columns == ["customer_id", "ds", "score", "model_name", "model_version", "reasons", "run_id"]
     first = rows.first()
     assert (first.model_name, first.model_version, first.run_id, len(first.reasons)) == ("churn", 4, "run-1", 3)
+
+
+def test_an_alert_threshold_adds_an_alert_flag_at_or_above_it(spark: SparkSession, booster: lgb.Booster) -> None:
+    frame = _features(spark, 200)
+    text = booster.model_to_string()
+    plain = scoring.score(frame, text, NAMES, "customer_id", reasons=0).toPandas()
+    threshold = float(plain["score"].sort_values().iloc[150])  # a score itself: equal to it alerts
+    flagged = scoring.with_lineage(scoring.score(frame, text, NAMES, "customer_id", alert_threshold=threshold),
+                                   "m", 1, "run-1")
+    assert flagged.columns == [
+        "customer_id", "ds", "score", "alert", "model_name", "model_version", "reasons", "run_id"]
+    rows = flagged.toPandas()
+    assert rows["alert"].tolist() == (rows["score"] >= threshold).tolist() and rows["alert"].sum() == 50

@@ -70,6 +70,26 @@ def test_every_trial_is_evaluated_on_every_fold(client: Client) -> None:
     assert all(len(t.fold_scores) == len(FOLDS) for t in result.trials)
     assert not result.stopped_by_time and result.cancelled == []
     assert result.best.score == max(t.score for t in result.trials) and result.best.score > 0.7
+    # The best trial's out-of-fold predictions: each fold's validation rows once, as its own fits predict them.
+    frame = _frame()
+    out_of_fold = search.out_of_fold(frame, FOLDS, result.predictions)
+    assert out_of_fold[DATE].tolist() == frame[frame[DATE] >= DAYS[2]][DATE].tolist()
+    params = {**search.base_params(training, "classification", 1, training.seed), **result.best.params}
+    for fold, predictions in zip(FOLDS, result.predictions):
+        fit = search.fit_fold(frame, ["x", "noise"], fold, params, training.max_rounds, training.early_stopping_rounds)
+        assert fit.rounds == result.best.fold_rounds[fold.index]
+        np.testing.assert_array_equal(predictions, fit.predictions)
+
+
+# Before the tests of the budget, whose slow fits keep the threads busy after they end.
+def test_a_failing_fit_fails_the_search_with_its_own_error(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: Any) -> search.FoldFit:
+        raise ValueError("bad parameter: num_leaves")
+
+    monkeypatch.setattr(search, "fit_fold", failing)
+    with pytest.raises(search.TrainingFailed, match=r"^trial 0 fold 0 failed: ValueError: bad parameter: num_leaves$"):
+        search.run_search(client, _frame(), ["x", "noise"], FOLDS, _training(trials=1, budget_s=60),
+                          "classification", 1)
 
 
 def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
@@ -81,6 +101,9 @@ def test_the_time_budget_keeps_finished_trials_and_cancels_the_rest(
     assert result.stopped_by_time and result.cancelled == [1, 2]
     assert [t.complete for t in result.trials] == [True, False, False]
     assert result.best.index == 0 and result.best.rounds >= 1
+    # Trial 0's results were in hand when the budget ran out, although every worker thread was
+    # then busy with a slow fit that cannot be stopped.
+    assert result.seconds < SLOW_S and len(result.predictions) == len(FOLDS)
 
 
 def test_no_trial_within_the_budget_is_a_one_line_failure(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:

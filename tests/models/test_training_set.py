@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from models.training_set import LABEL, WEIGHT, label_dates, labels, training_rows
+from models.alerts import EVENT_TIME
+from models.training_set import LABEL, WEIGHT, label_dates, label_events, labels, training_rows
 from nightjar.config import Config, LabelConfig
 from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
@@ -87,6 +89,22 @@ def test_a_label_window_is_cutoff_to_cutoff_plus_horizon(spark: SparkSession, co
     assert {r.customer_id: r[LABEL] for r in found.collect()} == {1: 0, 2: 1, 3: 1, 4: 0}
     summed = labels(keys, events, source, label_config("sum", column="amount", horizon=horizon), "customer_id")
     assert {r.customer_id: r[LABEL] for r in summed.collect()} == {1: 0.0, 2: 2.0, 3: 4.0, 4: 0.0}
+
+
+def test_label_events_are_those_of_the_label_windows(spark: SparkSession, config: Config) -> None:
+    # Dates 01-10 and 01-11 with a 36h horizon: [01-11 00:00, 01-13 12:00), online events only.
+    events = events_frame(spark, [
+        event(1, "2026-01-10 23:59:59.999999", 1.0, channel="online"),  # before the first cutoff
+        event(2, "2026-01-11 00:00:00", 2.0, channel="online"),         # the first cutoff
+        event(3, "2026-01-13 11:59:59.999999", 3.0, channel="online"),  # the last window's last instant
+        event(4, "2026-01-13 12:00:00", 4.0, channel="online"),         # its end
+        event(5, "2026-01-12 10:00:00", 5.0, channel="in_store"),       # filtered out by `where`
+    ])
+    source = config.use_case.sources["transactions"]
+    label = label_config("any_event", horizon="36h", where={"channel": "online"})
+    found = label_events(events, source, label, "customer_id", [date(2026, 1, 11), D])
+    micros = [pd.Timestamp(t, tz="UTC").value // 1000 for t in ("2026-01-11", "2026-01-13 11:59:59.999999")]
+    assert sorted((r.customer_id, r[EVENT_TIME]) for r in found.collect()) == [(2, micros[0]), (3, micros[1])]
 
 
 def test_label_dates_end_where_the_horizon_ends() -> None:

@@ -77,6 +77,10 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
         ("use_case.label.horizon=0h", "use_case.label.horizon: Value error, '0h' is not a duration"),
         ("features.windows=[7, 3x]", "features.windows.1: Value error, '3x' is not a duration"),
         ("features.windows=[-3]", "features.windows.0: Value error, -3 is not a duration"),
+        ("scoring.alert.min_precision=1.5", "scoring.alert.min_precision: Input should be less than or equal to 1"),
+        ("scoring.alert.lead=24h", "scoring.alert.lead: unknown key"),
+        ("scoring.alert.lead_time=30d", "scoring.alert.lead_time: 30d is not shorter than use_case.label.horizon 30d"),
+        ("scoring.alert={lead_time: 1x}", "scoring.alert.lead_time: Value error, '1x' is not a duration"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
@@ -85,6 +89,18 @@ def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) ->
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_alerts_are_optional_with_defaults_and_for_classification_labels_only() -> None:
+    assert load_config("local").scoring.alert is None
+    alert = load_config("local", ["scoring.alert={}"]).scoring.alert
+    assert (alert.min_precision, str(alert.lead_time)) == (0.9, "24h")
+    spend = ["use_case.label={name: spend, kind: sum, source: transactions, horizon: 30d, column: amount}"]
+    with pytest.raises(ConfigError, match="^invalid configuration: scoring.alert: alerts apply to classification "
+                                          "labels only [(]use_case.label.kind is 'sum'[)]$") as caught:
+        load_config("local", [*spend, "scoring.alert.min_precision=0.8"])
+    assert caught.value.exit_code == 2
+    assert load_config("local", spend).scoring.alert is None
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
