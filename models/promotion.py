@@ -90,6 +90,14 @@ def challenge(
             f"champion v{champion_version} uses another feature list and cannot score the current features",
             metric, score,
         )
+    if config.scoring.alert is not None and not champion.metadata.get("holdout", {}).get("alert"):
+        # Scoring refuses such a champion while alerts are configured: a candidate that merely
+        # ties it must not leave the use case without a model that can score.
+        return registry.AliasChange(
+            registry.CHAMPION, 0, decision,
+            f"champion v{champion_version} has no alert threshold and cannot score with scoring.alert set",
+            metric, score,
+        )
     incumbent = evaluate.metrics(
         task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
     )[metric]

@@ -15,6 +15,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from models import promotion, registry
+from models.config import AlertConfig
 from models.training_set import LABEL
 from nightjar import tables
 from nightjar.config import Config
@@ -69,6 +70,11 @@ def test_a_model_must_beat_the_champion_on_the_same_holdout_by_the_margin(spark:
     # A champion that cannot score the current features is replaced, whatever the scores.
     other = promotion.challenge(config, rows, "classification", holdout, ["b", "a"], 0.5)
     assert other.alias == "champion" and "uses another feature list" in other.reason
+    # ...and so is one without an alert threshold once alerts are configured (scoring refuses it).
+    alerting = config.model_copy(update={"scoring": config.scoring.model_copy(
+        update={"alert": AlertConfig(min_precision=0.5)})})
+    tie = promotion.challenge(alerting, rows, "classification", holdout, ["a", "b"], auc)
+    assert tie.alias == "champion" and "has no alert threshold" in tie.reason
 
 
 def test_the_training_fingerprint_follows_the_inputs(config: Config) -> None:
