@@ -164,10 +164,13 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
                                               record.run_id, checks=record.checks)
                 reports.append(checked.data_docs)
         with context.timed("write"):
+            # Turning alerts on adds the `alert` column to a scores table written without it
+            # (earlier dates read null: they were never alerted on).
             version = tables.replace_partitions(
                 rows, config, config.tables.scores, DATE, todo,
                 metadata={"run_id": record.run_id, "model_name": model.name, "model_version": model.version,
                           "input_versions": record.input_versions, "dates": [d.isoformat() for d in todo]},
+                add_columns=True,
             )
         record.output_versions[config.tables.scores] = version
         record.row_counts[config.tables.scores] = sum(counts.values())

@@ -179,11 +179,14 @@ def replace_partitions(
     partition_by: str,
     dates: Iterable[date],
     metadata: dict[str, Any] | None = None,
+    add_columns: bool = False,
 ) -> int:
     """Replace exactly the partitions `dates` of `name` with `df` in one commit.
 
     Other dates are untouched; Delta rejects the commit when `df` holds a row outside
-    `dates`, so a bug cannot overwrite a neighbouring partition.
+    `dates`, so a bug cannot overwrite a neighbouring partition. `add_columns`: a column of `df`
+    that the table lacks is added to it (null on the other dates) instead of failing the write;
+    a column whose type changed still fails.
     """
     listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(dates)))
     writer = (
@@ -192,6 +195,8 @@ def replace_partitions(
         .option("replaceWhere", f"{partition_by} IN ({listed})")
         .partitionBy(partition_by)
     )
+    if add_columns:
+        writer = writer.option("mergeSchema", "true")
     writer.save(table_path(config, name))
     return _after_write(df.sparkSession, config, name)
 

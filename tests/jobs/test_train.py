@@ -241,8 +241,13 @@ def test_alerts_are_chosen_on_the_folds_reported_on_the_holdout_and_flagged_by_s
     assert (reference["table"], reference["threshold_dates"], reference["rows"]) == ("truth", "folds", len(holdout))
     assert reference["pr_auc"] == pytest.approx(model.metadata["holdout"]["reference"]["metrics"]["pr_auc"])
 
+    # A date scored before alerts were turned on keeps its rows; the column is added, null there.
+    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-02-28") == 0
+    assert "alert" not in tables.read(spark, ready, ready.tables.scores).columns
     assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *alert) == 0
-    scores = tables.read(spark, ready, ready.tables.scores).toPandas()
+    every = tables.read(spark, ready, ready.tables.scores).toPandas()
+    before, scores = every[every["ds"].astype(str) == "2026-02-28"], every[every["ds"].astype(str) == "2026-03-01"]
+    assert len(before) > 0 and before["alert"].isna().all()
     assert scores["alert"].tolist() == (scores["score"] >= report["threshold"]).tolist()
     assert 0 < scores["alert"].sum() < len(scores)
     assert "alerts on 2026-03-01: " in capsys.readouterr().out
