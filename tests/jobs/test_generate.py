@@ -71,8 +71,8 @@ def test_a_range_sets_the_window(spark: SparkSession, config: Config, lake: Path
         (["--entities", "ten"], "invalid int value"),
         (["--set", "use_case.label.horizon=36h"], "use_case.label.horizon: the churn generator simulates whole days"),
         (["--set", "generate=null"], "use case 'churn' has no demo generator (no generate section in its file)"),
-        (["--use-case", "maintenance", "--set", "use_case.label.horizon=90m"],
-         "the maintenance generator simulates whole hours, not 90m"),
+        (["--use-case", "maintenance", "--set", "use_case.label.horizon=2850m"],
+         "the maintenance generator simulates whole hours, not 2850m"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(
