@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from nightjar import cli, tables
 from nightjar.errors import UsageError
-from nightjar.generators import Scenario, generator, outputs
+from nightjar.generators import Generator, Scenario, generator, outputs
 
 JOB = "generate"
 
@@ -27,10 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: generate.seed)")
 
 
-def scenario_from(context: cli.JobContext) -> Scenario:
-    """The scenario named by the configuration, overridden by the command line."""
+def scenario_from(context: cli.JobContext, simulation: Generator) -> Scenario:
+    """The scenario of the configured generator `simulation`, overridden by the command line."""
     config, args = context.config, context.args
-    found = generator(config)
     settings = config.generate
     assert settings is not None  # `generator` refuses a use case without one
     for option in ("entities", "days"):
@@ -45,15 +44,15 @@ def scenario_from(context: cli.JobContext) -> Scenario:
     else:
         end = context.dates[0] if context.dates else settings.end_date
         start = end - timedelta(days=(args.days or settings.days) - 1)
-    return found.scenario(
+    return simulation.scenario(
         config, start, end, args.entities or settings.entities, settings.seed if args.seed is None else args.seed
     )
 
 
 def run(context: cli.JobContext) -> None:
     config, spark = context.config, context.spark
-    scenario = scenario_from(context)
     simulation = generator(config)
+    scenario = scenario_from(context, simulation)
     written = outputs(config, simulation)
     parameters = scenario.parameters()
     context.record.dates = [scenario.start_date, scenario.end_date]
