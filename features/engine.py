@@ -69,6 +69,9 @@ class _Measure:
     # The column's values when few enough for one bit each: distinct counts are then a bitwise
     # OR and a popcount, folded into the main aggregation instead of a grouping of their own.
     domain: tuple | None = None
+    # The partial columns' prefix: by position within one computation, or a stable identity
+    # where partials are stored (`features.tiles`), so that a column keeps its meaning.
+    label: str | None = None
 
     def selected(self) -> Column:
         """Whether an event passes the measure's filters."""
@@ -87,7 +90,7 @@ class _Measure:
         return value
 
     def prefix(self, partial: str) -> str:
-        return f"_m{self.index}_{partial}"
+        return f"{self.label or f'_m{self.index}'}_{partial}"
 
 
 def compute_features(
@@ -113,9 +116,31 @@ def compute_features(
         One row per (entity, date): the key, `ds`, then `feature_set.names` in order.
     """
     key = feature_set.key
-    spark = entities.sparkSession
     dates = sorted(set(dates))
-    dates_frame = _dates_frame(spark, dates)
+    windowed = [
+        _windowed_aggregates(events[source_name], sources[source_name], key,
+                             [spec for spec in feature_set.aggregates if spec.source == source_name], dates)
+        for source_name in sorted({spec.source for spec in feature_set.aggregates})
+    ]
+    return complete_features(feature_set, windowed, entities, entities_source, dates)
+
+
+def complete_features(
+    feature_set: FeatureSet,
+    windowed: list[DataFrame],
+    entities: DataFrame,
+    entities_source: SourceConfig,
+    dates: list[date],
+) -> DataFrame:
+    """The feature rows of every entity known at each of `dates`, from its aggregates per source.
+
+    Joins each source's windowed aggregates (one row per entity and date that has events,
+    however computed: from events here, from stored tiles in `features.tiles`) onto the spine,
+    fills empty windows, and adds attributes and ratios.
+    """
+    key = feature_set.key
+    dates = sorted(set(dates))
+    dates_frame = _dates_frame(entities.sparkSession, dates)
     spine = (
         entities.select(
             F.col(key),
@@ -126,10 +151,8 @@ def compute_features(
         .join(F.broadcast(dates_frame), F.col("_known_from") <= F.col(DATE))
     )
     result = spine
-    for source_name in sorted({spec.source for spec in feature_set.aggregates}):
-        specs = [spec for spec in feature_set.aggregates if spec.source == source_name]
-        windowed = _windowed_aggregates(events[source_name], sources[source_name], key, specs, dates)
-        result = result.join(windowed, [key, DATE], "left")
+    for frame in windowed:
+        result = result.join(frame, [key, DATE], "left")
     result = result.fillna(0, subset=[s.name for s in feature_set.aggregates if s.function in ZERO_WHEN_EMPTY])
     for spec in feature_set.attributes:
         result = result.withColumn(spec.name, _attribute(spec))
@@ -376,9 +399,16 @@ def _band_partials(measures: list[_Measure]) -> list[Column]:
     return aggregates
 
 
-def _windowed(spec: AggregateSpec, measure: _Measure, last_band: int) -> Column:
+def _windowed(spec: AggregateSpec, measure: _Measure, last_band: int, first_band: int = 0) -> Column:
+    """The feature `spec` from rows of partials, each of a band: the window is bands first_band..last_band.
+
+    Rows are events grouped by band (`compute_features`) or stored tiles (`features.tiles`);
+    a measure without a small domain then holds each row's distinct values as a sorted array.
+    """
+    in_window = F.col(_BAND) <= last_band if first_band == 0 else F.col(_BAND).between(first_band, last_band)
+
     def within(partial: str) -> Column:
-        return F.when(F.col(_BAND) <= last_band, F.col(measure.prefix(partial)))
+        return F.when(in_window, F.col(measure.prefix(partial)))
 
     unit = 10.0**measure.scale
 
@@ -391,6 +421,8 @@ def _windowed(spec: AggregateSpec, measure: _Measure, last_band: int) -> Column:
         result = F.sum(within("total")).cast("double") / unit / F.nullif(F.sum(within("values")), F.lit(0))
     elif function in ("min", "max"):
         result = (F.min if function == "min" else F.max)(within(function)).cast("double")
+    elif function == "distinct_count" and measure.domain is None:
+        result = F.size(F.array_distinct(F.flatten(F.collect_list(within("distinct"))))).cast("long")
     elif function == "distinct_count":
         result = F.coalesce(F.bit_count(F.bit_or(within("distinct"))), F.lit(0)).cast("long")
     elif function == "std":

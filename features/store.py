@@ -13,8 +13,9 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.definitions import check_columns, expand
-from features.engine import DATE, compute_features
+from features import tiles
+from features.definitions import FeatureSet, check_columns, expand
+from features.engine import DATE
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.errors import ConfigError, DataCheckError
@@ -60,6 +61,29 @@ def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
         raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
 
 
+def tiled_features(
+    spark: SparkSession, config: Config, feature_set: FeatureSet, frames: dict[str, DataFrame], todo: list[date],
+) -> tiles.Assembly:
+    """The features of `todo` assembled from the stored tiles, with the tiles missing or stale computed first."""
+    sources = config.use_case.sources
+    table = config.tables.partials
+    manifest = (tables.last_commit_metadata(spark, config, table) or {}).get("manifest") or {}
+    signatures = {
+        name: {
+            tiles.epoch_day(day): signature
+            for day, signature in tables.partition_signatures(config, sources[name].table, sources[name].partition).items()
+        }
+        for name in sorted({spec.source for spec in feature_set.aggregates})
+    }
+    entities_name, _ = config.use_case.source_of_kind("entities")
+    return tiles.assemble(
+        feature_set, sources, frames, frames[entities_name], todo,
+        held={name: tiles.Held.from_manifest(entry) for name, entry in manifest.items()},
+        signatures=signatures,
+        stored=tables.read(spark, config, table) if manifest else None,
+    )
+
+
 def validate_sources(context: cli.JobContext, frames: dict[str, DataFrame], dates: list[date]) -> None:
     """Run the validation gate on the source partitions of `dates`: one pass per table over all of them.
 
@@ -98,11 +122,8 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
         f"{todo[0]}..{todo[-1]}"
     )
     with context.timed("features_compute_and_write"):
-        features = compute_features(
-            feature_set, sources,
-            {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
-            frames[entities_name], entities_source, todo,
-        )
+        assembly = tiled_features(spark, config, feature_set, frames, todo)
+        features = assembly.features
         checked = gate.has_suite(config, "features", config.tables.features)
         if checked:
             # Computed once, checked, then written from the cache: the gate sees exactly what is written.
@@ -112,6 +133,13 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
                 with context.timed("validate_features"):
                     gate.validate_dates(spark, config, "features", config.tables.features, features, todo,
                                         context.record.run_id, checks=context.record.checks)
+            if assembly.new_tiles is not None:
+                # Before the features: a run killed between the two commits finds its tiles stored.
+                context.record.output_versions[config.tables.partials] = tables.replace_where(
+                    assembly.new_tiles, config, config.tables.partials, tiles.DAY, assembly.replaced,
+                    metadata={"manifest": assembly.manifest, "run_id": context.record.run_id},
+                    add_columns=True,
+                )
             metadata = {
                 "feature_set": feature_set.fingerprint,
                 "dates": [d.isoformat() for d in todo],
@@ -124,6 +152,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
                 version = tables.replace_partitions(features, config, config.tables.features, DATE, todo, metadata=metadata)
         finally:
             features.unpersist()
+            assembly.release()
     context.record.output_versions[config.tables.features] = version
     written = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(todo)).count()
     context.record.row_counts[config.tables.features] = written

@@ -161,6 +161,8 @@ class TablesConfig(Strict):
     """Names of the tables Nightjar writes, as directories under the use case's folder and catalog names."""
 
     features: str = Field("features", pattern=IDENTIFIER)
+    # The features' stored partial aggregates, per entity and tile (`features.tiles`).
+    partials: str = Field("feature_partials", pattern=IDENTIFIER)
     scores: str = Field("scores", pattern=IDENTIFIER)
     runs: str = Field("runs", pattern=IDENTIFIER)
     registry: str = Field("registry", pattern=IDENTIFIER)

@@ -12,6 +12,7 @@ lake root after each write.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -189,10 +190,27 @@ def replace_partitions(
     a column whose type changed still fails.
     """
     listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(dates)))
+    return replace_where(df, config, name, partition_by, f"{partition_by} IN ({listed})", metadata, add_columns)
+
+
+def replace_where(
+    df: DataFrame,
+    config: Config,
+    name: str,
+    partition_by: str,
+    condition: str,
+    metadata: dict[str, Any] | None = None,
+    add_columns: bool = False,
+) -> int:
+    """Replace the rows of `name` matching the SQL `condition` with `df` in one commit (the table is created when missing).
+
+    Delta rejects the commit when a row of `df` does not match `condition`; `add_columns` as in
+    `replace_partitions`. Returns the new version.
+    """
     writer = (
         _writer(df, metadata)
         .mode("overwrite")
-        .option("replaceWhere", f"{partition_by} IN ({listed})")
+        .option("replaceWhere", condition)
         .partitionBy(partition_by)
     )
     if add_columns:
@@ -378,6 +396,29 @@ def partition_dates(config: Config, name: str, partition: str) -> set[date]:
     if column not in actions.column_names:
         raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
     return {value for value in actions.column(column).to_pylist() if value is not None}
+
+
+def partition_signatures(config: Config, name: str, partition: str) -> dict[date, str]:
+    """A signature of each partition's content: a hash of the data files it is made of now, from the Delta log.
+
+    Delta never changes a file in place, so a partition that is rewritten, corrected or appended
+    to gets another signature; reading it reads no data. MissingInputError when the table does not exist.
+    """
+    try:
+        reader = DeltaReader(table_path(config, name))
+    except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
+        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
+    actions = pa.table(reader.get_add_actions(flatten=True))
+    column = f"partition.{partition}"
+    if column not in actions.column_names:
+        raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
+    files: dict[date, list[str]] = {}
+    for value, path in zip(actions.column(column).to_pylist(), actions.column("path").to_pylist()):
+        if value is not None:
+            files.setdefault(value, []).append(path)
+    return {
+        value: hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16] for value, paths in files.items()
+    }
 
 
 def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
