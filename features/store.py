@@ -124,6 +124,13 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     with context.timed("features_compute_and_write"):
         assembly = tiled_features(spark, config, feature_set, frames, todo)
         features = assembly.features
+        context.record.checks.append({"partials": assembly.summary})
+        for name, done in assembly.summary.items():
+            context.progress(
+                f"partials of {name}: {done['days_computed']} days computed from events, {done['tiles_built']} "
+                f"tiles built, {done['tiles_read']} stored tiles read"
+                + (" (definitions changed: all recomputed)" if done["recomputed_all"] else "")
+            )
         checked = gate.has_suite(config, "features", config.tables.features)
         if checked:
             # Computed once, checked, then written from the cache: the gate sees exactly what is written.

@@ -466,6 +466,9 @@ class Assembly:
     replaced: str  # SQL: the stored rows the new tiles replace
     manifest: dict[str, Any]  # the table's manifest once they are stored
     cached: list[DataFrame]
+    # Per source: days computed from events, tiles built from halves, stored tiles read, and
+    # whether its stored tiles were of another fingerprint (for the run's record).
+    summary: dict[str, dict[str, Any]]
 
     def release(self) -> None:
         """Drop the cached tiles, once written."""
@@ -507,12 +510,17 @@ def assemble(
     new_frames: list[DataFrame] = []
     conditions: list[str] = []
     manifest = {name: entry.to_manifest() for name, entry in held.items() if entry is not None}
+    summary: dict[str, dict[str, Any]] = {}
     for name in sorted({spec.source for spec in feature_set.aggregates}):
         source = sources[name]
         plan = source_tiles(feature_set, name, source, dict(frames[name].dtypes))
         rows = plan_rows(plan, dates)
         todo = work(plan, {(row[3], row[4]) for row in rows}, held.get(name), signatures.get(name, {}))
         manifest[name] = todo.after.to_manifest()
+        summary[name] = {
+            "days_computed": len(todo.days), "tiles_built": sum(len(starts) for starts in todo.tiles.values()),
+            "tiles_read": len(todo.stored), "recomputed_all": todo.reset and held.get(name) is not None,
+        }
         held_rows = None
         if todo.stored and stored is not None:
             held_rows = stored.where((F.col(SOURCE) == name) & _tiles_in(todo.stored, plan)).select(*_row_columns(plan))
@@ -528,7 +536,7 @@ def assemble(
     new_tiles = None
     for frame in new_frames:
         new_tiles = frame if new_tiles is None else new_tiles.unionByName(frame, allowMissingColumns=True)
-    return Assembly(features, new_tiles, " OR ".join(f"({c})" for c in conditions), manifest, cached)
+    return Assembly(features, new_tiles, " OR ".join(f"({c})" for c in conditions), manifest, cached, summary)
 
 
 def _row_columns(plan: SourceTiles) -> list[str]:

@@ -49,7 +49,8 @@ def random_events(seed: int, customers: int = 6) -> list[tuple]:
     for day_number in range((LAST - FIRST).days + 1):
         day = FIRST + timedelta(days=day_number)
         for customer in range(1, customers + 1):
-            for _ in range(int(rng.poisson(0.8))):
+            # At least one event a day (of one customer in turn): every partition exists.
+            for _ in range(int(rng.poisson(0.8)) + int(customer == day_number % customers + 1)):
                 second = int(rng.choice([0, 1, 1799, 1800, 10799, 10800, 86399, int(rng.integers(86400))]))
                 moment = datetime.combine(day, datetime.min.time()) + timedelta(seconds=second)
                 amount = None if rng.random() < 0.05 else float(np.round(rng.gamma(2.0, 30.0), 2))
@@ -92,3 +93,46 @@ def test_a_backfill_from_tiles_equals_the_full_computation(spark: SparkSession, 
     expected = full(spark, config, events, dates)
     actual = from_tiles(spark, config, events, dates)
     assertDataFrameEqual(actual, expected, checkRowOrder=False, rtol=0, atol=0)
+
+
+def test_aligned_tiles_cover_a_range_exactly_with_few_tiles() -> None:
+    for first in range(0, 70):
+        for last in range(first, first + 400, 7):
+            found = tiles.aligned_tiles(first, last, tiles.TOP_LEVEL)
+            days = [day for start, level in found for day in range(start, start + 2**level)]
+            assert days == list(range(first, last + 1))
+            assert all(start % 2**level == 0 for start, level in found)
+            assert len(found) <= 2 * (last - first + 1).bit_length()
+
+
+def test_a_window_reads_few_pieces(config: Config) -> None:
+    feature_set = expand(config)
+    plan = tiles.source_tiles(feature_set, "transactions", config.use_case.sources["transactions"], {})
+    assert plan.bucket_micros == 30 * 60 * 1_000_000  # gcd of 30m, 3h, 5h and 12h (36h)
+    rows = tiles.plan_rows(plan, [LAST])
+    whole_day_pieces = {(row[3], row[4]) for row in rows if row[4] >= 0}
+    # 90 days cut into bands at 1, 2, 7 and 30 days: at most two tiles of each level per band.
+    assert len(whole_day_pieces) <= 2 * 7 * 4
+    # D and D - 1 are read in buckets: 36h splits D - 1 between the 36h and 2d windows.
+    assert sum(2**level for _, level in whole_day_pieces) == 90 - 2
+
+
+def test_only_changed_days_and_the_tiles_holding_them_are_recomputed(config: Config) -> None:
+    plan = tiles.source_tiles(expand(config), "transactions", config.use_case.sources["transactions"], {})
+    pieces = {(row[3], row[4]) for row in tiles.plan_rows(plan, [LAST])}
+    signatures = {day: f"s{day}" for day in range(tiles.epoch_day(LAST) - 200, tiles.epoch_day(LAST) + 1)}
+    first = tiles.work(plan, pieces, None, signatures)
+    assert first.reset and not first.stored and len(first.days) == 90
+
+    unchanged = tiles.work(plan, pieces, first.after, signatures)
+    assert unchanged.empty and unchanged.stored
+
+    corrected = tiles.epoch_day(LAST) - 50
+    again = tiles.work(plan, pieces, first.after, {**signatures, corrected: "new"})
+    assert again.days == [corrected]
+    # One tile per level holds the corrected day; those the window reads are rebuilt from their halves.
+    assert all(start <= corrected < start + 2**level for level, starts in again.tiles.items() for start in starts)
+    assert all(len(starts) == 1 for starts in again.tiles.values())
+
+    other_definitions = tiles.Held("another", first.after.days, first.after.tiles)
+    assert tiles.work(plan, pieces, other_definitions, signatures).reset
