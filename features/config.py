@@ -101,6 +101,10 @@ class FeaturesConfig(Strict):
     """The feature set: declared once, computed the same way for training and for scoring."""
 
     windows: list[Duration] = Field(default_factory=lambda: [Duration.parse(days) for days in (1, 7, 30, 90)])
+    # Assemble each date's windows from partial aggregates stored per entity and tile
+    # (`feature_partials`); false computes every date from all the events of its windows and
+    # stores no partials (the same features, bit for bit, at the cost of the whole lookback).
+    incremental: bool = True
     aggregates: list[AggregateConfig] = Field(default_factory=list)
     ratios: list[RatioConfig] = Field(default_factory=list)
     attributes: list[AttributeConfig] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from features import tiles
 from features.definitions import FeatureSet, check_columns, expand
-from features.engine import DATE
+from features.engine import DATE, compute_features
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.errors import ConfigError, DataCheckError
@@ -84,6 +84,18 @@ def tiled_features(
     )
 
 
+def full_features(config: Config, feature_set: FeatureSet, frames: dict[str, DataFrame], todo: list[date]) -> tiles.Assembly:
+    """The features of `todo` from all the events of their windows (`features.incremental: false`); no tiles."""
+    sources = config.use_case.sources
+    entities_name, entities_source = config.use_case.source_of_kind("entities")
+    features = compute_features(
+        feature_set, sources,
+        {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
+        frames[entities_name], entities_source, todo,
+    )
+    return tiles.Assembly(features, None, "", {}, [], {})
+
+
 def validate_sources(context: cli.JobContext, frames: dict[str, DataFrame], dates: list[date]) -> None:
     """Run the validation gate on the source partitions of `dates`: one pass per table over all of them.
 
@@ -122,7 +134,10 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
         f"{todo[0]}..{todo[-1]}"
     )
     with context.timed("features_compute_and_write"):
-        assembly = tiled_features(spark, config, feature_set, frames, todo)
+        if config.features.incremental:
+            assembly = tiled_features(spark, config, feature_set, frames, todo)
+        else:
+            assembly = full_features(config, feature_set, frames, todo)
         features = assembly.features
         context.record.checks.append({"partials": assembly.summary})
         for name, done in assembly.summary.items():
