@@ -281,7 +281,10 @@ def _windowed_aggregates(
     span = longest.days_spanned  # the days of events one date's longest window reaches
     first, last = dates[0], dates[-1]
     measures, of_spec = _measures(specs)
-    relevant = prepared_events(events, source, key, first - timedelta(days=span - 1 + lag), last - timedelta(days=lag))
+    # The partitions these dates' windows read: lookback_days (the lag and the window) back from
+    # the first date, and none of the last `lag` days before the last date.
+    reach = max(spec.lookback_days for spec in specs)
+    relevant = prepared_events(events, source, key, first - timedelta(days=reach - 1), last - timedelta(days=lag))
     if any(needs_event_time(spec) for spec in specs):
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
     if lag:
