@@ -53,8 +53,17 @@ class AggregateSpec:
 
     @property
     def lag_days(self) -> int:
-        """The offset in days (0 without one); the configuration admits only whole days."""
-        return 0 if self.offset is None else self.offset.whole_days or 0
+        """The offset in days (0 without one).
+
+        Raises:
+            ValueError: a sub-day offset, which the configuration rejects; a spec built otherwise
+                must not be computed as if it had none.
+        """
+        if self.offset is None:
+            return 0
+        if self.offset.whole_days is None:
+            raise ValueError(f"{self.name}: an offset must be a whole number of days, not {self.offset}")
+        return self.offset.whole_days
 
     @property
     def lookback_days(self) -> int:
