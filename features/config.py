@@ -38,12 +38,17 @@ class BreakdownConfig(Strict):
 
 
 class AggregateConfig(Strict):
-    """Trailing-window aggregations of one events source, per entity and date."""
+    """Trailing-window aggregations of one events source, per entity and date.
+
+    `offset` lags every window of the block: a window w then holds the events of
+    [cutoff - offset - w, cutoff - offset) (e.g. the same weekday a week ago: window 1, offset 7).
+    """
 
     source: str
     column: str | None = Field(None, pattern=IDENTIFIER)
     functions: list[AggregateFunction] = Field(min_length=1)
     windows: list[Duration] | None = None
+    offset: Duration | None = None
     where: dict[str, Scalar] | None = None
     by: BreakdownConfig | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)
@@ -56,6 +61,15 @@ class AggregateConfig(Strict):
     @classmethod
     def _windows_listed(cls, value: list[Duration] | None) -> list[Duration] | None:
         return value if value is None else _windows_listed(value)
+
+    @field_validator("offset")
+    @classmethod
+    def _offset_in_days(cls, value: Duration | None) -> Duration | None:
+        # The engine computes a lagged window as the unlagged window of an earlier date, which
+        # needs whole days; D's cutoff minus a sub-day offset is no date's cutoff.
+        if value is not None and value.whole_days is None:
+            raise ValueError(f"an offset must be a whole number of days (7, 7d or 168h), not {value}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "AggregateConfig":

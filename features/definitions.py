@@ -35,7 +35,10 @@ TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
 
 @dataclass(frozen=True)
 class AggregateSpec:
-    """One trailing-window aggregation: `function` of `column` over [cutoff - window, cutoff), cutoff = D + 1."""
+    """One trailing-window aggregation: `function` of `column` over [cutoff - window, cutoff), cutoff = D + 1.
+
+    A lagged one (`offset`, whole days) covers [cutoff - offset - window, cutoff - offset) instead.
+    """
 
     name: str
     source: str
@@ -45,6 +48,31 @@ class AggregateSpec:
     filters: tuple[tuple[str, Scalar], ...]
     scale: int
     definition: str
+    # Last, with a default: specs built before lags existed (and their fingerprints) stay as they were.
+    offset: Duration | None = None
+
+    @property
+    def lag_days(self) -> int:
+        """The offset in days (0 without one).
+
+        Raises:
+            ValueError: a sub-day offset, which the configuration rejects; a spec built otherwise
+                must not be computed as if it had none.
+        """
+        if self.offset is None:
+            return 0
+        if self.offset.whole_days is None:
+            raise ValueError(f"{self.name}: an offset must be a whole number of days, not {self.offset}")
+        return self.offset.whole_days
+
+    @property
+    def lookback_days(self) -> int:
+        """The days of source partitions one date's window reads, ending at D: D - lookback_days + 1 ... D.
+
+        A lagged window does not read the last `lag_days` of them, but the source must reach back
+        the offset and the window both.
+        """
+        return self.lag_days + self.window.days_spanned
 
 
 @dataclass(frozen=True)
@@ -114,9 +142,10 @@ def expand(config: Config) -> FeatureSet:
             for value, by_filter in breakdown:
                 for window in item.windows or config.features.windows:
                     parts = [item.name or item.source, item.column, function, None if value is None else _slug(value)]
+                    lag = "" if item.offset is None else f"_lag{item.offset}"
                     aggregates.append(
                         AggregateSpec(
-                            name="_".join(p for p in parts if p) + f"_{window}",
+                            name="_".join(p for p in parts if p) + f"_{window}{lag}",
                             source=item.source,
                             function=function,
                             window=window,
@@ -124,6 +153,7 @@ def expand(config: Config) -> FeatureSet:
                             filters=tuple(sorted((item.where or {}).items())) + by_filter,
                             scale=item.scale,
                             definition=where,
+                            offset=item.offset,
                         )
                     )
     attributes: list[AttributeSpec] = []
@@ -163,7 +193,7 @@ def expand(config: Config) -> FeatureSet:
         },
         # A window hashes as written: day windows as their number, as before durations existed,
         # so a feature set of day windows keeps its fingerprint (and its models stay valid).
-        "aggregates": [asdict(spec) | {"definition": None, "window": spec.window.written} for spec in aggregates],
+        "aggregates": [_hashed(spec) for spec in aggregates],
         "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
         "ratios": [asdict(spec) | {"definition": None} for spec in ratios],
     }
@@ -173,6 +203,20 @@ def expand(config: Config) -> FeatureSet:
         config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
         timestamps=tuple((name, sources[name].timestamp) for name in used),
     )
+
+
+def _hashed(spec: AggregateSpec) -> dict:
+    """What the fingerprint hashes of an aggregate: its fields, durations as written, no definition key.
+
+    An unlagged spec hashes without an `offset` key, exactly as before offsets existed, so a
+    feature set without lags keeps its fingerprint (and the models trained on it stay valid).
+    """
+    content = asdict(spec) | {"definition": None, "window": spec.window.written}
+    if spec.offset is None:
+        del content["offset"]
+    else:
+        content["offset"] = spec.offset.written
+    return content
 
 
 def fits_trend(window: Duration) -> bool:

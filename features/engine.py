@@ -28,6 +28,14 @@ bit-identical values whatever order Spark merges partial sums in, and as fast as
 doubles. Distinct counts are a bitwise OR of one bit per value when a column has at most 63
 values, and otherwise aggregate each value's most recent band; neither needs sets.
 
+Lagged windows: a window w with an `offset` of n days holds the events with timestamp in
+[cutoff - offset - w, cutoff - offset), which is the unlagged window w of D - n. The specs of
+each offset are computed in a pass of their own over the partitions n days earlier, with every
+event moved n days later (its day and instant), so one machinery serves both and the plans of
+feature sets without lags stay as they were. `days_since_*` and `hours_since_*` of a lagged
+window are measured from D's cutoff, not from the window's end: the unlagged value of D - n
+plus n days (24 n hours). `trend` is the slope over the window's own days, shift-invariant.
+
 Bad input, decided here and documented in the README:
 * an event whose entity key is null is dropped (it belongs to no entity);
 * an event whose timestamp's day is not its partition's date is dropped: it would otherwise
@@ -117,11 +125,13 @@ def compute_features(
     """
     key = feature_set.key
     dates = sorted(set(dates))
-    windowed = [
-        _windowed_aggregates(events[source_name], sources[source_name], key,
-                             [spec for spec in feature_set.aggregates if spec.source == source_name], dates)
-        for source_name in sorted({spec.source for spec in feature_set.aggregates})
-    ]
+    windowed = []
+    for source_name in sorted({spec.source for spec in feature_set.aggregates}):
+        # One pass per offset: lagged windows are the unlagged windows of earlier dates, computed
+        # on shifted events (see `_windowed_aggregates`); unlagged ones (lag 0) come first, as before.
+        for lag in sorted({spec.lag_days for spec in feature_set.aggregates if spec.source == source_name}):
+            specs = [spec for spec in feature_set.aggregates if spec.source == source_name and spec.lag_days == lag]
+            windowed.append(_windowed_aggregates(events[source_name], sources[source_name], key, specs, dates, lag))
     return complete_features(feature_set, windowed, entities, entities_source, dates)
 
 
@@ -278,17 +288,32 @@ def _fixed_point(value: Column, scale: int) -> Column:
 
 
 def _windowed_aggregates(
-    events: DataFrame, source: SourceConfig, key: str, specs: list[AggregateSpec], dates: list[date],
+    events: DataFrame, source: SourceConfig, key: str, specs: list[AggregateSpec], dates: list[date], lag: int = 0,
 ) -> DataFrame:
+    """The aggregates `specs` of `dates`, per entity and date; `specs` all lag their windows by `lag` days.
+
+    A window lagged by n days at D is the unlagged window at D - n: the events are read n days
+    earlier and moved n days later (day and instant), and the unlagged computation runs as is.
+    Measured from D's cutoff, not the window's end, `days_since_*` then add the n days back
+    and `hours_since_*` 24 n hours; a trend's slope over the window's own days needs nothing.
+    """
     # Windows by length: a whole number of days is a day window however it is written (24h = 1d).
     lengths = sorted({spec.window.micros for spec in specs})
     longest = max((spec.window for spec in specs), key=lambda window: window.micros)
     span = longest.days_spanned  # the days of events one date's longest window reaches
     first, last = dates[0], dates[-1]
     measures, of_spec = _measures(specs)
-    relevant = prepared_events(events, source, key, first - timedelta(days=span - 1), last)
+    # The partitions these dates' windows read: lookback_days (the lag and the window) back from
+    # the first date, and none of the last `lag` days before the last date.
+    reach = max(spec.lookback_days for spec in specs)
+    relevant = prepared_events(events, source, key, first - timedelta(days=reach - 1), last - timedelta(days=lag))
     if any(needs_event_time(spec) for spec in specs):
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
+    if lag:
+        # After `prepared_events` compared each event's day with its partition, which stay unshifted.
+        relevant = relevant.withColumn(_DAY, F.date_add(F.col(_DAY), lag))
+        if _TIME in relevant.columns:
+            relevant = relevant.withColumn(_TIME, F.col(_TIME) + F.lit(lag * DAY_MICROS))
     for measure in measures:
         if "distinct" in measure.needs:
             measure.domain = _small_domain(relevant, measure)
@@ -321,7 +346,23 @@ def _windowed_aggregates(
         distinct = [spec for spec in by_sets if of_spec[spec.name] is measure]
         if distinct:
             result = result.join(_distinct_counts(expanded, key, measure, distinct, lengths), [key, DATE], "left")
+    if lag:
+        result = result.select(key, DATE, *[_from_cutoff(spec, lag) for spec in specs])
     return result
+
+
+def _from_cutoff(spec: AggregateSpec, lag: int) -> Column:
+    """A lagged spec's value, computed on events shifted `lag` days later, as of D's own cutoff.
+
+    Only the ages need it: `days_since_*` and `hours_since_*` measured from the shifted events
+    are `lag` days short of the real ones, exactly (the shift is whole days, so whole hours).
+    """
+    column = F.col(spec.name)
+    if spec.function in ("days_since_first", "days_since_last"):
+        column = column + F.lit(lag)
+    elif spec.function in ("hours_since_first", "hours_since_last"):
+        column = column + F.lit(24 * lag)
+    return column.alias(spec.name)
 
 
 def _outside(length: int, age_days: Column) -> Column:

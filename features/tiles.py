@@ -122,7 +122,7 @@ class SourceTiles:
 
     def window_bands(self, spec: AggregateSpec) -> tuple[int, int]:
         """The bands (first, last) that make up `spec`'s window."""
-        offset = _offset_days(spec)
+        offset = spec.lag_days
         for group_offset, lengths, first in self.groups:
             if group_offset == offset:
                 return first, first + lengths.index(spec.window.micros)
@@ -179,11 +179,6 @@ def aligned_tiles(first: int, last: int, top_level: int) -> list[tuple[int, int]
     return tiles
 
 
-def _offset_days(spec: AggregateSpec) -> int:
-    offset = getattr(spec, "offset", None)
-    return 0 if offset is None else int(offset.whole_days)
-
-
 def source_tiles(
     feature_set: FeatureSet, source_name: str, source: SourceConfig, value_types: dict[str, str],
 ) -> SourceTiles:
@@ -213,8 +208,8 @@ def source_tiles(
     }
     groups: list[tuple[int, list[int], int]] = []
     first_band = 0
-    for offset in sorted({_offset_days(spec) for spec in specs}):
-        lengths = sorted({spec.window.micros for spec in specs if _offset_days(spec) == offset})
+    for offset in sorted({spec.lag_days for spec in specs}):
+        lengths = sorted({spec.window.micros for spec in specs if spec.lag_days == offset})
         groups.append((offset, lengths, first_band))
         first_band += len(lengths)
     return SourceTiles(

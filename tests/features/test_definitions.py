@@ -37,6 +37,44 @@ def test_the_fingerprint_follows_the_definitions(config: Config) -> None:
     assert expand(with_features(config, changed)).fingerprint != first
 
 
+# The churn feature set's fingerprint as computed before lagged windows (`offset`) existed, at
+# commit 93858e4. Hard-coded on purpose: models trained on it record this value, and scoring
+# refuses a model whose fingerprint differs, so adding a feature kind must not change it.
+CHURN_FINGERPRINT = "e04a4f83ecd1f593"
+
+
+def test_the_churn_fingerprint_is_unchanged_by_lags() -> None:
+    assert expand(load_config("test", use_case="churn")).fingerprint == CHURN_FINGERPRINT
+
+
+def test_a_lag_names_and_fingerprints_its_features(config: Config) -> None:
+    block = {"source": "transactions", "column": "amount", "functions": ["sum"], "windows": [1, "3h"]}
+    unlagged = expand(with_features(config, {"aggregates": [block]}))
+    names = {
+        7: ["transactions_amount_sum_1d_lag7d", "transactions_amount_sum_3h_lag7d"],
+        "7d": ["transactions_amount_sum_1d_lag7d", "transactions_amount_sum_3h_lag7d"],
+        "168h": ["transactions_amount_sum_1d_lag168h", "transactions_amount_sum_3h_lag168h"],
+    }
+    fingerprints = set()
+    for offset, expected in names.items():
+        lagged = expand(with_features(config, {"aggregates": [block | {"offset": offset}]}))
+        assert [spec.name for spec in lagged.aggregates] == expected
+        assert [spec.lookback_days for spec in lagged.aggregates] == [8, 8]  # the offset's 7 days and the window's
+        fingerprints.add(lagged.fingerprint)
+    assert [spec.lookback_days for spec in unlagged.aggregates] == [1, 1]
+    # 7 and 7d hash alike (both written 7, like windows); 168h is written otherwise, like its names.
+    assert len(fingerprints) == 2 and unlagged.fingerprint not in fingerprints
+
+
+@pytest.mark.parametrize("offset", ["3h", "25h", "90m"])
+def test_a_sub_day_offset_is_rejected_naming_the_key(offset: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("test", [f"features.aggregates=[{{source: transactions, functions: [count], offset: {offset}}}]"])
+    assert (f"features.aggregates.0.offset: Value error, an offset must be a whole number of days "
+            f"(7, 7d or 168h), not {offset}") in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
 @pytest.mark.parametrize(
     ("features", "message"),
     [
@@ -53,6 +91,8 @@ def test_the_fingerprint_follows_the_definitions(config: Config) -> None:
          "features.ratios[0] (r): unknown feature 'transactions_count_30d'"),
         ({"aggregates": [{"source": "transactions", "functions": ["count"], "windows": [7, 7]}]},
          "features: the name 'transactions_count_7d' is defined twice"),
+        ({"aggregates": [{"source": "transactions", "functions": ["trend"], "windows": [1], "offset": 7}]},
+         "features.aggregates[0]: trend needs a window of at least 2 days"),
         ({}, "features: no features are defined"),
     ],
 )

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from features.definitions import expand
@@ -187,3 +188,105 @@ def test_distinct_counts_of_a_column_with_many_values(spark: SparkSession, confi
     assert rows[1]["transactions_merchant_category_distinct_count_7d"] == expected_7d
     assert (rows[2]["transactions_merchant_category_distinct_count_7d"],
             rows[2]["transactions_merchant_category_distinct_count_30d"]) == (1, 2)
+
+
+# Lagged windows (`offset`): a window w lagged by n days at D is the window w of D - n, whose
+# ages (days and hours since) are counted from D's cutoff instead.
+LAGGABLE = [
+    {"source": "transactions", "functions": ["count", "days_since_first", "days_since_last", "hours_since_first",
+                                             "hours_since_last"], "windows": [1, 7, 30, "3h", "36h"]},
+    {"source": "transactions", "column": "amount", "functions": ["sum", "mean", "min", "max", "std", "last"],
+     "windows": [1, 7, 30, "3h"]},
+    {"source": "transactions", "functions": ["trend"], "windows": [7, 30]},
+    {"source": "transactions", "column": "amount", "functions": ["trend"], "windows": [7]},
+    # More categories than the bits of a long (counted per value) and a channel of two (bitwise).
+    {"source": "transactions", "column": "merchant_category", "functions": ["distinct_count"], "windows": [7, 30]},
+    {"source": "transactions", "column": "channel", "functions": ["distinct_count"], "windows": [7]},
+    {"source": "transactions", "name": "online", "where": {"channel": "online"}, "functions": ["count"],
+     "windows": [7]},
+]
+EARLY_ENTITIES = [entity(k, "2025-10-01 08:00:00") for k in (1, 2, 3, 4)]  # known at every date compared
+
+
+def _history() -> list[tuple]:
+    """Events of customers 1-3 from 2025-11-01 to 2026-01-12 at random instants (4 has none), reproducibly."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for k in range(400):
+        moment = datetime(2025, 11, 1) + timedelta(microseconds=int(rng.integers(0, 72 * 86_400_000_000)))
+        amount = None if k % 37 == 0 else round(float(rng.normal(50, 20)), 2)
+        rows.append(event(int(rng.integers(1, 4)), moment.isoformat(), amount, f"m{rng.integers(0, 70)}",
+                          channel="online" if rng.random() < 0.6 else "in_store"))
+    return rows
+
+
+def _lagged(features: list[dict], offset: int | str) -> list[dict]:
+    return [block | {"offset": offset} for block in features]
+
+
+@pytest.mark.parametrize(("offset", "lag"), [(7, 7), ("48h", 2)])
+def test_a_lagged_window_is_the_window_of_d_minus_the_offset(spark: SparkSession, config: Config, d: date,
+                                                             offset: int | str, lag: int) -> None:
+    events = _history()
+    unlagged = with_features(config, {"aggregates": LAGGABLE})
+    both = with_features(config, {"aggregates": LAGGABLE + _lagged(LAGGABLE, offset)})
+    dates = [d, d - timedelta(days=1), d - timedelta(days=4)]  # a range, not contiguous
+    computed = _compute(spark, both, events, dates, EARLY_ENTITIES)
+    earlier = _compute(spark, unlagged, events, [day - timedelta(days=lag) for day in dates], EARLY_ENTITIES)
+    suffix = f"_lag{'7d' if offset == 7 else offset}"
+    columns = []
+    for spec in expand(unlagged).aggregates:
+        value = F.col(spec.name)
+        if spec.function.startswith("days_since"):
+            value = value + lag
+        elif spec.function.startswith("hours_since"):
+            value = value + 24 * lag
+        columns.append(value.alias(spec.name + suffix))
+    expected = earlier.select("customer_id", F.date_add("ds", lag).alias("ds"), *columns)
+    lagged_names = [name for name in expand(both).names if name.endswith(suffix)]
+    assert len(lagged_names) == len(columns) and set(lagged_names) == set(expected.columns[2:])
+    # Bit-identical, not close: the same partials combined the same way.
+    assertDataFrameEqual(computed.select("customer_id", "ds", *expected.columns[2:]), expected, rtol=0, atol=0)
+    # And the unlagged features beside them are what they are without lags.
+    alone = _compute(spark, unlagged, events, dates, EARLY_ENTITIES)
+    assertDataFrameEqual(computed.select(*alone.columns), alone, rtol=0, atol=0)
+
+
+def test_events_between_the_lagged_window_and_the_cutoff_change_nothing(spark: SparkSession, config: Config,
+                                                                         d: date) -> None:
+    lagged = with_features(config, {"aggregates": _lagged(LAGGABLE, 7)})
+    events = [e for e in _history() if e[1] < datetime(2026, 1, 4)]
+    # [cutoff - 7d, cutoff) and later: from the first instant the offset excludes to after D.
+    gap = [event(1, "2026-01-04 00:00:00", 1000.0, "z1"), event(2, "2026-01-07 12:00:00", 5.0, "z2"),
+           event(4, "2026-01-10 23:59:59.999999", 7.0, "z3"), event(3, "2026-01-11 00:00:00", 9.0, "z4")]
+    assertDataFrameEqual(_compute(spark, lagged, events + gap, [d], EARLY_ENTITIES),
+                         _compute(spark, lagged, events, [d], EARLY_ENTITIES), rtol=0, atol=0)
+
+
+def test_lagged_window_edges(spark: SparkSession, config: Config, d: date) -> None:
+    # D's cutoff is 2026-01-11 00:00: 1d lagged 7d is [01-03 00:00, 01-04 00:00),
+    # 3h lagged 1d is [01-09 21:00, 01-10 00:00).
+    lagged = with_features(config, {"aggregates": [
+        {"source": "transactions", "column": "amount", "windows": [1], "offset": "7d",
+         "functions": ["count", "sum", "days_since_first", "days_since_last", "hours_since_first", "hours_since_last"]},
+        {"source": "transactions", "column": "amount", "windows": ["3h"], "offset": "24h",
+         "functions": ["count", "sum", "hours_since_last"]},
+    ]})
+    events = [
+        event(1, "2026-01-03 00:00:00", 1.0),               # the lagged day's first instant: in
+        event(1, "2026-01-03 23:59:59.999999", 2.0),        # its last: in
+        event(1, "2026-01-02 23:59:59.999999", 4.0),        # a microsecond before it: out
+        event(1, "2026-01-04 00:00:00", 8.0),               # cutoff - 7d, the offset's first instant: out
+        event(1, "2026-01-09 21:00:00", 16.0),              # cutoff - 1d - 3h: in the lagged 3h window
+        event(1, "2026-01-09 20:59:59.999999", 32.0),       # a microsecond earlier: out
+        event(1, "2026-01-10 00:00:00", 64.0),              # cutoff - 1d: out
+    ]
+    one = _rows(_compute(spark, lagged, events, [d], EARLY_ENTITIES))[1]
+    assert (one["transactions_amount_count_1d_lag7d"], one["transactions_amount_sum_1d_lag7d"]) == (2, 3.0)
+    # Ages from D's cutoff, not from the window's end.
+    assert one["transactions_amount_days_since_first_1d_lag7d"] == 7
+    assert one["transactions_amount_days_since_last_1d_lag7d"] == 7
+    assert one["transactions_amount_hours_since_first_1d_lag7d"] == 8 * 24
+    assert one["transactions_amount_hours_since_last_1d_lag7d"] == 7 * 24  # 168 h and a microsecond, floored
+    assert (one["transactions_amount_count_3h_lag24h"], one["transactions_amount_sum_3h_lag24h"]) == (1, 16.0)
+    assert one["transactions_amount_hours_since_last_3h_lag24h"] == 27
