@@ -33,6 +33,13 @@ EVERY_KIND = {
          "windows": [30]},
         {"source": "transactions", "column": "amount", "functions": ["sum"],
          "by": {"column": "merchant_category", "values": ["grocery", "fuel"]}, "windows": [30]},
+        # Lagged windows: the windows of D - offset, assembled from the same tiles.
+        {"source": "transactions", "column": "amount", "functions": ["sum", "max", "last", "trend"],
+         "windows": [7, 28], "offset": 7, "name": "lagged"},
+        {"source": "transactions", "column": "merchant_category", "functions": ["distinct_count"],
+         "windows": [7], "offset": "14d", "name": "lagged"},
+        {"source": "transactions", "functions": ["count", "days_since_last", "hours_since_first"],
+         "windows": ["3h", "1d", "10d"], "offset": "14d", "name": "lag14"},
     ],
     "ratios": [{"name": "online_share_30d", "numerator": "online_count_30d", "denominator": "transactions_count_30d"}],
     "attributes": [{"source": "customers", "kind": "tenure_days"}],
@@ -109,7 +116,7 @@ def test_a_window_reads_few_pieces(config: Config) -> None:
     feature_set = expand(config)
     plan = tiles.source_tiles(feature_set, "transactions", config.use_case.sources["transactions"], {})
     assert plan.bucket_micros == 30 * 60 * 1_000_000  # gcd of 30m, 3h, 5h and 12h (36h)
-    rows = tiles.plan_rows(plan, [LAST])
+    rows = [row for row in tiles.plan_rows(plan, [LAST]) if row[2] == LAST]  # the unlagged windows
     whole_day_pieces = {(row[3], row[4]) for row in rows if row[4] >= 0}
     # 90 days cut into bands at 1, 2, 7 and 30 days: at most two tiles of each level per band.
     assert len(whole_day_pieces) <= 2 * 7 * 4
