@@ -518,7 +518,14 @@ def assemble(
         }
         held_rows = None
         if todo.stored and stored is not None:
-            held_rows = stored.where((F.col(SOURCE) == name) & _tiles_in(todo.stored, plan)).select(*_row_columns(plan))
+            # The days alone first, as a filter of its own: Delta prunes partitions on whole
+            # conjuncts, and the tiles' condition mixes the day with the level.
+            days = sorted({from_epoch_day(start) for start, _ in todo.stored})
+            held_rows = (
+                stored.where(F.col(DAY).isin(days))
+                .where((F.col(SOURCE) == name) & _tiles_in(todo.stored, plan))
+                .select(*_row_columns(plan))
+            )
         built = _built_tiles(frames[name], source, plan, todo, held_rows, cached)
         if built is not None:
             new_frames.append(built)

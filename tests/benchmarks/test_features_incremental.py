@@ -1,0 +1,27 @@
+"""Tiny runs of `benchmarks/features_incremental.py`: each mode still runs from a fresh clone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nightjar.config_loader import PROJECT_ROOT
+
+
+@pytest.mark.parametrize(("mode", "entities"), [("nightly", 1500), ("history", 200), ("backfill", 300)])
+def test_each_mode_runs_at_a_tiny_size(tmp_path: Path, mode: str, entities: int) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "features_incremental.py"), mode,
+         "--entities", str(entities), "--lake", str(tmp_path / "lake"), "--driver-memory", "2g"],
+        capture_output=True, text=True, timeout=1500,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert figures["mode"] == mode and figures["entities"] == entities
+    # The tiles and the full computation wrote the same rows, bit for bit.
+    assert figures.get("mismatched_rows", 0) == 0
+    assert "goal" in completed.stdout
