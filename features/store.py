@@ -67,7 +67,8 @@ def tiled_features(
     """The features of `todo` assembled from the stored tiles, with the tiles missing or stale computed first."""
     sources = config.use_case.sources
     table = config.tables.partials
-    manifest = (tables.last_commit_metadata(spark, config, table) or {}).get("manifest") or {}
+    # Maintenance commits (OPTIMIZE, VACUUM) carry no manifest: look past them.
+    manifest = (tables.last_commit_metadata(spark, config, table, key="manifest", depth=100) or {}).get("manifest") or {}
     signatures = {
         name: {
             tiles.epoch_day(day): signature
@@ -75,13 +76,31 @@ def tiled_features(
         }
         for name in sorted({spec.source for spec in feature_set.aggregates})
     }
+    held_before = _held(manifest)
+    batches = tiles.day_batches(feature_set, sources, frames, todo, held_before, signatures)
+    for batch in batches:
+        days = [tiles.from_epoch_day(day) for day in batch.days]
+        manifest = {**manifest, batch.source: batch.entry}
+        tables.replace_where(
+            tiles.day_tiles(frames[batch.source], batch.plan, sources[batch.source], days),
+            config, table, tiles.DAY, batch.replaced, metadata={"manifest": manifest}, add_columns=True,
+        )
     entities_name, _ = config.use_case.source_of_kind("entities")
-    return tiles.assemble(
+    assembly = tiles.assemble(
         feature_set, sources, frames, frames[entities_name], todo,
-        held={name: tiles.Held.from_manifest(entry) for name, entry in manifest.items()},
+        held=_held(manifest),
         signatures=signatures,
         stored=tables.read(spark, config, table) if manifest else None,
     )
+    for batch in batches:
+        assembly.summary[batch.source]["days_computed"] += len(batch.days)
+        before = held_before.get(batch.source)
+        assembly.summary[batch.source]["recomputed_all"] = before is not None and before.fingerprint != batch.plan.fingerprint
+    return assembly
+
+
+def _held(manifest: dict) -> dict[str, tiles.Held | None]:
+    return {name: tiles.Held.from_manifest(entry) for name, entry in manifest.items()}
 
 
 def full_features(config: Config, feature_set: FeatureSet, frames: dict[str, DataFrame], todo: list[date]) -> tiles.Assembly:

@@ -58,7 +58,7 @@ from nightjar.config import SourceConfig
 from nightjar.durations import DAY_MICROS
 
 # Bump when a change here changes what a stored partial holds: every source is then recomputed.
-PARTIALS_VERSION = 1
+PARTIALS_VERSION = 2
 SOURCE = "source"
 DAY = "day"
 LEVEL = "level"
@@ -181,6 +181,7 @@ def aligned_tiles(first: int, last: int, top_level: int) -> list[tuple[int, int]
 
 def source_tiles(
     feature_set: FeatureSet, source_name: str, source: SourceConfig, value_types: dict[str, str],
+    wide: Iterable[str] = (),
 ) -> SourceTiles:
     """Plan the stored partials of one events source from the expanded definitions.
 
@@ -190,6 +191,7 @@ def source_tiles(
         source: its configuration.
         value_types: the source's column types (`DataFrame.dtypes`): part of each measure's identity,
             since a column whose type changed holds other partials.
+        wide: labels of the measures whose distinct values are kept as arrays, not bits (see `planned`).
     """
     specs = [spec for spec in feature_set.aggregates if spec.source == source_name]
     measures, of_spec = _measures(specs)
@@ -197,7 +199,11 @@ def source_tiles(
     for measure in measures:
         identity = [source_name, source_content, feature_set.key, measure.column,
                     value_types.get(measure.column or ""), measure.filters, measure.scale, PARTIALS_VERSION]
+        # A measure keeping distinct values as arrays names its columns apart ("a..."): the
+        # same column holding bits before and arrays after would be a type change.
         measure.label = "p" + _digest(identity)[:10]
+        if measure.label in set(wide):
+            measure.label = "a" + measure.label[1:]
     sub_day = [spec.window.micros % DAY_MICROS for spec in specs if spec.window.micros % DAY_MICROS]
     bucket_micros = math.gcd(DAY_MICROS, *sub_day) if sub_day else None
     longest_whole_days = max(spec.window.micros // DAY_MICROS for spec in specs)
@@ -205,6 +211,7 @@ def source_tiles(
     content = {
         "measures": sorted([measure.label, sorted(measure.needs)] for measure in measures),
         "bucket_micros": bucket_micros,
+        "wide": sorted(set(wide)),
     }
     groups: list[tuple[int, list[int], int]] = []
     first_band = 0
@@ -250,6 +257,10 @@ class Held:
     fingerprint: str
     days: dict[int, str]  # epoch day -> signature of the source partition it was computed from
     tiles: set[tuple[int, int]]  # (start, level >= 1)
+    # Distinct values: each measure's values in the order of their bits (append-only), and the
+    # measures with too many values for bits, kept as arrays.
+    domains: dict[str, list[Any]] = field(default_factory=dict)
+    wide: list[str] = field(default_factory=list)
 
     @classmethod
     def from_manifest(cls, entry: dict[str, Any] | None) -> Held | None:
@@ -259,6 +270,8 @@ class Held:
             entry["fingerprint"],
             {int(day): signature for day, signature in entry["days"].items()},
             {(int(start), int(level)) for level, starts in entry["tiles"].items() for start in starts},
+            dict(entry.get("domains", {})),
+            list(entry.get("wide", [])),
         )
 
     def to_manifest(self) -> dict[str, Any]:
@@ -269,6 +282,8 @@ class Held:
             "fingerprint": self.fingerprint,
             "days": {str(day): self.days[day] for day in sorted(self.days)},
             "tiles": dict(by_level),
+            "domains": self.domains,
+            "wide": sorted(self.wide),
         }
 
 
@@ -338,6 +353,117 @@ def work(tiles: SourceTiles, pieces: Iterable[tuple[date, int]], held: Held | No
     )
 
 
+# Column types whose values survive the manifest's JSON unchanged, so that a value keeps its bit.
+_BIT_TYPES = ("string", "boolean", "tinyint", "smallint", "int", "bigint", "float", "double")
+_BITS = 63
+
+
+def planned(
+    feature_set: FeatureSet,
+    name: str,
+    source: SourceConfig,
+    events: DataFrame,
+    dates: list[date],
+    held: Held | None,
+    signatures: dict[int, str],
+) -> tuple[SourceTiles, list[tuple], Work]:
+    """One source's plan, the pieces `dates` read, and the work to do, with its distinct values settled.
+
+    A distinct count keeps one bit per value (a bitwise OR per tile, as the full computation
+    does for small domains) while the values seen fit in 63 bits: each value keeps the bit it
+    was given first (the manifest lists them in order), and a day with new values extends the
+    list. A measure with more values, or of a type JSON would not give back unchanged, keeps
+    its values as sorted arrays instead (slower to combine); a measure that outgrows its bits
+    changes the source's fingerprint, so its tiles are computed again.
+    """
+    value_types = dict(events.dtypes)
+    wide = set(held.wide) if held else set()
+    while True:
+        plan = source_tiles(feature_set, name, source, value_types, wide)
+        rows = plan_rows(plan, dates)
+        todo = work(plan, {(row[3], row[4]) for row in rows}, held, signatures)
+        known = {} if todo.reset else held.domains  # type: ignore[union-attr]
+        counted = [m for m in plan.measures if "distinct" in m.needs and m.label.startswith("p")]
+        outgrown = {m.label for m in counted if value_types.get(m.column or "") not in _BIT_TYPES}
+        new_days = [from_epoch_day(day) for day in todo.days]
+        domains: dict[str, list[Any]] = {}
+        for measure in counted:
+            if measure.label in outgrown:
+                continue
+            domain = list(known.get(measure.label, []))
+            if new_days:
+                relevant = prepared_events(events, source, plan.key, min(new_days), max(new_days)).where(
+                    F.col(source.partition).isin(new_days)
+                )
+                value = measure.value(value_types)
+                found = (
+                    relevant.where(measure.selected() & value.isNotNull()).select(value.alias("v")).distinct()
+                    .limit(_BITS + len(domain) + 1).collect()
+                )
+                domain += sorted({row["v"] for row in found} - set(domain))
+            if len(domain) > _BITS:
+                outgrown.add(measure.label)
+            else:
+                domains[measure.label] = domain
+                measure.domain = tuple(domain)
+        if not outgrown:
+            todo.after.domains = domains
+            todo.after.wide = sorted(wide)
+            return plan, rows, todo
+        wide |= outgrown
+
+
+# A run missing more day tiles than this (a first run, a long gap, changed definitions) stores
+# them first, this many days per commit: a run killed meanwhile keeps what it committed, and no
+# single job holds the whole history's tiles at once.
+BATCH_DAYS = 64
+
+
+@dataclass
+class DayBatch:
+    """Day tiles of one source to compute and commit ahead of the assembly."""
+
+    source: str
+    plan: SourceTiles
+    days: list[int]
+    replaced: str  # SQL: the stored rows they replace
+    entry: dict[str, Any]  # the source's manifest entry once they are stored
+
+
+def day_batches(
+    feature_set: FeatureSet,
+    sources: dict[str, SourceConfig],
+    frames: dict[str, DataFrame],
+    dates: list[date],
+    held: dict[str, Held | None],
+    signatures: dict[str, dict[int, str]],
+    batch_days: int | None = None,
+) -> list[DayBatch]:
+    """The missing day tiles of `dates`' windows in batches, for sources missing more than `batch_days`.
+
+    Each batch's manifest entry holds what the table validly holds once it and the batches
+    before it are stored; a rerun after a kill finds those days stored and skips them.
+    `batch_days`: BATCH_DAYS by default.
+    """
+    batch_days = batch_days or BATCH_DAYS
+    batches = []
+    for name in sorted({spec.source for spec in feature_set.aggregates}):
+        plan, _, todo = planned(feature_set, name, sources[name], frames[name], dates, held.get(name),
+                                signatures.get(name, {}))
+        if len(todo.days) <= batch_days:
+            continue
+        built = {(start, level) for level, starts in todo.tiles.items() for start in starts}
+        days = {day: signature for day, signature in todo.after.days.items() if day not in set(todo.days)}
+        for first in range(0, len(todo.days), batch_days):
+            chunk = todo.days[first:first + batch_days]
+            days.update({day: todo.after.days[day] for day in chunk})
+            entry = Held(plan.fingerprint, dict(days), todo.after.tiles - built, todo.after.domains, todo.after.wide)
+            replaced = (f"{SOURCE} = '{name}'" if todo.reset and first == 0
+                        else _replaced(name, Work(chunk, {}, set(), False, entry)))
+            batches.append(DayBatch(name, plan, chunk, replaced, entry.to_manifest()))
+    return batches
+
+
 def day_tiles(events: DataFrame, tiles: SourceTiles, source: SourceConfig, days: list[date]) -> DataFrame:
     """The day tiles (and sub-day buckets) of `days` from the source's events.
 
@@ -346,7 +472,7 @@ def day_tiles(events: DataFrame, tiles: SourceTiles, source: SourceConfig, days:
     """
     relevant = prepared_events(events, source, tiles.key, min(days), max(days)).where(F.col(source.partition).isin(days))
     needs_time = tiles.bucket_micros is not None or any(
-        partial in m.needs for m in tiles.measures for partial in ("first_time", "last_time")
+        partial in m.needs for m in tiles.measures for partial in ("first_time", "last_time", "last_order")
     )
     if needs_time:
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
@@ -393,10 +519,12 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 
 def _combined(measures: list[_Measure], start: Column | None) -> list[Column]:
-    """Aggregates merging rows of partials into one: events into a tile (`start` None) or tiles into a coarser one.
+    """Aggregates merging rows of partials into one: events into a day tile or bucket (`start`
+    None), or tiles into a coarser one starting on day `start`.
 
-    `start`: the merged tile's first day; a row's trend weights, relative to its own first day,
-    are shifted to it.
+    A tile keeps the instant of its latest value as `last_order` (a long): tiles are disjoint in
+    time, so no two tiles' latest values tie, and only events need the full order (time, then
+    value) that `features.engine` resolves ties at the same instant with.
     """
     aggregates: list[Column] = []
     for measure in measures:
@@ -407,10 +535,14 @@ def _combined(measures: list[_Measure], start: Column | None) -> list[Column]:
                 aggregate = F.sum(column)
             elif partial in ("min", "first_day", "first_time"):
                 aggregate = F.min(column)
+            elif partial == "last_order" and start is None:
+                aggregate = F.max(F.when(column.isNotNull(), F.col(_TIME)))
             elif partial in ("max", "last_order", "last_day", "last_time"):
                 aggregate = F.max(column)
             elif partial == "last":
                 aggregate = F.max_by(column, F.col(measure.prefix("last_order")))
+            elif partial == "distinct" and measure.domain is not None:
+                aggregate = F.bit_or(column)
             elif partial == "distinct":
                 values = F.collect_set(column) if start is None else F.flatten(F.collect_list(column))
                 aggregate = F.array_sort(F.array_distinct(values))
@@ -508,9 +640,8 @@ def assemble(
     summary: dict[str, dict[str, Any]] = {}
     for name in sorted({spec.source for spec in feature_set.aggregates}):
         source = sources[name]
-        plan = source_tiles(feature_set, name, source, dict(frames[name].dtypes))
-        rows = plan_rows(plan, dates)
-        todo = work(plan, {(row[3], row[4]) for row in rows}, held.get(name), signatures.get(name, {}))
+        plan, rows, todo = planned(feature_set, name, source, frames[name], dates, held.get(name),
+                                   signatures.get(name, {}))
         manifest[name] = todo.after.to_manifest()
         summary[name] = {
             "days_computed": len(todo.days), "tiles_built": sum(len(starts) for starts in todo.tiles.values()),

@@ -150,12 +150,21 @@ def version(spark: SparkSession, config: Config, name: str) -> int | None:
     return int(_delta(spark, config, name).history(1).select("version").first()[0])
 
 
-def last_commit_metadata(spark: SparkSession, config: Config, name: str) -> dict[str, Any] | None:
-    """The `userMetadata` JSON of the table's latest commit, or None."""
+def last_commit_metadata(
+    spark: SparkSession, config: Config, name: str, key: str | None = None, depth: int = 1,
+) -> dict[str, Any] | None:
+    """The `userMetadata` JSON of the table's latest commit, or None.
+
+    With `key`: of the latest of the last `depth` commits whose metadata holds `key`, so that a
+    commit without Nightjar's metadata (an `OPTIMIZE` or `VACUUM` run by hand) hides nothing.
+    """
     if not exists(spark, config, name):
         return None
-    raw = _delta(spark, config, name).history(1).select("userMetadata").first()[0]
-    return json.loads(raw) if raw else None
+    for row in _delta(spark, config, name).history(depth).select("userMetadata").collect():
+        metadata = json.loads(row[0]) if row[0] else None
+        if key is None or (metadata is not None and key in metadata):
+            return metadata
+    return None
 
 
 def overwrite(

@@ -10,13 +10,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from features import store
+from features import store, tiles
 from features.definitions import expand
 from features.engine import DATE, compute_features
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.runs import RunRecord
-from tests.features.conftest import entities_frame, events_frame, with_features
+from tests.features.conftest import entities_frame, event, events_frame, with_features
 from tests.features.test_tiles import ENTITIES, EVERY_KIND, LAST, random_events
 
 
@@ -101,4 +101,58 @@ def test_a_corrected_source_partition_is_computed_again(spark: SparkSession, lak
     done = run_features(spark, config, [nightly])
     assert done["days_computed"] == 1  # the corrected day alone, and the coarser tiles holding it
     assert done["tiles_built"] > 0
+    same(spark, config, [nightly])
+
+
+def test_a_long_history_is_stored_in_batches_and_a_killed_run_resumes(
+    spark: SparkSession, lake_sources: Config, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = lake_sources
+    nightly = LAST - timedelta(days=15)
+    monkeypatch.setattr(tiles, "BATCH_DAYS", 40)
+    real_write = tables.replace_where
+    commits: list[str] = []
+
+    def dies_after_the_first_batch(*args: object, **kwargs: object) -> int:
+        if commits:
+            raise KeyboardInterrupt("killed")  # as a kill would: after one commit, before the next
+        commits.append("batch")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(tables, "replace_where", dies_after_the_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_features(spark, config, [nightly])
+    assert not tables.exists(spark, config, config.tables.features)
+    monkeypatch.setattr(tables, "replace_where", real_write)
+
+    done = run_features(spark, config, [nightly])
+    assert done["days_computed"] == 90 - 40  # the first batch was kept
+    same(spark, config, [nightly])
+
+
+def test_a_new_value_gets_the_next_bit_and_too_many_values_become_arrays(
+    spark: SparkSession, lake_sources: Config,
+) -> None:
+    config = lake_sources
+    nightly = LAST - timedelta(days=15)
+    run_features(spark, config, [nightly - timedelta(days=1)])
+
+    def domains() -> dict:
+        manifest = tables.last_commit_metadata(spark, config, config.tables.partials, key="manifest", depth=100)
+        entry = manifest["manifest"]["transactions"]
+        return {"domains": list(entry["domains"].values()), "wide": entry["wide"]}
+
+    before = domains()
+    assert ["dining", "fuel", "grocery", "travel"] in before["domains"] and len(before["wide"]) == 1  # transaction ids
+    new_events = [event(3, f"{nightly} 12:00:00", 5.0, "crypto"), event(3, f"{nightly} 13:00:00", 6.0, "art")]
+    tables.append(events_frame(spark, new_events), config, "transactions")
+    assert run_features(spark, config, [nightly])["days_computed"] == 1
+    assert ["dining", "fuel", "grocery", "travel", "art", "crypto"] in domains()["domains"]  # appended, in order
+    same(spark, config, [nightly])
+
+    # 64 categories in all: more than a long's bits; the measure's tiles are computed again as arrays.
+    many = [event(4, f"{nightly} 14:00:00", 1.0, f"category{n:02d}") for n in range(58)]
+    tables.append(events_frame(spark, many), config, "transactions")
+    done = run_features(spark, config, [nightly])
+    assert done["recomputed_all"] and len(domains()["wide"]) == 2
     same(spark, config, [nightly])
