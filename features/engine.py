@@ -1,7 +1,9 @@
 """The feature engine: trailing-window aggregations per entity and date, in Spark.
 
-`compute_features` is a pure function, DataFrames in and a DataFrame out. It computes a
-whole range of dates in one pass over the history the range needs:
+`compute_features` is the *full computation*: every event of every window, the reference the
+stored partials of `features.tiles` (what the features job runs) are tested against, bit for
+bit, and what `features.incremental: false` runs. A pure function, DataFrames in and a
+DataFrame out, it computes a whole range of dates in one pass over the history the range needs:
 
 1. each event becomes a *partial aggregate* per measure (a column under a filter, shared by
    all functions and windows on it): event and value counts, exact fixed-point totals and
@@ -14,9 +16,10 @@ whole range of dates in one pass over the history the range needs:
    events still gets a row, with 0 for counts and totals and missing for the rest.
 
 Step 2 only combines partials, and every partial is associative (sums, min, max, the
-latest (timestamp, value), first/last day or instant, value bits), so the same step can later
-combine *daily* partials stored once per day, assembling trailing windows incrementally
-(README); a sub-day window would then read its last day's events, or hourly partials, instead.
+latest (timestamp, value), first/last day or instant, value bits), which is what lets
+`features.tiles` store them per entity and tile and assemble windows from a few tiles; both
+share the partials (`_event_partials`), the final functions (`_windowed`) and the spine
+(`complete_features`).
 
 Point-in-time correctness: the features of date D describe each entity as of D's cutoff, the
 start of D + 1 (UTC), and a window w holds the events with timestamp in [cutoff - w, cutoff).

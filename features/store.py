@@ -82,7 +82,8 @@ def tiled_features(
         days = [tiles.from_epoch_day(day) for day in batch.days]
         manifest = {**manifest, batch.source: batch.entry}
         tables.replace_where(
-            tiles.day_tiles(frames[batch.source], batch.plan, sources[batch.source], days),
+            # One file per day partition and write, for the nightly reads of few rows from many days.
+            tiles.day_tiles(frames[batch.source], batch.plan, sources[batch.source], days).repartition(tiles.DAY),
             config, table, tiles.DAY, batch.replaced, metadata={"manifest": manifest}, add_columns=True,
         )
     entities_name, _ = config.use_case.source_of_kind("entities")
@@ -177,7 +178,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
             if assembly.new_tiles is not None:
                 # Before the features: a run killed between the two commits finds its tiles stored.
                 context.record.output_versions[config.tables.partials] = tables.replace_where(
-                    assembly.new_tiles, config, config.tables.partials, tiles.DAY, assembly.replaced,
+                    assembly.new_tiles.repartition(tiles.DAY), config, config.tables.partials, tiles.DAY, assembly.replaced,
                     metadata={"manifest": assembly.manifest, "run_id": context.record.run_id},
                     add_columns=True,
                 )

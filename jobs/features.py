@@ -7,7 +7,10 @@
     ./spark-submit.sh features discover [--sample N] [--date D] [--output FILE]
                       # featuretools DFS on a sample; writes candidate definitions to review
 
-Each run replaces exactly the dates it computed, in one commit, and records the feature-set
+Each date's windows are assembled from partial aggregates stored per entity and tile in
+`feature_partials` (computing first the tiles missing or made stale by a corrected source
+partition), so a nightly date reads one day of events (README: "Incremental"). Each run
+replaces exactly the dates it computed, in one commit, and records the feature-set
 fingerprint (definitions + engine version) with the commit and in `runs`. Before that, the
 validation gate checks the source partitions of those dates (`validation.suites.source`) and
 the computed features (`validation.suites.features`); a blocking failure exits 3 and writes nothing.

@@ -12,7 +12,9 @@ import pytest
 from nightjar.config_loader import PROJECT_ROOT
 
 
-@pytest.mark.parametrize(("mode", "entities"), [("nightly", 1500), ("history", 200), ("backfill", 300)])
+@pytest.mark.parametrize(
+    ("mode", "entities"), [("nightly", 1500), ("duckdb", 1500), ("history", 200), ("backfill", 300)],
+)
 def test_each_mode_runs_at_a_tiny_size(tmp_path: Path, mode: str, entities: int) -> None:
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "features_incremental.py"), mode,
