@@ -12,13 +12,20 @@ import pytest
 from nightjar.config_loader import PROJECT_ROOT
 
 
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One folder for the module: `nightly` and `duckdb` share their lake (generated once), as they do at scale.
+    return tmp_path_factory.mktemp("benchmark-lakes")
+
+
 @pytest.mark.parametrize(
-    ("mode", "entities"), [("nightly", 1500), ("duckdb", 1500), ("history", 200), ("backfill", 300)],
+    ("mode", "entities", "lake"),
+    [("nightly", 1500, "shared"), ("duckdb", 1500, "shared"), ("history", 200, "history"), ("backfill", 300, "backfill")],
 )
-def test_each_mode_runs_at_a_tiny_size(tmp_path: Path, mode: str, entities: int) -> None:
+def test_each_mode_runs_at_a_tiny_size(lakes: Path, mode: str, entities: int, lake: str) -> None:
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "features_incremental.py"), mode,
-         "--entities", str(entities), "--lake", str(tmp_path / "lake"), "--driver-memory", "2g"],
+         "--entities", str(entities), "--lake", str(lakes / lake), "--driver-memory", "2g"],
         capture_output=True, text=True, timeout=1500,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
