@@ -19,13 +19,15 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("mode", "entities", "lake"),
-    [("nightly", 1500, "shared"), ("duckdb", 1500, "shared"), ("history", 200, "history"), ("backfill", 300, "backfill")],
+    ("mode", "entities", "lake", "extra"),
+    [("nightly", 1500, "shared", []), ("duckdb", 1500, "shared", []),
+     ("history", 200, "history", ["--windows", "7", "40"]),  # the 30 and 365 days of the benchmark, shortened
+     ("backfill", 300, "backfill", [])],
 )
-def test_each_mode_runs_at_a_tiny_size(lakes: Path, mode: str, entities: int, lake: str) -> None:
+def test_each_mode_runs_at_a_tiny_size(lakes: Path, mode: str, entities: int, lake: str, extra: list[str]) -> None:
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "features_incremental.py"), mode,
-         "--entities", str(entities), "--lake", str(lakes / lake), "--driver-memory", "2g"],
+         "--entities", str(entities), "--lake", str(lakes / lake), "--driver-memory", "2g", *extra],
         capture_output=True, text=True, timeout=1500,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]

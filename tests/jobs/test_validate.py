@@ -146,11 +146,13 @@ def test_clean_partitions_pass_and_the_runs_point_at_data_docs(
         (summary,) = json.loads(run.checks)
         assert summary["validation"] == name and summary["success"] and summary["data_docs"] == str(index)
         assert run.run_id in index.read_text() and Path(summary["page"]).is_file()
-    # The features job recorded its own checks: both sources, then the features it wrote.
+    # The features job recorded its own checks: both sources, its partials, then the features it wrote.
     features_run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "features").first()
-    assert [c.get("validation") for c in json.loads(features_run.checks)] == [
-        None, "source.customers", "source.transactions", "features.features",
+    checks = json.loads(features_run.checks)
+    assert [c.get("validation") for c in checks] == [
+        None, "source.customers", "source.transactions", None, "features.features",
     ]
+    assert checks[3]["partials"]["transactions"]["days_computed"] > 0
 
 
 def test_a_blocking_feature_check_keeps_the_features_table_as_it_was(
