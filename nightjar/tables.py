@@ -396,15 +396,7 @@ def partition_dates(config: Config, name: str, partition: str) -> set[date]:
 
     MissingInputError when the table does not exist.
     """
-    try:
-        reader = DeltaReader(table_path(config, name))
-    except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
-        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
-    column = f"partition.{partition}"
-    actions = pa.table(reader.get_add_actions(flatten=True))
-    if column not in actions.column_names:
-        raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
-    return {value for value in actions.column(column).to_pylist() if value is not None}
+    return {value for value, _ in _partition_files(config, name, partition)}
 
 
 def partition_signatures(config: Config, name: str, partition: str) -> dict[date, str]:
@@ -413,21 +405,29 @@ def partition_signatures(config: Config, name: str, partition: str) -> dict[date
     Delta never changes a file in place, so a partition that is rewritten, corrected or appended
     to gets another signature; reading it reads no data. MissingInputError when the table does not exist.
     """
+    files: dict[date, list[str]] = {}
+    for value, path in _partition_files(config, name, partition):
+        files.setdefault(value, []).append(path)
+    return {
+        value: hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16] for value, paths in files.items()
+    }
+
+
+def _partition_files(config: Config, name: str, partition: str) -> list[tuple[Any, str]]:
+    """(partition value, data file path) of each file of the current version of `name`, from its Delta log."""
     try:
         reader = DeltaReader(table_path(config, name))
     except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
         raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
-    actions = pa.table(reader.get_add_actions(flatten=True))
     column = f"partition.{partition}"
+    actions = pa.table(reader.get_add_actions(flatten=True))
     if column not in actions.column_names:
         raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
-    files: dict[date, list[str]] = {}
-    for value, path in zip(actions.column(column).to_pylist(), actions.column("path").to_pylist()):
-        if value is not None:
-            files.setdefault(value, []).append(path)
-    return {
-        value: hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:16] for value, paths in files.items()
-    }
+    return [
+        (value, path)
+        for value, path in zip(actions.column(column).to_pylist(), actions.column("path").to_pylist())
+        if value is not None
+    ]
 
 
 def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
