@@ -458,8 +458,7 @@ def day_batches(
             chunk = todo.days[first:first + batch_days]
             days.update({day: todo.after.days[day] for day in chunk})
             entry = Held(plan.fingerprint, dict(days), todo.after.tiles - built, todo.after.domains, todo.after.wide)
-            replaced = (f"{SOURCE} = '{name}'" if todo.reset and first == 0
-                        else _replaced(name, Work(chunk, {}, set(), False, entry)))
+            replaced = _replaced(name, Work(chunk, {}, set(), todo.reset and first == 0, entry))
             batches.append(DayBatch(name, plan, chunk, replaced, entry.to_manifest()))
     return batches
 
