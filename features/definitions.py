@@ -101,7 +101,7 @@ class RatioSpec:
 class FeatureSet:
     """The expanded feature set of a configuration, in output column order."""
 
-    key: str
+    keys: tuple[str, ...]  # the entity key's columns
     aggregates: tuple[AggregateSpec, ...]
     attributes: tuple[AttributeSpec, ...]
     ratios: tuple[RatioSpec, ...]
@@ -180,12 +180,15 @@ def expand(config: Config) -> FeatureSet:
                 raise ConfigError(f"{where}: unknown feature {operand!r}")
         ratios.append(RatioSpec(item.name, item.numerator, item.denominator, where))
         known.append(item.name)
-    _require_unique(known + [config.use_case.entity.key, "ds"])
+    keys = config.use_case.entity.keys
+    _require_unique(known + [*keys, "ds"])
     if not known:
         raise ConfigError("features: no features are defined")
     content = {
         "engine": ENGINE_VERSION,
-        "key": config.use_case.entity.key,
+        # A single-column key hashes as its name (written alone or as a list of one), as before
+        # keys of several columns existed.
+        "key": keys[0] if len(keys) == 1 else keys,
         # Where a source is stored (`path`) is not what is computed from it.
         "sources": {
             name: sources[name].model_dump(exclude={"path"})
@@ -200,7 +203,7 @@ def expand(config: Config) -> FeatureSet:
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
     used = sorted({spec.source for spec in (*aggregates, *attributes)})
     return FeatureSet(
-        config.use_case.entity.key, tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
+        tuple(keys), tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
         timestamps=tuple((name, sources[name].timestamp) for name in used),
     )
 

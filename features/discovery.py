@@ -40,6 +40,9 @@ SUPPORTED = {
 DEFAULT_PRIMITIVES = ["count", "sum", "mean", "min", "max", "std", "num_unique", "last", "time_since_last",
                       "time_since_first", "trend", "mode", "skew", "median"]
 CATEGORICAL_MAX_VALUES = 20
+# featuretools indexes a dataframe by one column: an entity key of several columns becomes one
+# string column of this name in every frame, in place of its parts (identifiers, not features).
+COMPOSITE_INDEX = "_entity"
 
 
 def entityset(
@@ -54,14 +57,18 @@ def entityset(
     and not the entities themselves.
     """
     use_case = config.use_case
-    key = use_case.entity.key
+    keys = use_case.entity.keys
+    key = keys[0] if len(keys) == 1 else COMPOSITE_INDEX
     entities_name, entities_source = use_case.source_of_kind("entities")
     es = ft.EntitySet(id=use_case.name)
     for name, source in use_case.sources.items():
         if name not in frames:
             continue
         frame = frames[name].drop(columns=[source.partition], errors="ignore").copy()
-        index = key if source.kind == "entities" else _row_identifier(frame, key, source.timestamp)
+        if key == COMPOSITE_INDEX:
+            frame[key] = frame[keys].astype(str).agg("|".join, axis=1)
+            frame = frame.drop(columns=keys)
+        index = key if source.kind == "entities" else _row_identifier(frame, [*keys, key], source.timestamp)
         if index is None:
             index = f"_{name}_row"
             frame[index] = range(len(frame))
@@ -84,10 +91,10 @@ def entityset(
     return es
 
 
-def _row_identifier(frame: pd.DataFrame, key: str, timestamp: str) -> str | None:
+def _row_identifier(frame: pd.DataFrame, keys: list[str], timestamp: str) -> str | None:
     """A column that identifies each event (an id is an index, not a number to sum), if any."""
     for column in frame.columns:
-        if column not in (key, timestamp) and column.endswith("_id") and frame[column].is_unique:
+        if column not in (*keys, timestamp) and column.endswith("_id") and frame[column].is_unique:
             return column
     return None
 

@@ -40,7 +40,7 @@ window are measured from D's cutoff, not from the window's end: the unlagged val
 plus n days (24 n hours). `trend` is the slope over the window's own days, shift-invariant.
 
 Bad input, decided here and documented in the README:
-* an event whose entity key is null is dropped (it belongs to no entity);
+* an event with a null entity key (or key part) is dropped (it belongs to no entity);
 * an event whose timestamp's day is not its partition's date is dropped: it would otherwise
   let a late-filed event leak across dates, and the validation gate reports such rows;
 * NaN and infinite values count as events but not as values (like nulls);
@@ -49,6 +49,7 @@ Bad input, decided here and documented in the README:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -60,6 +61,7 @@ from pyspark.sql import types as T
 from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, AttributeSpec, FeatureSet, needs_event_time
 from nightjar.config import SourceConfig
 from nightjar.durations import DAY_MICROS, HOUR_MICROS
+from nightjar.keys import all_present
 
 DATE = "ds"
 _DAY = "_day"
@@ -126,7 +128,7 @@ def compute_features(
     Returns:
         One row per (entity, date): the key, `ds`, then `feature_set.names` in order.
     """
-    key = feature_set.key
+    keys = list(feature_set.keys)
     dates = sorted(set(dates))
     windowed = []
     for source_name in sorted({spec.source for spec in feature_set.aggregates}):
@@ -134,7 +136,7 @@ def compute_features(
         # on shifted events (see `_windowed_aggregates`); unlagged ones (lag 0) come first, as before.
         for lag in sorted({spec.lag_days for spec in feature_set.aggregates if spec.source == source_name}):
             specs = [spec for spec in feature_set.aggregates if spec.source == source_name and spec.lag_days == lag]
-            windowed.append(_windowed_aggregates(events[source_name], sources[source_name], key, specs, dates, lag))
+            windowed.append(_windowed_aggregates(events[source_name], sources[source_name], keys, specs, dates, lag))
     return complete_features(feature_set, windowed, entities, entities_source, dates)
 
 
@@ -151,21 +153,21 @@ def complete_features(
     however computed: from events here, from stored tiles in `features.tiles`) onto the spine,
     fills empty windows, and adds attributes and ratios.
     """
-    key = feature_set.key
+    keys = list(feature_set.keys)
     dates = sorted(set(dates))
     dates_frame = _dates_frame(entities.sparkSession, dates)
     spine = (
         entities.select(
-            F.col(key),
+            *keys,
             F.to_date(F.col(entities_source.timestamp)).alias("_known_from"),
-            *sorted({spec.column for spec in feature_set.attributes if spec.column}),
+            *sorted({spec.column for spec in feature_set.attributes if spec.column} - set(keys)),
         )
-        .where(F.col(key).isNotNull())
+        .where(all_present(keys))
         .join(F.broadcast(dates_frame), F.col("_known_from") <= F.col(DATE))
     )
     result = spine
     for frame in windowed:
-        result = result.join(frame, [key, DATE], "left")
+        result = result.join(frame, [*keys, DATE], "left")
     result = result.fillna(0, subset=[s.name for s in feature_set.aggregates if s.function in ZERO_WHEN_EMPTY])
     for spec in feature_set.attributes:
         result = result.withColumn(spec.name, _attribute(spec))
@@ -175,7 +177,7 @@ def complete_features(
             ratio.name,
             F.when(denominator != 0, F.col(ratio.numerator).cast("double") / denominator),
         )
-    return result.select(key, DATE, *feature_set.names)
+    return result.select(*keys, DATE, *feature_set.names)
 
 
 def _dates_frame(spark: SparkSession, dates: list[date]) -> DataFrame:
@@ -191,16 +193,18 @@ def _attribute(spec: AttributeSpec) -> Column:
     return F.when(position > 0, (position - 1).cast("int"))
 
 
-def prepared_events(frame: DataFrame, source: SourceConfig, key: str, first_day: date, last_day: date) -> DataFrame:
+def prepared_events(
+    frame: DataFrame, source: SourceConfig, keys: Sequence[str], first_day: date, last_day: date,
+) -> DataFrame:
     """The events of days first_day..last_day that features may use, with their event day.
 
     Filters on the partition column first, so Spark reads only the partitions needed; then
-    drops events with a null key or a timestamp outside their partition's date.
+    drops events with a null key part or a timestamp outside their partition's date.
     """
     day = F.to_date(F.col(source.timestamp))
     return (
         frame.where(F.col(source.partition).between(F.lit(first_day), F.lit(last_day)))
-        .where(F.col(key).isNotNull())
+        .where(all_present(keys))
         .withColumn(_DAY, day)
         .where(F.col(_DAY) == F.col(source.partition))
     )
@@ -231,14 +235,14 @@ def _measures(specs: list[AggregateSpec]) -> tuple[list[_Measure], dict[str, _Me
     return list(measures.values()), of_spec
 
 
-def _event_partials(events: DataFrame, source: SourceConfig, key: str, measures: list[_Measure]) -> DataFrame:
+def _event_partials(events: DataFrame, source: SourceConfig, keys: Sequence[str], measures: list[_Measure]) -> DataFrame:
     """Each event as a partial aggregate of itself: the columns the window aggregation combines.
 
     Partials at the event level need no grouping pass of their own; daily partials stored per
     day would combine the same way (see the module docstring).
     """
     value_types = dict(events.dtypes)
-    columns: list[Column] = [F.col(key), F.col(_DAY), *([F.col(_TIME)] if _TIME in events.columns else [])]
+    columns: list[Column] = [*map(F.col, keys), F.col(_DAY), *([F.col(_TIME)] if _TIME in events.columns else [])]
     for measure in measures:
         selected = measure.selected()
         value = measure.value(value_types)
@@ -291,7 +295,7 @@ def _fixed_point(value: Column, scale: int) -> Column:
 
 
 def _windowed_aggregates(
-    events: DataFrame, source: SourceConfig, key: str, specs: list[AggregateSpec], dates: list[date], lag: int = 0,
+    events: DataFrame, source: SourceConfig, keys: list[str], specs: list[AggregateSpec], dates: list[date], lag: int = 0,
 ) -> DataFrame:
     """The aggregates `specs` of `dates`, per entity and date; `specs` all lag their windows by `lag` days.
 
@@ -309,7 +313,7 @@ def _windowed_aggregates(
     # The partitions these dates' windows read: lookback_days (the lag and the window) back from
     # the first date, and none of the last `lag` days before the last date.
     reach = max(spec.lookback_days for spec in specs)
-    relevant = prepared_events(events, source, key, first - timedelta(days=reach - 1), last - timedelta(days=lag))
+    relevant = prepared_events(events, source, keys, first - timedelta(days=reach - 1), last - timedelta(days=lag))
     if any(needs_event_time(spec) for spec in specs):
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
     if lag:
@@ -320,7 +324,7 @@ def _windowed_aggregates(
     for measure in measures:
         if "distinct" in measure.needs:
             measure.domain = _small_domain(relevant, measure)
-    partials = _event_partials(relevant, source, key, measures)
+    partials = _event_partials(relevant, source, keys, measures)
     # Each event feeds the target dates d..d+span-1 that are being computed.
     target = F.explode(
         F.sequence(
@@ -340,17 +344,17 @@ def _windowed_aggregates(
     if longest.whole_days is None:
         # The earliest day a sub-day longest window reaches holds events older than it.
         expanded = expanded.where(F.col(_BAND) < len(lengths))
-    banded = expanded.groupBy(key, DATE, _BAND).agg(*_band_partials(measures))
+    banded = expanded.groupBy(*keys, DATE, _BAND).agg(*_band_partials(measures))
     by_sets = [s for s in specs if s.function == "distinct_count" and of_spec[s.name].domain is None]
-    result = banded.groupBy(key, DATE).agg(*[
+    result = banded.groupBy(*keys, DATE).agg(*[
         _windowed(spec, of_spec[spec.name], lengths.index(spec.window.micros)) for spec in specs if spec not in by_sets
     ])
     for measure in measures:
         distinct = [spec for spec in by_sets if of_spec[spec.name] is measure]
         if distinct:
-            result = result.join(_distinct_counts(expanded, key, measure, distinct, lengths), [key, DATE], "left")
+            result = result.join(_distinct_counts(expanded, keys, measure, distinct, lengths), [*keys, DATE], "left")
     if lag:
-        result = result.select(key, DATE, *[_from_cutoff(spec, lag) for spec in specs])
+        result = result.select(*keys, DATE, *[_from_cutoff(spec, lag) for spec in specs])
     return result
 
 
@@ -406,12 +410,12 @@ def _small_domain(events: DataFrame, measure: _Measure) -> tuple | None:
 
 
 def _distinct_counts(
-    expanded: DataFrame, key: str, measure: _Measure, specs: list[AggregateSpec], lengths: list[int],
+    expanded: DataFrame, keys: list[str], measure: _Measure, specs: list[AggregateSpec], lengths: list[int],
 ) -> DataFrame:
     """Distinct values per window: a value is in a window when its most recent event (lowest band) is."""
     value = measure.prefix("distinct")
-    latest = expanded.where(F.col(value).isNotNull()).groupBy(key, DATE, value).agg(F.min(_BAND).alias(_BAND))
-    return latest.groupBy(key, DATE).agg(*[
+    latest = expanded.where(F.col(value).isNotNull()).groupBy(*keys, DATE, value).agg(F.min(_BAND).alias(_BAND))
+    return latest.groupBy(*keys, DATE).agg(*[
         F.sum(F.when(F.col(_BAND) <= lengths.index(spec.window.micros), 1).otherwise(0)).alias(spec.name)
         for spec in specs
     ])

@@ -19,6 +19,7 @@ from features.engine import DATE, compute_features
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.errors import ConfigError, DataCheckError
+from nightjar.keys import all_present
 from validation import gate
 
 
@@ -45,8 +46,9 @@ def require_source_columns(config: Config, frames: dict[str, DataFrame]) -> None
     """ConfigError when a source lacks the key, timestamp or partition column its configuration names."""
     for name, frame in frames.items():
         source = config.use_case.sources[name]
-        expected = {"entity.key": config.use_case.entity.key, "timestamp": source.timestamp, "partition": source.partition}
-        for role, column in expected.items():
+        expected = [*(("entity.key", key) for key in config.use_case.entity.keys),
+                    ("timestamp", source.timestamp), ("partition", source.partition)]
+        for role, column in expected:
             if column not in frame.columns:
                 raise ConfigError(
                     f"use_case.sources.{name} ({role}): table {source.table!r} has no column {column!r} "
@@ -54,11 +56,12 @@ def require_source_columns(config: Config, frames: dict[str, DataFrame]) -> None
                 )
 
 
-def require_unique_entities(frame: DataFrame, table: str, key: str) -> None:
+def require_unique_entities(frame: DataFrame, table: str, keys: list[str]) -> None:
     """DataCheckError when an entities table lists an entity twice (its features would be doubled)."""
-    duplicate = frame.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1").first()
+    duplicate = frame.where(all_present(keys)).groupBy(*keys).count().where("count > 1").first()
     if duplicate is not None:
-        raise DataCheckError(f"table {table!r}: {key}={duplicate[0]} appears {duplicate[1]} times")
+        entity = ", ".join(f"{key}={duplicate[key]}" for key in keys)
+        raise DataCheckError(f"table {table!r}: {entity} appears {duplicate['count']} times")
 
 
 def tiled_features(
@@ -147,7 +150,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     with context.timed("validate_sources"):
         validate_sources(context, frames, todo)
     check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
-    require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.key)
+    require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.keys)
 
     context.progress(
         f"computing {len(feature_set.names)} features (set {feature_set.fingerprint}) for {len(todo)} dates "

@@ -105,7 +105,7 @@ class SourceTiles:
     """What one events source's aggregates need stored, and how their windows are assembled."""
 
     source: str
-    key: str
+    keys: list[str]  # the entity key's columns
     specs: list[AggregateSpec]
     measures: list[_Measure]
     of_spec: dict[str, _Measure]
@@ -196,8 +196,10 @@ def source_tiles(
     specs = [spec for spec in feature_set.aggregates if spec.source == source_name]
     measures, of_spec = _measures(specs)
     source_content = source.model_dump(exclude={"path"})
+    # A single-column key hashes as its name, as before keys of several columns existed.
+    key_identity = feature_set.keys[0] if len(feature_set.keys) == 1 else list(feature_set.keys)
     for measure in measures:
-        identity = [source_name, source_content, feature_set.key, measure.column,
+        identity = [source_name, source_content, key_identity, measure.column,
                     value_types.get(measure.column or ""), measure.filters, measure.scale, PARTIALS_VERSION]
         # A measure keeping distinct values as arrays names its columns apart ("a..."): the
         # same column holding bits before and arrays after would be a type change.
@@ -220,7 +222,7 @@ def source_tiles(
         groups.append((offset, lengths, first_band))
         first_band += len(lengths)
     return SourceTiles(
-        source_name, feature_set.key, specs, measures, of_spec, bucket_micros, top_level,
+        source_name, list(feature_set.keys), specs, measures, of_spec, bucket_micros, top_level,
         _digest(content)[:16], groups,
     )
 
@@ -392,7 +394,7 @@ def planned(
                 continue
             domain = list(known.get(measure.label, []))
             if new_days:
-                relevant = prepared_events(events, source, plan.key, min(new_days), max(new_days)).where(
+                relevant = prepared_events(events, source, plan.keys, min(new_days), max(new_days)).where(
                     F.col(source.partition).isin(new_days)
                 )
                 value = measure.value(value_types)
@@ -469,18 +471,18 @@ def day_tiles(events: DataFrame, tiles: SourceTiles, source: SourceConfig, days:
     Args:
         events: the source table; only the partitions of `days` are read.
     """
-    relevant = prepared_events(events, source, tiles.key, min(days), max(days)).where(F.col(source.partition).isin(days))
+    relevant = prepared_events(events, source, tiles.keys, min(days), max(days)).where(F.col(source.partition).isin(days))
     needs_time = tiles.bucket_micros is not None or any(
         partial in m.needs for m in tiles.measures for partial in ("first_time", "last_time", "last_order")
     )
     if needs_time:
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
-    partials = _event_partials(relevant, source, tiles.key, tiles.measures)
-    daily = partials.groupBy(tiles.key, F.col(_DAY).alias(DAY)).agg(*_combined(tiles.measures, None))
+    partials = _event_partials(relevant, source, tiles.keys, tiles.measures)
+    daily = partials.groupBy(*tiles.keys, F.col(_DAY).alias(DAY)).agg(*_combined(tiles.measures, None))
     frames = [daily.withColumn(LEVEL, F.lit(0)).withColumn(BUCKET, F.lit(0))]
     if tiles.bucket_micros is not None:
         bucket = F.floor((F.col(_TIME) - F.unix_date(F.col(_DAY)).cast("long") * DAY_MICROS) / F.lit(tiles.bucket_micros))
-        buckets = partials.groupBy(tiles.key, F.col(_DAY).alias(DAY), bucket.cast("int").alias(BUCKET)).agg(
+        buckets = partials.groupBy(*tiles.keys, F.col(_DAY).alias(DAY), bucket.cast("int").alias(BUCKET)).agg(
             *_combined(tiles.measures, None)
         )
         frames.append(buckets.withColumn(LEVEL, F.lit(SUB_DAY)))
@@ -495,7 +497,7 @@ def coarser_tiles(halves: DataFrame, tiles: SourceTiles, level: int, starts: lis
         halves.where(F.col(LEVEL) == level - 1)
         .withColumn("_start", start)
         .where(F.col("_start").isin([from_epoch_day(s) for s in starts]))
-        .groupBy(tiles.key, F.col("_start").alias(DAY))
+        .groupBy(*tiles.keys, F.col("_start").alias(DAY))
         .agg(*_combined(tiles.measures, F.col("_start")))
     )
     return _layout(merged.withColumn(LEVEL, F.lit(level)).withColumn(BUCKET, F.lit(0)), tiles)
@@ -506,7 +508,7 @@ def _layout(frame: DataFrame, tiles: SourceTiles) -> DataFrame:
     # some tiles skip files that hold none of them.
     return frame.select(
         F.lit(tiles.source).alias(SOURCE), F.col(LEVEL).cast("int"), F.col(BUCKET).cast("int"),
-        tiles.key, F.col(DAY), *tiles.columns,
+        *tiles.keys, F.col(DAY), *tiles.columns,
     )
 
 
@@ -574,7 +576,7 @@ def windowed_features(stored: DataFrame, tiles: SourceTiles, plan: DataFrame) ->
             rows = rows.withColumn(
                 measure.prefix("weighted"), F.datediff(F.col(_END), F.col(DAY)).cast("long") * series - weights,
             )
-    return rows.groupBy(tiles.key, DATE).agg(*[
+    return rows.groupBy(*tiles.keys, DATE).agg(*[
         _windowed(spec, tiles.of_spec[spec.name], *reversed(tiles.window_bands(spec))) for spec in tiles.specs
     ])
 
@@ -672,7 +674,7 @@ def assemble(
 
 
 def _row_columns(plan: SourceTiles) -> list[str]:
-    return [SOURCE, LEVEL, BUCKET, plan.key, DAY, *plan.columns]
+    return [SOURCE, LEVEL, BUCKET, *plan.keys, DAY, *plan.columns]
 
 
 def _tiles_in(which: set[tuple[int, int]], plan: SourceTiles) -> Column:

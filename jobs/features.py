@@ -63,18 +63,18 @@ def discover(context: cli.JobContext) -> None:
     config, spark, args = context.config, context.spark, context.args
     if args.sample < 1:
         raise UsageError("--sample must be at least 1")
-    key = config.use_case.entity.key
+    keys = config.use_case.entity.keys
     last_day = context.dates[-1] if context.dates else None
     frames = {}
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     entities = tables.read(spark, config, entities_source.table)
     # A deterministic sample: the entities with the smallest hashes of their keys.
-    sample = entities.orderBy(F.xxhash64(key), key).limit(args.sample)
+    sample = entities.orderBy(F.xxhash64(*keys), *keys).limit(args.sample)
     frames[entities_name] = sample.toPandas()
     for name, source in config.use_case.sources.items():
         if source.kind != "events":
             continue
-        events = tables.read(spark, config, source.table).join(sample.select(key), key, "left_semi")
+        events = tables.read(spark, config, source.table).join(sample.select(*keys), keys, "left_semi")
         if last_day:
             events = events.where(F.col(source.partition) <= F.lit(last_day))
         frames[name] = events.toPandas()

@@ -148,7 +148,7 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
             reports.append(checked.data_docs)
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
     scored = scoring.score(features, registry.model_text(model.booster), model.features,
-                           config.use_case.entity.key, reasons=config.scoring.reasons,
+                           config.use_case.entity.keys, reasons=config.scoring.reasons,
                            reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold)
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
@@ -185,7 +185,7 @@ def print_summary(
 ) -> None:
     """Rows scored, the score distribution and the top-scored entities of the last date, and where things are."""
     config = context.config
-    key = config.use_case.entity.key
+    keys = config.use_case.entity.keys
     last = rows.where(F.col(DATE) == F.lit(dates[-1]))
     quantiles = last.approxQuantile(scoring.SCORE, [0.0, 0.1, 0.5, 0.9, 0.99, 1.0], 0.0)
     mean = last.agg(F.avg(scoring.SCORE)).first()[0]
@@ -208,11 +208,12 @@ def print_summary(
     top = config.scoring.summary_top
     if top:
         context.progress(f"top {top} {config.use_case.entity.name}s on {dates[-1]}:")
-        for row in last.orderBy(F.col(scoring.SCORE).desc(), F.col(key)).limit(top).collect():
+        for row in last.orderBy(F.col(scoring.SCORE).desc(), *keys).limit(top).collect():
             reasons = "; ".join(
                 f"{r['feature']}={_value(r['value'])} ({r['contribution']:+.3f})" for r in (row[scoring.REASONS] or [])
             ) if scoring.REASONS in row.asDict() else ""
-            context.progress(f"  {key}={row[key]}  score {row[scoring.SCORE]:.4f}  {reasons}")
+            entity = ", ".join(f"{key}={row[key]}" for key in keys)
+            context.progress(f"  {entity}  score {row[scoring.SCORE]:.4f}  {reasons}")
     context.progress(f"tables under {tables.use_case_root(config)} (catalog database {tables.database(config)}); "
                      f"model {model.path} (metadata.json: holdout metrics, importance, SHAP summary)")
     for report in sorted(set(reports)):

@@ -65,7 +65,7 @@ def train(context: cli.JobContext) -> None:
     task = label.task
     if task == "regression" and training.majority_sample_rate < 1:
         raise ConfigError("training.majority_sample_rate: down-sampling applies to classification labels only")
-    key = config.use_case.entity.key
+    keys = config.use_case.entity.keys
     name = config.model_name
     dates = training_dates(context)
     plan = folds.plan(dates, training.folds, training.holdout_days, training.gap_days)
@@ -109,23 +109,23 @@ def train(context: cli.JobContext) -> None:
     # The cluster first: an unreachable scheduler (exit 5, worth retrying) must leave every table as it was.
     with dask_client(config) as client:
         with context.timed("snapshot"):
-            spine = features_frame.select(key, DATE, *feature_set.names)
-            labelled = labels(spine.select(key, DATE), events, source, label, key)
+            spine = features_frame.select(*keys, DATE, *feature_set.names)
+            labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
             snapshot = training_rows(
-                spine, labelled, key, training.majority_sample_rate, list(plan.holdout), training.seed
+                spine, labelled, keys, training.majority_sample_rate, list(plan.holdout), training.seed
             )
             if training.reference and tables.exists(spark, config, training.reference.table):
                 # Every date, not only the holdout's: the reference's alert threshold is chosen on the folds.
                 reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(dates))
-                snapshot = with_reference(snapshot, reference, key, training.reference.column)
+                snapshot = with_reference(snapshot, reference, keys, training.reference.column)
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
-                snapshot.orderBy(DATE, key), config, config.tables.training,
+                snapshot.orderBy(DATE, *keys), config, config.tables.training,
                 metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
             )
         record.output_versions[config.tables.training] = snapshot_version
         frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
-        frame = frame.sort_values([DATE, key], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values([DATE, *keys], kind="stable").reset_index(drop=True)
         record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
         names = feature_set.names
         fit_rows = frame[frame[DATE].isin(plan.fit)]
@@ -210,18 +210,18 @@ def alert_report(
     holdout rows (which flatters it a little: it is the best achievable anyway).
     """
     alert, label, training = config.scoring.alert, config.use_case.label, config.training
-    key = config.use_case.entity.key
+    keys = config.use_case.entity.keys
     source = config.use_case.sources[label.source]
     # "No event in the horizon" labels have no event instant to be early for.
     happened = None
     if label.kind == "any_event":
-        happened = label_events(events, source, label, key, holdout_dates).toPandas()
+        happened = label_events(events, source, label, keys, holdout_dates).toPandas()
     threshold = alerts.choose_threshold(out_of_fold[LABEL].to_numpy(), out_of_fold[search.PREDICTION].to_numpy(),
                                         alert.min_precision, out_of_fold[WEIGHT].to_numpy())
     scored = holdout.assign(**{search.PREDICTION: evaluate.predict(booster, holdout, names)})
     result: dict[str, Any] = {
         "min_precision": alert.min_precision, "lead_time": str(alert.lead_time),
-        **alerts.report(threshold, scored, key, LABEL, search.PREDICTION, happened, label.horizon, alert.lead_time,
+        **alerts.report(threshold, scored, keys, LABEL, search.PREDICTION, happened, label.horizon, alert.lead_time,
                         training.seed),
     }
     known = holdout[holdout[REFERENCE].notna()] if REFERENCE in holdout.columns else holdout.iloc[:0]
@@ -233,7 +233,7 @@ def alert_report(
         result["reference"] = {
             "table": training.reference.table if training.reference else None,
             "threshold_dates": "folds" if len(on_folds) else "holdout",
-            **alerts.report(reference_threshold, known, key, LABEL, REFERENCE, happened, label.horizon,
+            **alerts.report(reference_threshold, known, keys, LABEL, REFERENCE, happened, label.horizon,
                             alert.lead_time, training.seed),
         }
     return result

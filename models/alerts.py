@@ -148,7 +148,7 @@ def cutoff_micros(ds: pd.Series) -> np.ndarray:
 
 
 def early_alerts(
-    rows: pd.DataFrame, events: pd.DataFrame, key: str, horizon: Duration, lead_time: Duration,
+    rows: pd.DataFrame, events: pd.DataFrame, keys: list[str], horizon: Duration, lead_time: Duration,
 ) -> dict[str, Any]:
     """How many label events were alerted at least `lead_time` before they happened.
 
@@ -160,20 +160,20 @@ def early_alerts(
     in neither, so the share is over the events the rows had a chance to catch.
 
     Args:
-        rows: scored rows: `key`, `ds` and a boolean `alert`.
-        events: the label's events: `key` and EVENT_TIME.
-        key: the entity key column.
+        rows: scored rows: the key's columns, `ds` and a boolean `alert`.
+        events: the label's events: the key's columns and EVENT_TIME.
+        keys: the entity key's columns.
         horizon: the label's horizon.
         lead_time: how early an alert must come.
 
     Returns:
         `events`, `alerted` and `share` (alerted / events; None without events).
     """
-    scored = pd.DataFrame({key: rows[key].to_numpy(), "_cutoff": cutoff_micros(rows[DATE]),
+    scored = pd.DataFrame({**{key: rows[key].to_numpy() for key in keys}, "_cutoff": cutoff_micros(rows[DATE]),
                            "_alert": rows["alert"].to_numpy(dtype=bool)})
-    happened = pd.DataFrame({key: events[key].to_numpy(), "_event": np.arange(len(events)),
+    happened = pd.DataFrame({**{key: events[key].to_numpy() for key in keys}, "_event": np.arange(len(events)),
                              "_time": events[EVENT_TIME].to_numpy(dtype=np.int64)})
-    pairs = happened.merge(scored, on=key)
+    pairs = happened.merge(scored, on=keys)
     cutoff, instant = pairs["_cutoff"], pairs["_time"]
     in_time = (instant - horizon.micros < cutoff) & (cutoff <= instant - lead_time.micros)
     chances = pairs[in_time]
@@ -219,7 +219,7 @@ def holdout_figures(threshold: Threshold, label: np.ndarray, score: np.ndarray, 
 def report(
     threshold: Threshold,
     rows: pd.DataFrame,
-    key: str,
+    keys: list[str],
     label: str,
     score: str,
     events: pd.DataFrame | None,
@@ -227,7 +227,7 @@ def report(
     lead_time: Duration,
     seed: int,
 ) -> dict[str, Any]:
-    """`holdout_figures` of `rows` (columns `key`, `ds`, `label`, `score`) with `early_alerts` under `early`.
+    """`holdout_figures` of `rows` (the key's columns, `ds`, `label`, `score`) with `early_alerts` under `early`.
 
     `events` None (a label without event instants, such as "no event in the horizon") gives
     `early` None.
@@ -235,7 +235,7 @@ def report(
     figures = holdout_figures(threshold, rows[label].to_numpy(), rows[score].to_numpy(), seed)
     early = None
     if events is not None:
-        flagged = pd.DataFrame({key: rows[key].to_numpy(), DATE: rows[DATE].to_numpy(),
+        flagged = pd.DataFrame({**{key: rows[key].to_numpy() for key in keys}, DATE: rows[DATE].to_numpy(),
                                 "alert": alerted(rows[score].to_numpy(), threshold.value)})
-        early = early_alerts(flagged, events, key, horizon, lead_time)
+        early = early_alerts(flagged, events, keys, horizon, lead_time)
     return {**figures, "early": early}

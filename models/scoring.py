@@ -93,7 +93,7 @@ def score(
     features: DataFrame,
     model_text: str,
     feature_names: list[str],
-    key: str,
+    keys: list[str],
     reasons: int = 3,
     reasons_min_score: float | None = None,
     alert_threshold: float | None = None,
@@ -101,17 +101,17 @@ def score(
     """Score every row of `features` with the LightGBM model in `model_text`.
 
     Args:
-        features: rows of the feature table: `key`, `ds` and at least `feature_names`.
+        features: rows of the feature table: the key's columns, `ds` and at least `feature_names`.
         model_text: the model in LightGBM's text format (as registered).
         feature_names: the model's features, in the model's order.
-        key: the entity key column.
+        keys: the entity key's columns.
         reasons: how many reason codes to add (0 for none).
         reasons_min_score: add them only to rows scored at least this (None: every row); the
             other rows get null `reasons`, and no SHAP computation.
         alert_threshold: the model's alert threshold; None: no `alert` column.
 
     Returns:
-        `key`, `ds`, `score` (the model's prediction: a probability for classifiers), with an
+        The key's columns, `ds`, `score` (the model's prediction: a probability for classifiers), with an
         alert threshold `alert` (score >= threshold), and, when `reasons` > 0, `reasons`: the
         features with the largest SHAP contributions (LightGBM's `pred_contrib`) to the score,
         largest first, with their values.
@@ -120,8 +120,8 @@ def score(
     shipped = spark.sparkContext.broadcast(model_text)
     digest = hashlib.sha256(model_text.encode()).hexdigest()
     names = list(feature_names)
-    key_type = features.schema[key].dataType
-    fields = [T.StructField(key, key_type), T.StructField(DATE, T.DateType()), T.StructField(SCORE, T.DoubleType())]
+    fields = [*(T.StructField(key, features.schema[key].dataType) for key in keys),
+              T.StructField(DATE, T.DateType()), T.StructField(SCORE, T.DoubleType())]
     if alert_threshold is not None:
         fields.append(T.StructField(ALERT, T.BooleanType(), False))
     if reasons:
@@ -133,14 +133,14 @@ def score(
             matrix = _matrix(batch, names)
             # One thread per task: Spark already runs one task per core (STACK.md).
             predictions = booster.predict(matrix, num_threads=1)
-            columns = [batch.column(key), batch.column(DATE), pa.array(predictions, pa.float64())]
+            columns = [*(batch.column(key) for key in keys), batch.column(DATE), pa.array(predictions, pa.float64())]
             if alert_threshold is not None:
                 columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
             if reasons:
                 columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
 
-    return features.select(key, DATE, *names).mapInArrow(predict, T.StructType(fields))
+    return features.select(*keys, DATE, *names).mapInArrow(predict, T.StructType(fields))
 
 
 def _arrow_schema(fields: list[T.StructField]) -> pa.Schema:

@@ -41,7 +41,7 @@ def labels(
     events: DataFrame,
     source: SourceConfig,
     label: LabelConfig,
-    key: str,
+    keys: list[str],
 ) -> DataFrame:
     """The label of every (key, ds) row of `spine`, from the events of [cutoff, cutoff + horizon).
 
@@ -54,16 +54,16 @@ def labels(
         events: the label source; may hold more dates than needed (read by partition).
         source: its configuration (timestamp and partition columns).
         label: the label definition.
-        key: the entity key column.
+        keys: the entity key's columns.
 
     Returns:
         `spine`'s key and ds with a `label` column: 0/1 for event labels, a double for sums.
     """
     dates = sorted(row[0] for row in spine.select(DATE).distinct().collect())
     if not dates:
-        return spine.select(key, DATE, F.lit(None).cast("double").alias(LABEL))
+        return spine.select(*keys, DATE, F.lit(None).cast("double").alias(LABEL))
     horizon = label.horizon
-    selected = _label_source(events, source, label, key, dates)
+    selected = _label_source(events, source, label, keys, dates)
     grain = horizon.grain_micros
     if grain == DAY_MICROS:
         # From the event's day, not its instant: a source whose timestamp is a date works too.
@@ -72,14 +72,14 @@ def labels(
         instant = event_micros(F.col(source.timestamp))
         bucket = instant - F.pmod(instant, F.lit(grain))
     measure = F.count(F.lit(1)) if label.kind != "sum" else F.sum(_finite(F.col(label.column)))
-    buckets = selected.groupBy(key, bucket.alias(_BUCKET)).agg(measure.alias("_measure"))
+    buckets = selected.groupBy(*keys, bucket.alias(_BUCKET)).agg(measure.alias("_measure"))
     dates_frame = spine.sparkSession.createDataFrame([(d,) for d in dates], f"{DATE} date")
     cutoff = cutoff_micros(F.col(DATE))
     windows = buckets.join(
         F.broadcast(dates_frame),
         (F.col(_BUCKET) >= cutoff) & (F.col(_BUCKET) < cutoff + F.lit(horizon.micros)),
-    ).groupBy(key, DATE).agg(F.sum("_measure").alias("_total"))
-    joined = spine.select(key, DATE).join(windows, [key, DATE], "left")
+    ).groupBy(*keys, DATE).agg(F.sum("_measure").alias("_total"))
+    joined = spine.select(*keys, DATE).join(windows, [*keys, DATE], "left")
     total = F.coalesce(F.col("_total"), F.lit(0))
     if label.kind == "no_event":
         value = (total == 0).cast("int")
@@ -87,22 +87,24 @@ def labels(
         value = (total > 0).cast("int")
     else:
         value = total.cast("double")
-    return joined.select(key, DATE, value.alias(LABEL))
+    return joined.select(*keys, DATE, value.alias(LABEL))
 
 
 def _label_source(
-    events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date],
+    events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str], dates: list[date],
 ) -> DataFrame:
     """The events of the label's source that its `where` keeps, on the days the label windows of `dates` touch."""
     last_day = dates[-1] + timedelta(days=label.horizon.days_spanned)
-    selected = prepared_events(events, source, key, dates[0] + timedelta(days=1), last_day)
+    selected = prepared_events(events, source, keys, dates[0] + timedelta(days=1), last_day)
     for column, value in (label.where or {}).items():
         selected = selected.where(F.col(column) == F.lit(value))
     return selected
 
 
-def label_events(events: DataFrame, source: SourceConfig, label: LabelConfig, key: str, dates: list[date]) -> DataFrame:
-    """The events that make labels of `dates`: `key` and the event's instant (EVENT_TIME, microseconds).
+def label_events(
+    events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str], dates: list[date],
+) -> DataFrame:
+    """The events that make labels of `dates`: the key's columns and the event's instant (EVENT_TIME, microseconds).
 
     Those of the label's source that its `where` keeps, in [first cutoff, last cutoff + horizon):
     the union of the label windows of `dates`. The alert report counts how many of them were
@@ -112,8 +114,8 @@ def label_events(events: DataFrame, source: SourceConfig, label: LabelConfig, ke
     instant = event_micros(F.col(source.timestamp))
     first_cutoff, last_cutoff = (cutoff_micros(F.lit(d)) for d in (dates[0], dates[-1]))
     return (
-        _label_source(events, source, label, key, dates)
-        .select(key, instant.alias(EVENT_TIME))
+        _label_source(events, source, label, keys, dates)
+        .select(*keys, instant.alias(EVENT_TIME))
         .where((F.col(EVENT_TIME) >= first_cutoff) & (F.col(EVENT_TIME) < last_cutoff + F.lit(label.horizon.micros)))
     )
 
@@ -126,7 +128,7 @@ def _finite(value):  # noqa: ANN001, ANN202 - a Column in, a Column out
 def training_rows(
     features: DataFrame,
     labelled: DataFrame,
-    key: str,
+    keys: list[str],
     majority_sample_rate: float,
     exempt_dates: list[date],
     seed: int,
@@ -138,13 +140,13 @@ def training_rows(
     1 / rate, so weighted statistics match the full data. The holdout is exempt: it is
     evaluated on the population as it is.
     """
-    rows = features.join(labelled, [key, DATE], "inner")
+    rows = features.join(labelled, [*keys, DATE], "inner")
     weight = F.lit(1.0)
     if majority_sample_rate < 1.0:
         majority = _majority_label(rows)
         in_majority = (F.col(LABEL) == F.lit(majority)) & ~F.col(DATE).isin(exempt_dates)
         # xxhash64 is stable across runs and machines; its residue mod 2**24 is a uniform draw.
-        draw = F.pmod(F.xxhash64(F.lit(seed), F.col(key), F.col(DATE)), F.lit(1 << 24).cast("long")) / float(1 << 24)
+        draw = F.pmod(F.xxhash64(F.lit(seed), *map(F.col, keys), F.col(DATE)), F.lit(1 << 24).cast("long")) / float(1 << 24)
         rows = rows.where(~in_majority | (draw < F.lit(majority_sample_rate)))
         weight = F.when(in_majority, F.lit(1.0 / majority_sample_rate)).otherwise(F.lit(1.0))
     return rows.withColumn(WEIGHT, weight)
@@ -155,6 +157,6 @@ def _majority_label(rows: DataFrame) -> int:
     return max(counts, key=lambda value: (counts[value], value)) if counts else 0
 
 
-def with_reference(rows: DataFrame, reference: DataFrame, key: str, column: str) -> DataFrame:
+def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], column: str) -> DataFrame:
     """Add the known probability of each (key, ds) from a reference table, null where it has none."""
-    return rows.join(reference.select(key, DATE, F.col(column).alias(REFERENCE)), [key, DATE], "left")
+    return rows.join(reference.select(*keys, DATE, F.col(column).alias(REFERENCE)), [*keys, DATE], "left")

@@ -72,10 +72,29 @@ class DaskConfig(Strict):
 
 
 class EntityConfig(Strict):
-    """The thing that is scored: its name and its key column."""
+    """The thing that is scored: its name and its key, one column or several that together
+    identify it (`key: [store_id, item_id]`)."""
 
     name: str = Field(pattern=IDENTIFIER)
-    key: str = Field(pattern=IDENTIFIER)
+    key: str | list[str]
+
+    @field_validator("key")
+    @classmethod
+    def _identifiers(cls, key: str | list[str]) -> str | list[str]:
+        columns = [key] if isinstance(key, str) else key
+        if not columns:
+            raise ValueError("key names no column")
+        for column in columns:
+            if not re.fullmatch(IDENTIFIER, column):
+                raise ValueError(f"key column {column!r} is not an identifier")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"key names a column twice: {columns}")
+        return key
+
+    @property
+    def keys(self) -> list[str]:
+        """The key's columns, in order (one for a single-column key)."""
+        return [self.key] if isinstance(self.key, str) else list(self.key)
 
 
 class SourceConfig(Strict):

@@ -57,7 +57,7 @@ class SideInputs:
     date_column: str
     dates: list[date]
     stored: Callable[[], DataFrame | None]  # the table as stored so far; None before its first write
-    entities: Callable[[], tuple[DataFrame, str, str]]  # the entities source: its rows, key and timestamp column
+    entities: Callable[[], tuple[DataFrame, list[str], str]]  # the entities source: its rows, key columns and timestamp
     table: Callable[[str], DataFrame | None]  # another table of the use case by name; None when it does not exist
     where: str  # the suite's configuration key, for errors
 
@@ -438,8 +438,8 @@ class EntityCountCheck(_Counts):
     table_level: ClassVar[bool] = True
 
     def side(self, inputs: SideInputs) -> dict[date, Any]:
-        entities, key, timestamp = inputs.entities()
-        return metrics.entities_known(entities, key, timestamp, inputs.dates)
+        entities, keys, timestamp = inputs.entities()
+        return metrics.entities_known(entities, keys, timestamp, inputs.dates)
 
     def value(self, column: str, stats: dict[Metric, Any], side: Any) -> Value:
         rows = _rows(stats)

@@ -165,7 +165,7 @@ def validate_dates(
     frame = frame.where(F.col(date_column).isin(dates))
     where = f"validation.suites.{stage}.{table}"
     rules, schema_rows, schema_severity = suites.resolve(
-        suite, frame.schema, {config.use_case.entity.key, date_column}, where,
+        suite, frame.schema, {*config.use_case.entity.keys, date_column}, where,
         stage, timestamp=source.timestamp if source else None,
     )
     values = _measure(spark, config, table, frame, date_column, rules, dates, where)
@@ -261,9 +261,9 @@ def _side_values(
     def stored() -> DataFrame | None:
         return read(table)
 
-    def entities() -> tuple[DataFrame, str, str]:
+    def entities() -> tuple[DataFrame, list[str], str]:
         _, source = config.use_case.source_of_kind("entities")
-        return tables.read(spark, config, source.table), config.use_case.entity.key, source.timestamp
+        return tables.read(spark, config, source.table), config.use_case.entity.keys, source.timestamp
 
     inputs = SideInputs(frame, date_column, dates, stored, entities, read, where)
     side: dict[tuple[str, date], Any] = {}

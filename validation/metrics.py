@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from nightjar.keys import all_present
+
 Op = Literal["rows", "nulls", "missing", "nonfinite", "outside", "not_in", "varies", "moments", "true", "bins"]
 _DAY = "__nightjar_day"
 _EPOCH = date(1970, 1, 1)
@@ -255,7 +257,7 @@ def duplicates(frame: DataFrame, date_column: str, key: list[str]) -> dict[date,
 
     Reads only the date and key columns.
     """
-    complete = frame.where(F.lit(True) if not key else _all_present(key))
+    complete = frame.where(F.lit(True) if not key else all_present(key))
     rows = complete.groupBy(F.col(date_column).cast("date").alias(_DAY)).agg(
         (F.count(F.lit(1)) - F.count_distinct(*[F.col(column) for column in key])).alias("duplicates")
     )
@@ -269,7 +271,7 @@ def unmatched(
 
     One left anti join on the key columns alone; rows with a null key part are not compared.
     """
-    keyed = frame.select(date_column, *columns).where(_all_present(columns))
+    keyed = frame.select(date_column, *columns).where(all_present(columns))
     if referenced is not None:
         aliases = [f"__nightjar_key{i}" for i in range(len(key))]
         other = referenced.select(*[F.col(k).alias(a) for k, a in zip(key, aliases)])
@@ -279,13 +281,6 @@ def unmatched(
     return {row[_DAY]: int(row["count"]) for row in rows.collect()}
 
 
-def _all_present(columns: list[str]) -> Column:
-    condition = F.col(columns[0]).isNotNull()
-    for column in columns[1:]:
-        condition = condition & F.col(column).isNotNull()
-    return condition
-
-
 def row_counts(frame: DataFrame, date_column: str, first: date, last: date) -> dict[date, int]:
     """Rows per date of `date_column` between `first` and `last` (partition pruning reads only those)."""
     window = frame.where(F.col(date_column).between(F.lit(first), F.lit(last)))
@@ -293,11 +288,11 @@ def row_counts(frame: DataFrame, date_column: str, first: date, last: date) -> d
     return {row[_DAY]: int(row["count"]) for row in counted.collect()}
 
 
-def entities_known(entities: DataFrame, key: str, timestamp: str, dates: list[date]) -> dict[date, int]:
+def entities_known(entities: DataFrame, keys: list[str], timestamp: str, dates: list[date]) -> dict[date, int]:
     """How many distinct entities the entities table knows at each of `dates` (first seen on or before it)."""
     firsts = (
-        entities.where(F.col(key).isNotNull())
-        .groupBy(key).agg(F.min(F.to_date(F.col(timestamp))).alias(_DAY))
+        entities.where(all_present(keys))
+        .groupBy(*keys).agg(F.min(F.to_date(F.col(timestamp))).alias(_DAY))
         .where(F.col(_DAY) <= F.lit(max(dates)))
         .groupBy(_DAY).count()
         .collect()

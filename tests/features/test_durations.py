@@ -151,7 +151,7 @@ def test_an_event_at_the_cutoff_is_in_the_label_and_in_no_feature(spark: SparkSe
     label = LabelConfig(name="failure", kind="any_event", source="transactions", horizon="48h")
     spine = spark.createDataFrame([(5, d)], "customer_id long, ds date")
     source = config.use_case.sources["transactions"]
-    assert labels(spine, events_frame(spark, at_cutoff), source, label, "customer_id").first()[LABEL] == 1
+    assert labels(spine, events_frame(spark, at_cutoff), source, label, ["customer_id"]).first()[LABEL] == 1
 
 
 @pytest.mark.parametrize(

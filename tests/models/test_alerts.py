@@ -92,12 +92,12 @@ def test_an_event_counts_as_early_from_exactly_the_lead_time_after_a_cutoff() ->
         _micros("2026-03-04 00:00:00"),            # after 03-01's window; 03-02 was not scored: not counted
         _micros("2026-03-03 00:00:00"),            # an entity without scores: not counted
     ]})
-    early = alerts.early_alerts(rows, events, "machine_id", Duration.parse("48h"), Duration.parse("24h"))
+    early = alerts.early_alerts(rows, events, ["machine_id"], Duration.parse("48h"), Duration.parse("24h"))
     assert early == {"events": 3, "alerted": 2, "share": pytest.approx(2 / 3)}
     # With no lead time to spare beyond a day, the 1-microsecond-short event is early on 03-01 too.
-    early = alerts.early_alerts(rows, events, "machine_id", Duration.parse("48h"), Duration.parse("23h"))
+    early = alerts.early_alerts(rows, events, ["machine_id"], Duration.parse("48h"), Duration.parse("23h"))
     assert early == {"events": 3, "alerted": 3, "share": 1.0}
-    assert alerts.early_alerts(rows, events.iloc[:0], "machine_id", Duration.parse("48h"),
+    assert alerts.early_alerts(rows, events.iloc[:0], ["machine_id"], Duration.parse("48h"),
                                Duration.parse("24h")) == {"events": 0, "alerted": 0, "share": None}
 
 

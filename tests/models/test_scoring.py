@@ -33,7 +33,7 @@ def test_spark_scores_equal_booster_predict_and_reasons_are_the_top_contribution
     spark: SparkSession, booster: lgb.Booster,
 ) -> None:
     frame = _features(spark).repartition(3)  # several tasks and batches
-    scored = scoring.score(frame, booster.model_to_string(), NAMES, "customer_id", reasons=2).toPandas()
+    scored = scoring.score(frame, booster.model_to_string(), NAMES, ["customer_id"], reasons=2).toPandas()
     scored = scored.sort_values("customer_id").reset_index(drop=True)
     plain = frame.toPandas().sort_values("customer_id").reset_index(drop=True)
     matrix = plain[NAMES].to_numpy(dtype=np.float64)
@@ -78,7 +78,7 @@ def test_reasons_of_a_hand_written_model(spark: SparkSession) -> None:
     rows = [(1, 1.0, 1.0, 1.0, 0.0), (2, 1.0, -1.0, 1.0, 0.0), (3, -1.0, -1.0, -1.0, 7.0)]
     frame = spark.createDataFrame([(i, date(2026, 3, 1), *x) for i, *x in rows],
                                   "customer_id long, ds date, a double, b double, c double, d double")
-    scored = scoring.score(frame, HAND_MODEL, NAMES, "customer_id", reasons=2).orderBy("customer_id").collect()
+    scored = scoring.score(frame, HAND_MODEL, NAMES, ["customer_id"], reasons=2).orderBy("customer_id").collect()
     sigmoid = lambda raw: 1 / (1 + np.exp(-raw))  # noqa: E731
     assert [row.score for row in scored] == pytest.approx([sigmoid(3.5), sigmoid(-0.5), sigmoid(-3.5)])
     reasons = [[(r.feature, r.value, r.contribution) for r in row.reasons] for row in scored]
@@ -91,7 +91,7 @@ def test_reasons_of_a_hand_written_model(spark: SparkSession) -> None:
 
 
 def test_scores_without_reasons(spark: SparkSession, booster: lgb.Booster) -> None:
-    scored = scoring.score(_features(spark, 20), booster.model_to_string(), NAMES, "customer_id", reasons=0)
+    scored = scoring.score(_features(spark, 20), booster.model_to_string(), NAMES, ["customer_id"], reasons=0)
     assert scored.columns == ["customer_id", "ds", "score"]
 
 
@@ -100,8 +100,8 @@ def test_reasons_only_for_scores_at_least_the_threshold(spark: SparkSession, boo
                                                          min_score: float) -> None:
     frame = _features(spark).repartition(3)
     text = booster.model_to_string()
-    every = scoring.score(frame, text, NAMES, "customer_id", reasons=2).toPandas().set_index("customer_id")
-    some = scoring.score(frame, text, NAMES, "customer_id", reasons=2, reasons_min_score=min_score)
+    every = scoring.score(frame, text, NAMES, ["customer_id"], reasons=2).toPandas().set_index("customer_id")
+    some = scoring.score(frame, text, NAMES, ["customer_id"], reasons=2, reasons_min_score=min_score)
     some = some.toPandas().set_index("customer_id").loc[every.index]
     assert some["score"].tolist() == every["score"].tolist()
     above = some["score"] >= min_score
@@ -111,7 +111,7 @@ def test_reasons_only_for_scores_at_least_the_threshold(spark: SparkSession, boo
 
 
 def test_lineage_columns_follow_the_scores_contract(spark: SparkSession, booster: lgb.Booster) -> None:
-    scored = scoring.score(_features(spark, 20), booster.model_to_string(), NAMES, "customer_id")
+    scored = scoring.score(_features(spark, 20), booster.model_to_string(), NAMES, ["customer_id"])
     rows = scoring.with_lineage(scored, "churn", 4, "run-1")
     assert rows.columns == ["customer_id", "ds", "score", "model_name", "model_version", "reasons", "run_id"]
     first = rows.first()
@@ -121,9 +121,9 @@ def test_lineage_columns_follow_the_scores_contract(spark: SparkSession, booster
 def test_an_alert_threshold_adds_an_alert_flag_at_or_above_it(spark: SparkSession, booster: lgb.Booster) -> None:
     frame = _features(spark, 200)
     text = booster.model_to_string()
-    plain = scoring.score(frame, text, NAMES, "customer_id", reasons=0).toPandas()
+    plain = scoring.score(frame, text, NAMES, ["customer_id"], reasons=0).toPandas()
     threshold = float(plain["score"].sort_values().iloc[150])  # a score itself: equal to it alerts
-    flagged = scoring.with_lineage(scoring.score(frame, text, NAMES, "customer_id", alert_threshold=threshold),
+    flagged = scoring.with_lineage(scoring.score(frame, text, NAMES, ["customer_id"], alert_threshold=threshold),
                                    "m", 1, "run-1")
     assert flagged.columns == [
         "customer_id", "ds", "score", "alert", "model_name", "model_version", "reasons", "run_id"]

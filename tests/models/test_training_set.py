@@ -37,7 +37,7 @@ def test_labels_look_only_at_the_horizon_after_d(spark: SparkSession, config: Co
         event(5, "2026-01-12 10:00:00", 6.0, partition="2026-01-13"),  # outside its partition: dropped
     ])
     source = config.use_case.sources["transactions"]
-    result = labels(spine(spark, [1, 2, 3, 4, 5], [D]), events, source, label_config(), "customer_id")
+    result = labels(spine(spark, [1, 2, 3, 4, 5], [D]), events, source, label_config(), ["customer_id"])
     expected = spark.createDataFrame(
         [(1, D, 1), (2, D, 0), (3, D, 0), (4, D, 1), (5, D, 1)], f"customer_id long, ds date, {LABEL} int"
     )
@@ -54,11 +54,11 @@ def test_any_event_and_sum_labels_with_a_filter(spark: SparkSession, config: Con
     source = config.use_case.sources["transactions"]
     keys = spine(spark, [1, 2, 3], [D, date(2026, 1, 11)])
     online = {"channel": "online"}
-    any_online = labels(keys, events, source, label_config("any_event", where=online), "customer_id")
+    any_online = labels(keys, events, source, label_config("any_event", where=online), ["customer_id"])
     assert {(r.customer_id, r.ds.day): r[LABEL] for r in any_online.collect()} == {
         (1, 10): 1, (1, 11): 1, (2, 10): 0, (2, 11): 0, (3, 10): 0, (3, 11): 0,
     }
-    spend = labels(keys, events, source, label_config("sum", column="amount"), "customer_id")
+    spend = labels(keys, events, source, label_config("sum", column="amount"), ["customer_id"])
     # NaN amounts are not values (as in the features); the event of the 11th is not after the 11th.
     assert {(r.customer_id, r.ds.day): r[LABEL] for r in spend.collect()} == {
         (1, 10): 15.0, (1, 11): 5.0, (2, 10): 7.0, (2, 11): 7.0, (3, 10): 0.0, (3, 11): 0.0,
@@ -85,9 +85,9 @@ def test_a_label_window_is_cutoff_to_cutoff_plus_horizon(spark: SparkSession, co
     ])
     source = config.use_case.sources["transactions"]
     keys = spine(spark, [1, 2, 3, 4], [D])
-    found = labels(keys, events, source, label_config("any_event", horizon=horizon), "customer_id")
+    found = labels(keys, events, source, label_config("any_event", horizon=horizon), ["customer_id"])
     assert {r.customer_id: r[LABEL] for r in found.collect()} == {1: 0, 2: 1, 3: 1, 4: 0}
-    summed = labels(keys, events, source, label_config("sum", column="amount", horizon=horizon), "customer_id")
+    summed = labels(keys, events, source, label_config("sum", column="amount", horizon=horizon), ["customer_id"])
     assert {r.customer_id: r[LABEL] for r in summed.collect()} == {1: 0.0, 2: 2.0, 3: 4.0, 4: 0.0}
 
 
@@ -102,7 +102,7 @@ def test_label_events_are_those_of_the_label_windows(spark: SparkSession, config
     ])
     source = config.use_case.sources["transactions"]
     label = label_config("any_event", horizon="36h", where={"channel": "online"})
-    found = label_events(events, source, label, "customer_id", [date(2026, 1, 11), D])
+    found = label_events(events, source, label, ["customer_id"], [date(2026, 1, 11), D])
     micros = [pd.Timestamp(t, tz="UTC").value // 1000 for t in ("2026-01-11", "2026-01-13 11:59:59.999999")]
     assert sorted((r.customer_id, r[EVENT_TIME]) for r in found.collect()) == [(2, micros[0]), (3, micros[1])]
 
@@ -124,8 +124,8 @@ def test_down_sampling_is_deterministic_weighted_and_spares_the_holdout(spark: S
         [(k, d, float(k)) for k in range(300) for d in dates], "customer_id long, ds date, f double"
     )
     labelled = features.select("customer_id", "ds", (F.col("customer_id") % 10 == 0).cast("int").alias(LABEL))
-    sampled = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=7)
-    again = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=7)
+    sampled = training_rows(features, labelled, ["customer_id"], 0.25, exempt_dates=[dates[-1]], seed=7)
+    again = training_rows(features, labelled, ["customer_id"], 0.25, exempt_dates=[dates[-1]], seed=7)
     assertDataFrameEqual(sampled, again)
     counts = {(r.ds, r[LABEL]): (r["count"], r["w"]) for r in
               sampled.groupBy("ds", LABEL).agg(F.count("*").alias("count"), F.max(WEIGHT).alias("w")).collect()}
@@ -133,5 +133,5 @@ def test_down_sampling_is_deterministic_weighted_and_spares_the_holdout(spark: S
     assert counts[(dates[0], 1)] == (30, 1.0)  # the minority class is never sampled
     kept, weight = counts[(dates[0], 0)]
     assert 40 <= kept <= 100 and weight == pytest.approx(4.0)
-    other_seed = training_rows(features, labelled, "customer_id", 0.25, exempt_dates=[dates[-1]], seed=8)
+    other_seed = training_rows(features, labelled, ["customer_id"], 0.25, exempt_dates=[dates[-1]], seed=8)
     assert sorted(sampled.collect()) != sorted(other_seed.collect())

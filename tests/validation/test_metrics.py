@@ -77,4 +77,4 @@ def test_side_aggregations(frame: DataFrame) -> None:
     assert metrics.duplicates(frame, "d", ["k", "s"]) == {D1: 0, D2: 0}  # a null key part is not compared
     assert metrics.row_counts(frame, "d", D1, D1) == {D1: 3}
     # entity 2 is first seen on D2 (its row on D1 has no timestamp)
-    assert metrics.entities_known(frame, "k", "ts", [D1, D2]) == {D1: 1, D2: 4}
+    assert metrics.entities_known(frame, ["k"], "ts", [D1, D2]) == {D1: 1, D2: 4}

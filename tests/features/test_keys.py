@@ -1,0 +1,83 @@
+"""Entity keys of several columns: each entity's features are those of its own events alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from features import store, tiles
+from features.definitions import expand
+from features.engine import DATE, compute_features
+from nightjar.config import Config, EntityConfig
+from nightjar.errors import DataCheckError
+from tests.features.conftest import entities_frame, event, events_frame, with_features
+from tests.features.test_tiles import ENTITIES, EVERY_KIND, LAST, random_events
+
+KEYS = ["shop", "customer_id"]
+DATES = [LAST - timedelta(days=n) for n in range(0, 30, 4)]
+
+
+def with_key(config: Config, key: str | list[str]) -> Config:
+    entity = EntityConfig(name=config.use_case.entity.name, key=key)
+    return config.model_copy(update={"use_case": config.use_case.model_copy(update={"entity": entity})})
+
+
+def in_shop(frame: DataFrame, shop: int | None) -> DataFrame:
+    return frame.withColumn("shop", F.lit(shop).cast("int"))
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    return with_features(config, EVERY_KIND)
+
+
+def features_of(spark: SparkSession, config: Config, events: DataFrame, entities: DataFrame, from_tiles: bool) -> DataFrame:
+    sources = config.use_case.sources
+    if from_tiles:
+        return tiles.assemble(expand(config), sources, {"transactions": events}, entities, DATES,
+                              held={}, signatures={}, stored=None).features
+    return compute_features(expand(config), sources, {"transactions": events}, entities, sources["customers"], DATES)
+
+
+@pytest.mark.parametrize("from_tiles", [False, True], ids=["full", "tiles"])
+def test_a_key_of_two_columns_keeps_entities_apart(spark: SparkSession, config: Config, from_tiles: bool) -> None:
+    # The same customer ids in two shops, with different events: (shop, customer) is the entity.
+    histories = {1: random_events(1), 2: random_events(2)}
+    entities = entities_frame(spark, ENTITIES)
+    expected = None
+    for shop, events in histories.items():
+        alone = features_of(spark, config, events_frame(spark, events), entities, from_tiles)
+        alone = in_shop(alone, shop)
+        expected = alone if expected is None else expected.unionByName(alone)
+    assert expected is not None
+
+    events = in_shop(events_frame(spark, histories[1]), 1).unionByName(in_shop(events_frame(spark, histories[2]), 2))
+    # A null key part belongs to no entity: neither this event nor this entity counts anywhere.
+    stray = in_shop(events_frame(spark, [event(1, f"{LAST} 10:00:00", 1e6)]), None)
+    both = in_shop(entities, 1).unionByName(in_shop(entities, 2)).unionByName(in_shop(entities, None))
+    actual = features_of(spark, with_key(config, KEYS), events.unionByName(stray), both, from_tiles)
+
+    assert actual.columns[:3] == [*KEYS, DATE]
+    assertDataFrameEqual(actual, expected.select(actual.columns), checkRowOrder=False, rtol=0, atol=0)
+
+
+def test_an_entity_listed_twice_is_named_by_every_key_part(spark: SparkSession) -> None:
+    entities = entities_frame(spark, ENTITIES)
+    # The same customer in two shops is two entities.
+    store.require_unique_entities(in_shop(entities, 1).unionByName(in_shop(entities, 2)), "customers", KEYS)
+    twice = in_shop(entities, 1).unionByName(in_shop(entities.where("customer_id = 3"), 1))
+    with pytest.raises(DataCheckError, match=r"^table 'customers': shop=1, customer_id=3 appears 2 times$"):
+        store.require_unique_entities(twice, "customers", KEYS)
+
+
+def test_a_single_column_key_keeps_its_fingerprint(config: Config) -> None:
+    # Written as a list of one column, the key is the same key: the same features, the same tiles.
+    as_list = with_key(config, ["customer_id"])
+    assert expand(as_list).fingerprint == expand(config).fingerprint
+    plan = tiles.source_tiles(expand(as_list), "transactions", as_list.use_case.sources["transactions"], {})
+    assert plan.fingerprint == tiles.source_tiles(
+        expand(config), "transactions", config.use_case.sources["transactions"], {}).fingerprint
