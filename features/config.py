@@ -6,6 +6,8 @@ same way for training and for scoring.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -111,6 +113,36 @@ class AttributeConfig(Strict):
         return self
 
 
+class PlannedConfig(Strict):
+    """Facts known in advance about a forecast row's target date (`use_case.forecast`), from a
+    `known_in_advance` source: for (entity, D, h), the value last known before D's cutoff
+    about day D + h (missing when none was). One feature per column, `<name>_<column>`."""
+
+    source: str
+    columns: list[str] = Field(min_length=1)
+    name: str | None = Field(None, pattern=IDENTIFIER)  # default: the source's name
+
+    @field_validator("columns")
+    @classmethod
+    def _identifiers(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if not re.fullmatch(IDENTIFIER, column):
+                raise ValueError(f"column {column!r} is not an identifier")
+        return columns
+
+
+CalendarPart = Literal["day_of_week", "day_of_month", "month", "day_of_year", "holiday"]
+
+
+class CalendarConfig(Strict):
+    """The calendar of a forecast row's target date, one feature per part, `target_<part>`:
+    `day_of_week` (1 = Monday .. 7 = Sunday), `day_of_month`, `month`, `day_of_year`, and
+    `holiday` (1 when the target date is one of `holidays`, else 0)."""
+
+    parts: list[CalendarPart] = Field(min_length=1)
+    holidays: list[date] = Field(default_factory=list)
+
+
 class FeaturesConfig(Strict):
     """The feature set: declared once, computed the same way for training and for scoring."""
 
@@ -122,6 +154,9 @@ class FeaturesConfig(Strict):
     aggregates: list[AggregateConfig] = Field(default_factory=list)
     ratios: list[RatioConfig] = Field(default_factory=list)
     attributes: list[AttributeConfig] = Field(default_factory=list)
+    # Features of a forecast row's target date (need `use_case.forecast`).
+    planned: list[PlannedConfig] = Field(default_factory=list)
+    calendar: CalendarConfig | None = None
 
     @field_validator("windows")
     @classmethod

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Iterable
 
 from pyspark.sql import types as T
@@ -98,6 +99,32 @@ class RatioSpec:
 
 
 @dataclass(frozen=True)
+class PlannedSpec:
+    """A fact known in advance about a forecast row's target date: `column` of a known_in_advance source."""
+
+    name: str
+    source: str
+    column: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """One part of a forecast row's target date (`features.calendar`)."""
+
+    name: str
+    part: str
+    holidays: tuple[date, ...]
+    definition: str
+
+
+# The columns of a forecast row besides the key and `ds`: the horizon (also a feature, so one
+# model serves every horizon) and the target date.
+HORIZON = "horizon"
+TARGET_DATE = "target_date"
+
+
+@dataclass(frozen=True)
 class FeatureSet:
     """The expanded feature set of a configuration, in output column order."""
 
@@ -109,14 +136,24 @@ class FeatureSet:
     # (source, its timestamp column) for each source read: `check_columns` needs the column's
     # type, which only the data know, for windows and functions that need event instants.
     timestamps: tuple[tuple[str, str], ...] = ()
+    # Forecasts (`use_case.forecast`): rows per horizon 1..horizon_days, with features of the target date.
+    horizon_days: int | None = None
+    calendar: tuple[CalendarSpec, ...] = ()
+    planned: tuple[PlannedSpec, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)]
+        per_target = [HORIZON, *(spec.name for spec in (*self.calendar, *self.planned))] if self.horizon_days else []
+        return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)] + per_target
+
+    @property
+    def row_keys(self) -> list[str]:
+        """The columns besides `ds` that identify a row: the entity key's, and the horizon of a forecast."""
+        return [*self.keys, *([HORIZON] if self.horizon_days else [])]
 
     @property
     def sources(self) -> list[str]:
-        return sorted({spec.source for spec in (*self.aggregates, *self.attributes)})
+        return sorted({spec.source for spec in (*self.aggregates, *self.attributes, *self.planned)})
 
 
 def _slug(value: Scalar) -> str:
@@ -181,7 +218,10 @@ def expand(config: Config) -> FeatureSet:
         ratios.append(RatioSpec(item.name, item.numerator, item.denominator, where))
         known.append(item.name)
     keys = config.use_case.entity.keys
-    _require_unique(known + [*keys, "ds"])
+    calendar, planned = _per_target(config)
+    forecast = config.use_case.forecast
+    per_target = [HORIZON, TARGET_DATE, *(spec.name for spec in (*calendar, *planned))] if forecast else []
+    _require_unique(known + per_target + [*keys, "ds"])
     if not known:
         raise ConfigError("features: no features are defined")
     content = {
@@ -200,12 +240,39 @@ def expand(config: Config) -> FeatureSet:
         "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
         "ratios": [asdict(spec) | {"definition": None} for spec in ratios],
     }
+    if forecast:
+        # Only forecasts hash these: the feature sets of other use cases keep their fingerprints.
+        content["forecast"] = {
+            "horizon_days": forecast.horizon_days,
+            "calendar": [asdict(spec) | {"definition": None} for spec in calendar],
+            "planned": [asdict(spec) | {"definition": None} for spec in planned],
+        }
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    used = sorted({spec.source for spec in (*aggregates, *attributes)})
+    used = sorted({spec.source for spec in (*aggregates, *attributes, *planned)})
     return FeatureSet(
         tuple(keys), tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
         timestamps=tuple((name, sources[name].timestamp) for name in used),
+        horizon_days=forecast.horizon_days if forecast else None, calendar=tuple(calendar), planned=tuple(planned),
     )
+
+
+def _per_target(config: Config) -> tuple[list[CalendarSpec], list[PlannedSpec]]:
+    """The features of a forecast row's target date: its calendar and the facts planned for it."""
+    features = config.features
+    if (features.calendar or features.planned) and config.use_case.forecast is None:
+        what = "features.calendar" if features.calendar else "features.planned"
+        raise ConfigError(f"{what}: features of a target date need use_case.forecast (horizon_days)")
+    calendar = [
+        CalendarSpec(f"target_{part}", part, tuple(features.calendar.holidays), "features.calendar")
+        for part in (features.calendar.parts if features.calendar else [])
+    ]
+    planned = []
+    for index, item in enumerate(features.planned):
+        where = f"features.planned[{index}]"
+        _require_source(config, item.source, "known_in_advance", where)
+        planned += [PlannedSpec(f"{item.name or item.source}_{column}", item.source, column, where)
+                    for column in item.columns]
+    return calendar, planned
 
 
 def _hashed(spec: AggregateSpec) -> dict:
@@ -275,7 +342,7 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
         DataCheckError: a column has a type its function cannot use, e.g. a sum of strings (exit 3).
     """
     timestamps = dict(feature_set.timestamps)
-    for spec in (*feature_set.aggregates, *feature_set.attributes):
+    for spec in (*feature_set.aggregates, *feature_set.attributes, *feature_set.planned):
         schema = schemas[spec.source]
         columns = {field.name: field.dataType for field in schema.fields}
         used = [spec.column] if spec.column else []
@@ -292,7 +359,7 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
             require_event_times(schema, spec.source, timestamps[spec.source], f"{spec.definition} ({spec.name})", what)
         needs_number = (isinstance(spec, AggregateSpec) and spec.function in NUMERIC_FUNCTIONS and spec.column) or (
             isinstance(spec, AttributeSpec) and spec.kind == "numeric"
-        )
+        ) or isinstance(spec, PlannedSpec)  # a planned value is the feature itself: a number
         if needs_number and not isinstance(columns[spec.column], NUMERIC_TYPES):
             raise DataCheckError(
                 f"{spec.definition} ({spec.name}): {spec.source}.{spec.column} is "

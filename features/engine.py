@@ -49,7 +49,7 @@ Bad input, decided here and documented in the README:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -58,7 +58,17 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, AttributeSpec, FeatureSet, needs_event_time
+from features.definitions import (
+    HORIZON,
+    TARGET_DATE,
+    ZERO_WHEN_EMPTY,
+    AggregateSpec,
+    AttributeSpec,
+    CalendarSpec,
+    FeatureSet,
+    PlannedSpec,
+    needs_event_time,
+)
 from nightjar.config import SourceConfig
 from nightjar.durations import DAY_MICROS, HOUR_MICROS
 from nightjar.keys import all_present
@@ -119,14 +129,16 @@ def compute_features(
     Args:
         feature_set: the expanded definitions.
         sources: the use case's source configurations, by name.
-        events: the events frames the aggregates read, by source name; they may hold more
-            history than needed (only the lookback is read, by partition).
+        events: the events frames the aggregates read (and the known_in_advance frames planned
+            features read), by source name; they may hold more history than needed (only the
+            lookback is read, by partition).
         entities: the spine source: one row per entity, known from `entities_source.timestamp`.
         entities_source: the spine's configuration.
         dates: the dates to compute.
 
     Returns:
-        One row per (entity, date): the key, `ds`, then `feature_set.names` in order.
+        One row per (entity, date): the key, `ds`, then `feature_set.names` in order; a
+        forecast's, one per (entity, date, horizon): the key, `ds`, `target_date`, then the names.
     """
     keys = list(feature_set.keys)
     dates = sorted(set(dates))
@@ -137,7 +149,7 @@ def compute_features(
         for lag in sorted({spec.lag_days for spec in feature_set.aggregates if spec.source == source_name}):
             specs = [spec for spec in feature_set.aggregates if spec.source == source_name and spec.lag_days == lag]
             windowed.append(_windowed_aggregates(events[source_name], sources[source_name], keys, specs, dates, lag))
-    return complete_features(feature_set, windowed, entities, entities_source, dates)
+    return complete_features(feature_set, windowed, entities, entities_source, dates, sources, events)
 
 
 def complete_features(
@@ -146,12 +158,16 @@ def complete_features(
     entities: DataFrame,
     entities_source: SourceConfig,
     dates: list[date],
+    sources: Mapping[str, SourceConfig] | None = None,
+    frames: Mapping[str, DataFrame] | None = None,
 ) -> DataFrame:
     """The feature rows of every entity known at each of `dates`, from its aggregates per source.
 
     Joins each source's windowed aggregates (one row per entity and date that has events,
     however computed: from events here, from stored tiles in `features.tiles`) onto the spine,
-    fills empty windows, and adds attributes and ratios.
+    fills empty windows, and adds attributes and ratios. A forecast's feature set
+    (`horizon_days`) then has one row per horizon, with the target date's features, which read
+    the known_in_advance sources among `sources` and `frames` (by name).
     """
     keys = list(feature_set.keys)
     dates = sorted(set(dates))
@@ -177,7 +193,69 @@ def complete_features(
             ratio.name,
             F.when(denominator != 0, F.col(ratio.numerator).cast("double") / denominator),
         )
-    return result.select(*keys, DATE, *feature_set.names)
+    if not feature_set.horizon_days:
+        return result.select(*keys, DATE, *feature_set.names)
+    horizons = entities.sparkSession.range(1, feature_set.horizon_days + 1).select(F.col("id").cast("int").alias(HORIZON))
+    result = result.crossJoin(F.broadcast(horizons)).withColumn(TARGET_DATE, F.date_add(F.col(DATE), F.col(HORIZON)))
+    for spec in feature_set.calendar:
+        result = result.withColumn(spec.name, _calendar(spec))
+    for source_name in sorted({spec.source for spec in feature_set.planned}):
+        assert sources is not None and frames is not None, "planned features need their sources"
+        specs = [spec for spec in feature_set.planned if spec.source == source_name]
+        planned = planned_values(frames[source_name], sources[source_name], keys, specs, dates, feature_set.horizon_days)
+        result = result.join(planned, [*keys, DATE, HORIZON], "left")
+    return result.select(*keys, DATE, TARGET_DATE, *feature_set.names)
+
+
+def _calendar(spec: CalendarSpec) -> Column:
+    target = F.col(TARGET_DATE)
+    if spec.part == "day_of_week":
+        return ((F.dayofweek(target) + 5) % 7 + 1).cast("int")  # Spark's 1 = Sunday; ISO's 1 = Monday
+    if spec.part == "holiday":
+        return target.isin(list(spec.holidays)).cast("int") if spec.holidays else F.lit(0)
+    part = {"day_of_month": F.dayofmonth, "month": F.month, "day_of_year": F.dayofyear}[spec.part]
+    return part(target).cast("int")
+
+
+def planned_values(
+    frame: DataFrame, source: SourceConfig, keys: list[str], specs: list[PlannedSpec], dates: list[date],
+    horizon_days: int,
+) -> DataFrame:
+    """The facts of a known_in_advance source for each (entity, ds, horizon) of `dates`: per
+    target day ds + horizon, the value last known before ds's cutoff (known_at's date <= ds).
+
+    Each fact is spread over the dates that may use it, from the day it became known to the day
+    before its target, at most `horizon_days` back, so no date sees a fact known after its
+    cutoff. Facts known at the same instant for the same target are ordered by their values, so
+    the choice does not depend on Spark. Rows with a null key part, known_at or timestamp
+    belong to nothing, and a fact whose known_at's date is not its partition's is dropped (as
+    events outside their partition are).
+    """
+    first, last = min(dates), max(dates)
+    known_day = F.to_date(F.col(source.known_at))
+    columns = [spec.column for spec in specs]
+    facts = (
+        frame.where(F.col(source.partition) <= F.lit(last))
+        # On the timestamp itself, so that Parquet's statistics can skip files of other targets.
+        .where((F.col(source.timestamp) >= F.lit(first + timedelta(days=1)))
+               & (F.col(source.timestamp) < F.lit(last + timedelta(days=horizon_days + 1))))
+        .where(all_present([*keys, source.known_at]) & (known_day == F.col(source.partition)))
+        .select(*keys, known_day.alias("_known_day"), F.col(source.known_at).alias("_known_at"),
+                F.to_date(F.col(source.timestamp)).alias(TARGET_DATE), *columns)
+    )
+    spread_from = F.greatest(F.col("_known_day"), F.date_sub(F.col(TARGET_DATE), horizon_days), F.lit(first))
+    spread_to = F.least(F.date_sub(F.col(TARGET_DATE), 1), F.lit(last))
+    spread = (
+        facts.where(spread_from <= spread_to)
+        .withColumn(DATE, F.explode(F.sequence(spread_from, spread_to)))
+        .where(F.col(DATE).isin(sorted(set(dates))))
+    )
+    latest = F.max_by(F.struct(*columns), F.struct("_known_at", *columns))
+    return (
+        spread.groupBy(*keys, DATE, F.datediff(F.col(TARGET_DATE), F.col(DATE)).cast("int").alias(HORIZON))
+        .agg(latest.alias("_latest"))
+        .select(*keys, DATE, HORIZON, *[F.col(f"_latest.{spec.column}").alias(spec.name) for spec in specs])
+    )
 
 
 def _dates_frame(spark: SparkSession, dates: list[date]) -> DataFrame:

@@ -113,7 +113,7 @@ def full_features(config: Config, feature_set: FeatureSet, frames: dict[str, Dat
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     features = compute_features(
         feature_set, sources,
-        {name: frames[name] for name in feature_set.sources if sources[name].kind == "events"},
+        {name: frames[name] for name in feature_set.sources if sources[name].kind != "entities"},
         frames[entities_name], entities_source, todo,
     )
     return tiles.Assembly(features, None, "", {}, [], {})

@@ -666,7 +666,7 @@ def assemble(
         if available:
             windowed.append(windowed_features(_union(available), plan, plan_frame(spark, rows)))
     _, entities_source = next((n, s) for n, s in sources.items() if s.kind == "entities")
-    features = complete_features(feature_set, windowed, entities, entities_source, dates)
+    features = complete_features(feature_set, windowed, entities, entities_source, dates, sources, frames)
     new_tiles = None
     for frame in new_frames:
         new_tiles = frame if new_tiles is None else new_tiles.unionByName(frame, allowMissingColumns=True)

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import store
+from features.definitions import HORIZON, TARGET_DATE
 from features.engine import DATE
 from models import registry, scoring
 from nightjar import cli, tables
@@ -149,7 +150,8 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
     scored = scoring.score(features, registry.model_text(model.booster), model.features,
                            config.use_case.entity.keys, reasons=config.scoring.reasons,
-                           reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold)
+                           reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold,
+                           carried=[HORIZON, TARGET_DATE] if config.use_case.forecast else [])
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:

@@ -27,10 +27,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import store
-from features.definitions import expand, require_event_times
+from features.definitions import TARGET_DATE, expand, require_event_times
 from models import alerts, distributed, evaluate, folds, promotion, registry, search
 from models.training_set import (
-    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, training_rows, with_reference,
+    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, labels_by_horizon, training_rows, with_reference,
 )
 from nightjar import cli, tables
 from nightjar.config import Config
@@ -49,10 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def training_dates(context: cli.JobContext) -> list:
-    """`--date T`: the configured days ending at T - horizon; `--start/--end`: those dates, every stride-th."""
-    training, label = context.config.training, context.config.use_case.label
+    """`--date T`: the configured days ending at T - horizon (a forecast's last); `--start/--end`: those dates, every stride-th."""
+    training = context.config.training
     if context.args.date is not None:
-        return label_dates(context.dates[0], label.horizon, training.days, training.date_stride_days)
+        return label_dates(context.dates[0], context.config.use_case.label_reach, training.days,
+                           training.date_stride_days)
     newest_first = sorted(context.dates, reverse=True)[:: training.date_stride_days]
     return sorted(newest_first)
 
@@ -81,7 +82,8 @@ def train(context: cli.JobContext) -> None:
         raise ConfigError(f"table {config.tables.features!r} lacks configured features: {', '.join(missing_features)}")
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
-    label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=label.horizon.days_spanned))
+    reach = config.use_case.label_reach
+    label_days = cli.date_range(dates[0] + timedelta(days=1), dates[-1] + timedelta(days=reach.days_spanned))
     tables.require_source_partitions(config, events, source, label_days)
     for column in [label.column, *(label.where or {})]:
         if column and column not in events.columns:
@@ -109,23 +111,32 @@ def train(context: cli.JobContext) -> None:
     # The cluster first: an unreachable scheduler (exit 5, worth retrying) must leave every table as it was.
     with dask_client(config) as client:
         with context.timed("snapshot"):
-            spine = features_frame.select(*keys, DATE, *feature_set.names)
-            labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
+            row_keys = feature_set.row_keys
+            forecast = feature_set.horizon_days is not None
+            spine = features_frame.select(*keys, DATE, *([TARGET_DATE] if forecast else []), *feature_set.names)
+            if forecast:
+                labelled = labels_by_horizon(spine.select(*row_keys, DATE), events, source, label, keys)
+            else:
+                labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
             snapshot = training_rows(
-                spine, labelled, keys, training.majority_sample_rate, list(plan.holdout), training.seed
+                spine, labelled, row_keys, training.majority_sample_rate, list(plan.holdout), training.seed
             )
             if training.reference and tables.exists(spark, config, training.reference.table):
                 # Every date, not only the holdout's: the reference's alert threshold is chosen on the folds.
-                reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(dates))
-                snapshot = with_reference(snapshot, reference, keys, training.reference.column)
+                # A forecast's reference holds each target date's expectation (its `ds` is the target date).
+                on = TARGET_DATE if forecast else DATE
+                reach = feature_set.horizon_days or 0
+                reference = tables.read(spark, config, training.reference.table).where(
+                    F.col(DATE).between(dates[0], dates[-1] + timedelta(days=reach)))
+                snapshot = with_reference(snapshot, reference, keys, training.reference.column, on)
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
-                snapshot.orderBy(DATE, *keys), config, config.tables.training,
+                snapshot.orderBy(DATE, *row_keys), config, config.tables.training,
                 metadata={"run_id": record.run_id, "training_fingerprint": trained_on},
             )
         record.output_versions[config.tables.training] = snapshot_version
         frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
-        frame = frame.sort_values([DATE, *keys], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values([DATE, *row_keys], kind="stable").reset_index(drop=True)
         record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
         names = feature_set.names
         fit_rows = frame[frame[DATE].isin(plan.fit)]

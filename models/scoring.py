@@ -9,7 +9,7 @@ matrix and back without pandas, which keeps the Spark path close to LightGBM's o
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -97,6 +97,7 @@ def score(
     reasons: int = 3,
     reasons_min_score: float | None = None,
     alert_threshold: float | None = None,
+    carried: Sequence[str] = (),
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -109,9 +110,10 @@ def score(
         reasons_min_score: add them only to rows scored at least this (None: every row); the
             other rows get null `reasons`, and no SHAP computation.
         alert_threshold: the model's alert threshold; None: no `alert` column.
+        carried: columns of `features` kept after `ds` (a forecast's horizon and target date).
 
     Returns:
-        The key's columns, `ds`, `score` (the model's prediction: a probability for classifiers), with an
+        The key's columns, `ds`, the `carried` ones, `score` (the model's prediction: a probability for classifiers), with an
         alert threshold `alert` (score >= threshold), and, when `reasons` > 0, `reasons`: the
         features with the largest SHAP contributions (LightGBM's `pred_contrib`) to the score,
         largest first, with their values.
@@ -120,8 +122,9 @@ def score(
     shipped = spark.sparkContext.broadcast(model_text)
     digest = hashlib.sha256(model_text.encode()).hexdigest()
     names = list(feature_names)
-    fields = [*(T.StructField(key, features.schema[key].dataType) for key in keys),
-              T.StructField(DATE, T.DateType()), T.StructField(SCORE, T.DoubleType())]
+    kept = [*keys, DATE, *carried]
+    fields = [*(T.StructField(column, features.schema[column].dataType) for column in kept),
+              T.StructField(SCORE, T.DoubleType())]
     if alert_threshold is not None:
         fields.append(T.StructField(ALERT, T.BooleanType(), False))
     if reasons:
@@ -133,14 +136,15 @@ def score(
             matrix = _matrix(batch, names)
             # One thread per task: Spark already runs one task per core (STACK.md).
             predictions = booster.predict(matrix, num_threads=1)
-            columns = [*(batch.column(key) for key in keys), batch.column(DATE), pa.array(predictions, pa.float64())]
+            columns = [*(batch.column(column) for column in kept), pa.array(predictions, pa.float64())]
             if alert_threshold is not None:
                 columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
             if reasons:
                 columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
 
-    return features.select(*keys, DATE, *names).mapInArrow(predict, T.StructType(fields))
+    # A carried column may be a feature too (the horizon): selected once.
+    return features.select(*dict.fromkeys([*kept, *names])).mapInArrow(predict, T.StructType(fields))
 
 
 def _arrow_schema(fields: list[T.StructField]) -> pa.Schema:

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from features.definitions import HORIZON
 from features.engine import DATE, cutoff_micros, event_micros, prepared_events
 from models.alerts import EVENT_TIME
 from nightjar.config import LabelConfig, SourceConfig
@@ -90,6 +91,18 @@ def labels(
     return joined.select(*keys, DATE, value.alias(LABEL))
 
 
+def labels_by_horizon(
+    spine: DataFrame, events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str],
+) -> DataFrame:
+    """The label of every (key, ds, horizon) row of a forecast's `spine`: the label of
+    ds + horizon - 1, whose window starts at the target date's start (with a 1d horizon: what
+    happens on the target date). Each such date is labelled once, however many rows share it."""
+    anchored = spine.select(*keys, DATE, HORIZON, F.date_add(F.col(DATE), F.col(HORIZON) - 1).alias("_anchor"))
+    anchors = anchored.select(*keys, F.col("_anchor").alias(DATE)).distinct()
+    labelled = labels(anchors, events, source, label, keys).withColumnRenamed(DATE, "_anchor")
+    return anchored.join(labelled, [*keys, "_anchor"], "left").select(*keys, DATE, HORIZON, LABEL)
+
+
 def _label_source(
     events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str], dates: list[date],
 ) -> DataFrame:
@@ -157,6 +170,10 @@ def _majority_label(rows: DataFrame) -> int:
     return max(counts, key=lambda value: (counts[value], value)) if counts else 0
 
 
-def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], column: str) -> DataFrame:
-    """Add the known probability of each (key, ds) from a reference table, null where it has none."""
-    return rows.join(reference.select(*keys, DATE, F.col(column).alias(REFERENCE)), [*keys, DATE], "left")
+def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], column: str, on: str = DATE) -> DataFrame:
+    """Add the known probability (or mean) of each row from a reference table, null where it has none.
+
+    The reference's `ds` matches the rows' column `on`: their date, or a forecast's target date.
+    """
+    known = reference.select(*keys, F.col(DATE).alias(on), F.col(column).alias(REFERENCE))
+    return rows.join(known, [*keys, on], "left")

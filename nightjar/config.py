@@ -101,19 +101,37 @@ class SourceConfig(Strict):
     """A source table partitioned by the date of its events.
 
     `kind: events` tables hold timestamped events of an entity; `kind: entities` tables hold
-    one row per entity, known from its timestamp (for example a signup) on.
+    one row per entity, known from its timestamp (for example a signup) on. `kind:
+    known_in_advance` tables hold facts about a future instant (`timestamp`: the day a planned
+    price or promotion is for), each known from its `known_at` instant on and partitioned by
+    that instant's date: a fact counts for date D only if it was known before D's cutoff.
     """
 
     table: str = Field(pattern=IDENTIFIER)
-    kind: Literal["events", "entities"]
+    kind: Literal["events", "entities", "known_in_advance"]
     timestamp: str = Field(pattern=IDENTIFIER)
     partition: str = Field(pattern=IDENTIFIER)
+    known_at: str | None = Field(None, pattern=IDENTIFIER)
     # Sparse events (failures, repairs) have days without any: a date without a partition then
     # reads as no events rather than as a missing input (exit 4), which a dense source's would be.
     sparse: bool = False
     # A table shared on purpose with other use cases: a path relative to lake.root, or an
     # absolute path or URI. Unset, the table is the use case's own, <lake.root>/<use case>/<table>.
     path: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _known_at_when_known_in_advance(self) -> "SourceConfig":
+        if (self.kind == "known_in_advance") != (self.known_at is not None):
+            raise ValueError("a known_in_advance source needs a known_at column, and only such a source takes one")
+        return self
+
+
+class ForecastConfig(Strict):
+    """Direct multi-horizon forecasts: for each entity and date D, one row per horizon h = 1 ..
+    `horizon_days`, about the target date D + h; its label is the label of D + h - 1 (with a
+    horizon of 1d: what happens on the target date)."""
+
+    horizon_days: int = Field(ge=1, le=366)
 
 
 class LabelConfig(Strict):
@@ -154,6 +172,7 @@ class UseCaseConfig(Strict):
     entity: EntityConfig
     sources: dict[str, SourceConfig]
     label: LabelConfig
+    forecast: ForecastConfig | None = None
 
     @model_validator(mode="after")
     def _label_reads_an_event_source(self) -> "UseCaseConfig":
@@ -165,6 +184,13 @@ class UseCaseConfig(Strict):
         if source.kind != "events":
             raise ValueError(f"label.source {self.label.source!r} must be an events source")
         return self
+
+    @property
+    def label_reach(self) -> Duration:
+        """How far past a date's cutoff its labels look: the label's horizon, and for a forecast
+        the days to its last horizon's target date (horizon_days - 1) before that."""
+        extra = self.forecast.horizon_days - 1 if self.forecast else 0
+        return self.label.horizon.plus_days(extra) if extra else self.label.horizon
 
     def source_of_kind(self, kind: Literal["events", "entities"]) -> tuple[str, SourceConfig]:
         """Return the one source of `kind`; a configuration with several must name the one it means."""

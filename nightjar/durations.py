@@ -84,6 +84,10 @@ class Duration:
         """The coarsest of a day, an hour or a minute that divides the length: the bucket it can be counted in."""
         return next(unit for unit in (DAY_MICROS, HOUR_MICROS, MINUTE_MICROS) if self.micros % unit == 0)
 
+    def plus_days(self, days: int) -> Duration:
+        """This length and `days` more, in this length's unit (`48h` plus 6 days is `192h`)."""
+        return Duration(self.amount + days * DAY_MICROS // _UNIT_MICROS[self.unit], self.unit)
+
     @property
     def written(self) -> int | str:
         """As configuration writes it: a bare number of days for days (as before durations existed), else `3h`."""

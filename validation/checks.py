@@ -60,6 +60,7 @@ class SideInputs:
     entities: Callable[[], tuple[DataFrame, list[str], str]]  # the entities source: its rows, key columns and timestamp
     table: Callable[[str], DataFrame | None]  # another table of the use case by name; None when it does not exist
     where: str  # the suite's configuration key, for errors
+    rows_per_entity: int = 1  # rows each entity has per date: a forecast's horizons
 
 
 class CheckBase(Strict):
@@ -430,7 +431,8 @@ class RowCountHistoryCheck(RuleCheck):
 
 
 class EntityCountCheck(_Counts):
-    """A date has exactly as many rows as the entities source knows entities at that date."""
+    """A date has exactly as many rows as the entities source knows entities at that date (a
+    forecast's, that many per horizon)."""
 
     expect: Literal["entity_count"]
 
@@ -439,11 +441,13 @@ class EntityCountCheck(_Counts):
 
     def side(self, inputs: SideInputs) -> dict[date, Any]:
         entities, keys, timestamp = inputs.entities()
-        return metrics.entities_known(entities, keys, timestamp, inputs.dates)
+        known = metrics.entities_known(entities, keys, timestamp, inputs.dates)
+        return {day: (count, inputs.rows_per_entity) for day, count in known.items()}
 
     def value(self, column: str, stats: dict[Metric, Any], side: Any) -> Value:
-        rows = _rows(stats)
-        return rows - int(side), f"{rows} rows for {int(side)} entities"
+        rows, (entities, per_entity) = _rows(stats), side
+        each = f" x {per_entity} rows each" if per_entity > 1 else ""
+        return rows - entities * per_entity, f"{rows} rows for {entities} entities{each}"
 
     def expected(self) -> str:
         return "as many rows as entities"

@@ -29,6 +29,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from features.definitions import TARGET_DATE
 from features.engine import DATE as FEATURE_DATE
 from nightjar import tables
 from nightjar.config import Config, SourceConfig
@@ -165,7 +166,8 @@ def validate_dates(
     frame = frame.where(F.col(date_column).isin(dates))
     where = f"validation.suites.{stage}.{table}"
     rules, schema_rows, schema_severity = suites.resolve(
-        suite, frame.schema, {*config.use_case.entity.keys, date_column}, where,
+        # A forecast's target date is an identifier, not a feature (its horizon is both).
+        suite, frame.schema, {*config.use_case.entity.keys, date_column, TARGET_DATE}, where,
         stage, timestamp=source.timestamp if source else None,
     )
     values = _measure(spark, config, table, frame, date_column, rules, dates, where)
@@ -265,7 +267,9 @@ def _side_values(
         _, source = config.use_case.source_of_kind("entities")
         return tables.read(spark, config, source.table), config.use_case.entity.keys, source.timestamp
 
-    inputs = SideInputs(frame, date_column, dates, stored, entities, read, where)
+    forecast = config.use_case.forecast
+    inputs = SideInputs(frame, date_column, dates, stored, entities, read, where,
+                        rows_per_entity=forecast.horizon_days if forecast else 1)
     side: dict[tuple[str, date], Any] = {}
     for rule in rules:
         if all(suites.usable(rule, column, frame.schema) for column in rule.columns):

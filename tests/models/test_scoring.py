@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from models import scoring
 
@@ -129,3 +130,18 @@ def test_an_alert_threshold_adds_an_alert_flag_at_or_above_it(spark: SparkSessio
         "customer_id", "ds", "score", "alert", "model_name", "model_version", "reasons", "run_id"]
     rows = flagged.toPandas()
     assert rows["alert"].tolist() == (rows["score"] >= threshold).tolist() and rows["alert"].sum() == 50
+
+
+def test_a_forecast_keeps_its_horizon_and_target_date_after_ds(spark: SparkSession, booster: lgb.Booster) -> None:
+    # Keyed by two columns, with the horizon both carried and a feature ("d" stands for it here).
+    frame = (_features(spark, 50).withColumnRenamed("customer_id", "item_id")
+             .withColumn("store_id", F.lit(3)).withColumn("horizon", F.col("d"))
+             .withColumn("target_date", F.date_add("ds", 2)))
+    names = ["a", "b", "c", "horizon"]
+    scored = scoring.score(frame, booster.model_to_string(), names, ["store_id", "item_id"], reasons=0,
+                           carried=["horizon", "target_date"])
+    assert scored.columns == ["store_id", "item_id", "ds", "horizon", "target_date", "score"]
+    plain = scoring.score(frame.withColumn("d", F.col("horizon")), booster.model_to_string(), NAMES,
+                          ["store_id", "item_id"], reasons=0)
+    assert sorted(r.score for r in scored.collect()) == sorted(r.score for r in plain.collect())
+    assert {r.target_date for r in scored.collect()} == {date(2026, 3, 3)}

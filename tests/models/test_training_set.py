@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from models.alerts import EVENT_TIME
-from models.training_set import LABEL, WEIGHT, label_dates, label_events, labels, training_rows
+from models.training_set import LABEL, WEIGHT, label_dates, label_events, labels, labels_by_horizon, training_rows
 from nightjar.config import Config, LabelConfig
 from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
@@ -42,6 +42,26 @@ def test_labels_look_only_at_the_horizon_after_d(spark: SparkSession, config: Co
         [(1, D, 1), (2, D, 0), (3, D, 0), (4, D, 1), (5, D, 1)], f"customer_id long, ds date, {LABEL} int"
     )
     assertDataFrameEqual(result, expected)
+
+
+def test_a_forecasts_label_is_what_happens_on_its_target_date(spark: SparkSession, config: Config) -> None:
+    events = events_frame(spark, [
+        event(1, "2026-01-10 23:00:00", 1.0),   # on D: no horizon's
+        event(1, "2026-01-11 00:00:00", 2.0),   # D + 1
+        event(1, "2026-01-11 09:00:00", 3.0),
+        event(1, "2026-01-13 23:59:59", 4.0),   # D + 3
+        event(2, "2026-01-14 00:00:00", 5.0),   # D + 4: beyond every horizon of D, h = 3 of D + 1
+    ])
+    source = config.use_case.sources["transactions"]
+    rows = spark.createDataFrame([(k, d, h) for k in (1, 2) for d in (D, date(2026, 1, 11)) for h in (1, 2, 3)],
+                                 "customer_id long, ds date, horizon int")
+    units = label_config("sum", column="amount", horizon="1d")
+    found = labels_by_horizon(rows, events, source, units, ["customer_id"])
+    assert found.columns == ["customer_id", "ds", "horizon", LABEL]
+    assert {(r.customer_id, r.ds.day, r.horizon): r[LABEL] for r in found.collect()} == {
+        (1, 10, 1): 5.0, (1, 10, 2): 0.0, (1, 10, 3): 4.0, (1, 11, 1): 0.0, (1, 11, 2): 4.0, (1, 11, 3): 0.0,
+        (2, 10, 1): 0.0, (2, 10, 2): 0.0, (2, 10, 3): 0.0, (2, 11, 1): 0.0, (2, 11, 2): 0.0, (2, 11, 3): 5.0,
+    }
 
 
 def test_any_event_and_sum_labels_with_a_filter(spark: SparkSession, config: Config) -> None:

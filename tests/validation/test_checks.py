@@ -56,7 +56,7 @@ def _evaluate(spark: SparkSession, check: RuleCheck, frame: DataFrame) -> dict[t
     inputs = SideInputs(
         frame, "d", [D1, D2],
         stored=lambda: spark.createDataFrame(HISTORY, SCHEMA).unionByName(frame.where(frame.d == D1)),
-        entities=lambda: (spark.createDataFrame(ENTITIES, "k long, ts timestamp"), "k", "ts"),
+        entities=lambda: (spark.createDataFrame(ENTITIES, "k long, ts timestamp"), ["k"], "ts"),
         table=lambda name: spark.createDataFrame(*REFERENCED[name]) if name in REFERENCED else None,
         where="test",
     )
@@ -122,6 +122,12 @@ def test_values_and_observations_by_hand(spark: SparkSession, frame: DataFrame, 
     for key, (value, words) in expected.items():
         assert values[key][1] == words
         assert values[key][0] == (pytest.approx(value) if value is not None else None)
+
+
+def test_a_forecast_has_as_many_rows_per_entity_as_horizons() -> None:
+    check = EntityCountCheck(expect="entity_count")
+    assert check.value(TABLE, {Metric("rows"): 14}, (2, 7)) == (0, "14 rows for 2 entities x 7 rows each")
+    assert check.value(TABLE, {Metric("rows"): 13}, (2, 7)) == (-1, "13 rows for 2 entities x 7 rows each")
 
 
 def test_drift_is_the_psi_of_the_reference_bins_by_hand(spark: SparkSession, frame: DataFrame) -> None:
