@@ -171,6 +171,11 @@ def train(context: cli.JobContext) -> None:
                 "rows": len(known),
                 "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
             }
+        if feature_set.horizon_days:
+            report["forecast"] = evaluate.forecast_metrics(
+                holdout, evaluate.predict(booster, holdout, names), fit_rows, keys, LABEL,
+                REFERENCE if REFERENCE in holdout.columns else None,
+            )
         if config.scoring.alert is not None:
             report["alert"] = alert_report(config, booster, names, holdout, list(plan.holdout), out_of_fold, events)
 
@@ -203,6 +208,12 @@ def train(context: cli.JobContext) -> None:
     if "reference" in report:
         reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
     context.progress(f"holdout {metric} {score:.4f}{reference_note} on {len(holdout):,} rows")
+    if "forecast" in report:
+        overall = report["forecast"]["overall"]
+        context.progress("holdout forecast errors on {:,} rows (RMSE, WAPE, RMSSE): ".format(
+            report["forecast"]["compared_rows"]) + "; ".join(
+            f"{name} {e.get('rmse', float('nan')):.4f}, {e.get('wape', float('nan')):.4f}, {e.get('rmsse', float('nan')):.4f}"
+            for name, e in overall.items()))
     if "alert" in report:
         for line in alert_lines(report["alert"], config.use_case.entity.name):
             context.progress(line)

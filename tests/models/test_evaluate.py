@@ -67,3 +67,42 @@ def test_importance_and_shap_rank_the_informative_feature_first() -> None:
     assert next(iter(evaluate.importance(booster))) == "signal"
     shap = evaluate.shap_summary(booster, frame, ["signal", "noise"])
     assert list(shap) == ["signal", "noise"] and shap["signal"] > 10 * shap["noise"]
+
+
+def _forecast_rows(rows: list[tuple[int, int, int, float]]) -> pd.DataFrame:
+    """(item, days after Mar 1 of ds, horizon, units on the target date) as forecast rows."""
+    first = pd.Timestamp("2026-03-01")
+    return pd.DataFrame({
+        "store_id": 1, "item_id": [r[0] for r in rows],
+        "ds": [(first + pd.Timedelta(days=r[1])).date() for r in rows], "horizon": [r[2] for r in rows],
+        "target_date": [(first + pd.Timedelta(days=r[1] + r[2])).date() for r in rows],
+        "label": [r[3] for r in rows],
+    })
+
+
+def test_forecast_errors_by_hand_beside_the_seasonal_naive_forecast() -> None:
+    # Item 1 sold 0, 2, 0, 2, ... on days 1..14: every day-to-day change is 2, its scale 4.
+    # Item 2 sold once, 5 on day 8: no consecutive days, no scale (a new item).
+    history = _forecast_rows([(1, d, 1, float(2 * (d % 2))) for d in range(0, 14)] + [(2, 7, 1, 5.0)])
+    # On day 14: item 1 sells 4 then 1 (days 15, 16), item 2 sells 3 on day 15.
+    holdout = _forecast_rows([(1, 14, 1, 4.0), (1, 14, 2, 1.0), (2, 14, 1, 3.0)])
+    found = evaluate.forecast_metrics(holdout, np.array([3.0, 1.0, 4.0]), history, ["store_id", "item_id"], "label")
+    # Seasonal naive: days 8 and 9 for item 1 (2 and 0), day 8 for item 2 (5).
+    assert found["rows"] == found["compared_rows"] == 3
+    model, naive = found["overall"]["model"], found["overall"]["seasonal_naive"]
+    assert model["rmse"] == pytest.approx(np.sqrt((1 + 0 + 1) / 3))
+    assert model["mae"] == pytest.approx(2 / 3) and model["wape"] == pytest.approx(2 / 8)
+    assert model["rmsse"] == pytest.approx(np.sqrt(0.5 / 4)) and model["series"] == 1
+    assert naive["rmse"] == pytest.approx(np.sqrt((4 + 1 + 4) / 3)) and naive["wape"] == pytest.approx(5 / 8)
+    assert naive["rmsse"] == pytest.approx(np.sqrt(2.5 / 4))
+    assert found["by_horizon"]["2"]["model"]["rmse"] == 0.0 and found["by_horizon"]["2"]["seasonal_naive"]["mae"] == 1.0
+    assert found["unscaled_series"] == {"series": 1, "rows": 1, "rmse": {"model": 1.0, "seasonal_naive": 2.0}}
+
+
+def test_forecast_errors_compare_every_predictor_on_the_same_rows() -> None:
+    history = _forecast_rows([(1, d, 1, 1.0) for d in range(3, 14)])  # no sale known for day 1 or 2 (ds 0, 1)
+    holdout = _forecast_rows([(1, 0, 1, 2.0), (1, 14, 1, 2.0)]).assign(reference=[1.5, np.nan])
+    found = evaluate.forecast_metrics(holdout, np.array([2.0, 2.0]), history, ["store_id", "item_id"], "label",
+                                      "reference")
+    # Day 1's naive forecast is unknown and day 15's reference is: neither row has all three.
+    assert found["compared_rows"] == 0 and found["overall"] == {"model": {}, "seasonal_naive": {}, "true_mean": {}}
