@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from features import store
 from features.definitions import TARGET_DATE, expand, require_event_times
 from models import alerts, distributed, evaluate, folds, promotion, registry, search
+from models.ensemble import Ensemble, Model
 from models.training_set import (
     DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, labels_by_horizon, training_rows, with_reference,
 )
@@ -158,7 +159,13 @@ def train(context: cli.JobContext) -> None:
         data = dd.read_parquet(files, columns=[*names, LABEL, WEIGHT], filters=[(DATE, "in", list(plan.fit))])
         data = data.astype({column: "float64" for column in [*names, LABEL, WEIGHT]})
         with context.timed("distributed_fit"):
-            booster = distributed.fit(client, data, names, params, best.rounds, task, training.fit_timeout_s)
+            if training.ensemble is None:
+                booster: Model = distributed.fit(client, data, names, params, best.rounds, task, training.fit_timeout_s)
+            else:
+                booster = Ensemble(tuple(
+                    distributed.fit(client, data, names, {**params, **overrides}, best.rounds, task, training.fit_timeout_s)
+                    for overrides in training.ensemble.members
+                ))
 
     with context.timed("evaluate"):
         report = evaluate.report(task, booster, holdout, names, LABEL, training.top_k_percent)
@@ -171,6 +178,8 @@ def train(context: cli.JobContext) -> None:
                 "rows": len(known),
                 "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
             }
+        if isinstance(booster, Ensemble):
+            report["ensemble"] = ensemble_report(task, booster, holdout, names, training.ensemble.members, score)
         if feature_set.horizon_days:
             report["forecast"] = evaluate.forecast_metrics(
                 holdout, evaluate.predict(booster, holdout, names), fit_rows, keys, LABEL,
@@ -179,6 +188,10 @@ def train(context: cli.JobContext) -> None:
         if config.scoring.alert is not None:
             report["alert"] = alert_report(config, booster, names, holdout, list(plan.holdout), out_of_fold, events)
 
+    # An ensemble's members, their parameters and holdout metrics go to the metadata's `ensemble`.
+    ensemble = report.pop("ensemble", None)
+    if ensemble is not None:
+        context.progress(ensemble_line(ensemble, metric))
     metadata = registry.model_metadata(
         config=config, task=task, features=names, feature_set=feature_set.fingerprint, params=params,
         rounds=best.rounds, plan=plan, holdout_rows=len(holdout), report=report, search=result,
@@ -194,6 +207,8 @@ def train(context: cli.JobContext) -> None:
         reference_statistics=drift.reference_statistics(fit_rows, names, weights=fit_rows[WEIGHT]),
         logical_date=context.dates[-1], run_id=record.run_id, code_version=record.code_version,
     )
+    if ensemble is not None:
+        metadata["ensemble"] = ensemble
     with context.timed("register"):
         registered = promotion.register(
             spark, config, booster, metadata,
@@ -219,6 +234,29 @@ def train(context: cli.JobContext) -> None:
             context.progress(line)
     context.progress(f"registered {name} version {registered.version} as {change.alias}: {change.reason}  "
                      f"[{registered.path}]")
+
+
+def ensemble_report(
+    task: str, model: Ensemble, holdout: pd.DataFrame, names: list[str], overrides: list[dict[str, Any]], score: float,
+) -> dict[str, Any]:
+    """Each member's holdout metrics, and whether the ensemble's primary metric beats the best member's."""
+    metric, larger_is_better = evaluate.PRIMARY[task]
+    members = [
+        {"params": dict(member_overrides),
+         "holdout": evaluate.metrics(task, holdout[LABEL].to_numpy(), evaluate.predict(member, holdout, names), [])}
+        for member, member_overrides in zip(model.members, overrides)
+    ]
+    scores = [member["holdout"][metric] for member in members]
+    best = int(np.argmax(scores) if larger_is_better else np.argmin(scores))
+    return {"members": members, "best_member": best, "metric": metric, "ensemble": score,
+            "beats_best_member": bool(score > scores[best] if larger_is_better else score < scores[best])}
+
+
+def ensemble_line(report: dict[str, Any], metric: str) -> str:
+    members = ", ".join(f"{m['holdout'][metric]:.4f}" for m in report["members"])
+    verdict = "beats" if report["beats_best_member"] else "does not beat"
+    return (f"ensemble of {len(report['members'])}: holdout {metric} {report['ensemble']:.4f}, members {members}; "
+            f"it {verdict} its best member (member {report['best_member']})")
 
 
 def alert_report(

@@ -48,6 +48,13 @@ class ReferenceConfig(Strict):
     column: str = Field(pattern=IDENTIFIER)
 
 
+class EnsembleConfig(Strict):
+    """Members fitted with the searched parameters and rounds, each with its own overrides (a
+    seed, an objective, a feature fraction), whose predictions are averaged into one model."""
+
+    members: list[dict[str, Scalar]] = Field(min_length=2)
+
+
 class TrainingConfig(Strict):
     """How `train` builds its data, validates over time, searches and promotes."""
 
@@ -70,6 +77,7 @@ class TrainingConfig(Strict):
     top_k_percent: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
     fit_timeout_s: float = Field(1800.0, gt=0)  # a distributed fit can hang when a worker dies
     reference: ReferenceConfig | None = None
+    ensemble: EnsembleConfig | None = None  # None: one booster
 
 
 class AlertConfig(Strict):

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-import lightgbm as lgb
 import pandas as pd
 from pyspark.sql import SparkSession
 
 from models import evaluate, registry
+from models.ensemble import Model
 from models.search import Task
 from models.training_set import LABEL
 from nightjar import tables
@@ -113,7 +113,7 @@ def challenge(
 def register(
     spark: SparkSession,
     config: Config,
-    booster: lgb.Booster,
+    booster: Model,
     metadata: dict[str, Any],
     decide: Callable[[list[dict[str, Any]]], registry.AliasChange],
     fingerprint: str,
@@ -184,7 +184,7 @@ def _append_until_committed(
     return None
 
 
-def _claim_version(spark: SparkSession, config: Config, booster: lgb.Booster, metadata: dict[str, Any]) -> tuple[int, str]:
+def _claim_version(spark: SparkSession, config: Config, booster: Model, metadata: dict[str, Any]) -> tuple[int, str]:
     """Write the model's files as the next free version; returns (version, path).
 
     Creating the directory is the claim: it fails when another run created it first (see

@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from models.ensemble import MANIFEST_FILE, Ensemble, Model, manifest, member_file, to_text
 from models.folds import Plan
 from models.search import SearchResult
 from nightjar import tables
@@ -63,7 +64,7 @@ class RegisteredModel:
 
     name: str
     version: int
-    booster: lgb.Booster
+    booster: Model  # a Booster, or an Ensemble of them
     metadata: dict[str, Any]
     path: str
 
@@ -161,16 +162,33 @@ def load(config: Config, name: str, version: int) -> RegisteredModel:
         features = metadata["features"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise MissingInputError(f"{where}: {METADATA_FILE} is corrupt ({type(error).__name__}: {error})") from None
-    text = tables.read_model_file(config, name, version, MODEL_FILE)
+    if "ensemble" not in metadata:
+        booster: Model = _verified(config, name, version, MODEL_FILE, expected_sha, features, where)
+    else:
+        manifest_text = tables.read_model_file(config, name, version, MANIFEST_FILE)
+        if hashlib.sha256(manifest_text.encode()).hexdigest() != expected_sha:
+            raise MissingInputError(f"{where}: {MANIFEST_FILE} is corrupt (its SHA-256 differs from the one registered)")
+        members = json.loads(manifest_text)["members"]
+        booster = Ensemble(tuple(
+            _verified(config, name, version, member["file"], member["model_sha256"], features, where) for member in members
+        ))
+    return RegisteredModel(name, version, booster, metadata, tables.model_path(config, name, version))
+
+
+def _verified(
+    config: Config, name: str, version: int, file: str, expected_sha: str, features: list[str], where: str,
+) -> lgb.Booster:
+    """One model file of a version, parsed, after checking its SHA-256 and its features."""
+    text = tables.read_model_file(config, name, version, file)
     if hashlib.sha256(text.encode()).hexdigest() != expected_sha:
-        raise MissingInputError(f"{where}: {MODEL_FILE} is corrupt (its SHA-256 differs from the one registered)")
+        raise MissingInputError(f"{where}: {file} is corrupt (its SHA-256 differs from the one registered)")
     try:
         booster = lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as error:
-        raise MissingInputError(f"{where}: {MODEL_FILE} is corrupt ({str(error).splitlines()[0]})") from None
+        raise MissingInputError(f"{where}: {file} is corrupt ({str(error).splitlines()[0]})") from None
     if booster.feature_name() != list(features):
-        raise MissingInputError(f"{where}: {MODEL_FILE} features differ from {METADATA_FILE}")
-    return RegisteredModel(name, version, booster, metadata, tables.model_path(config, name, version))
+        raise MissingInputError(f"{where}: {file} features differ from {METADATA_FILE}")
+    return booster
 
 
 def load_champion(spark: SparkSession, config: Config, name: str) -> RegisteredModel:
@@ -237,9 +255,12 @@ def append_changes(
 _NETWORK_PARAMETERS = ("[machines:", "[local_listen_port:", "[machine_list_filename:")
 
 
-def model_text(booster: lgb.Booster) -> str:
-    """The booster in LightGBM's text format, without the run's network addresses."""
-    lines = booster.model_to_string().splitlines(keepends=True)
+def model_text(model: Model) -> str:
+    """The model as one text (`ensemble.from_text` reads it back): a booster in LightGBM's text
+    format without the run's network addresses, or an ensemble's members in that format."""
+    if isinstance(model, Ensemble):
+        return to_text([model_text(member) for member in model.members])
+    lines = model.model_to_string().splitlines(keepends=True)
     return "".join(line for line in lines if not line.startswith(_NETWORK_PARAMETERS))
 
 
@@ -287,9 +308,19 @@ def model_metadata(
     }
 
 
-def model_files(booster: lgb.Booster, metadata: dict[str, Any]) -> dict[str, str]:
-    """The files of a new version: the model text and its metadata with the text's SHA-256."""
-    text = model_text(booster)
-    full = {**metadata, "model_sha256": hashlib.sha256(text.encode()).hexdigest()}
+def model_files(model: Model, metadata: dict[str, Any]) -> dict[str, str]:
+    """The files of a new version: the model text and its metadata with the text's SHA-256; for an
+    ensemble, each member's text and the manifest (`ensemble.json`) with theirs, the metadata
+    holding the manifest's (and the members' descriptions under `ensemble`)."""
+    if isinstance(model, Ensemble):
+        texts = [model_text(member) for member in model.members]
+        hashes = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+        manifest_text = json.dumps(manifest(hashes, metadata["ensemble"]["members"]), indent=2, default=str)
+        files = {member_file(index): text for index, text in enumerate(texts)}
+        files[MANIFEST_FILE] = manifest_text
+    else:
+        files = {MODEL_FILE: model_text(model)}
+        manifest_text = files[MODEL_FILE]
+    full = {**metadata, "model_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()}
     # Key order kept: rankings (importance, SHAP) are written largest first.
-    return {MODEL_FILE: text, METADATA_FILE: json.dumps(full, indent=2, default=str)}
+    return {**files, METADATA_FILE: json.dumps(full, indent=2, default=str)}

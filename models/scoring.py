@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 
-import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +20,7 @@ from pyspark.sql import types as T
 
 from features.engine import DATE
 from models.alerts import alerted
+from models.ensemble import Model, from_text
 
 SCORE = "score"
 ALERT = "alert"
@@ -36,14 +36,14 @@ REASON_TYPE = T.ArrayType(
     ),
     containsNull=False,
 )
-# One Booster per Python worker process and model: parsed on first use, reused afterwards.
-_BOOSTERS: dict[str, lgb.Booster] = {}
+# One model per Python worker process: parsed on first use, reused afterwards.
+_BOOSTERS: dict[str, Model] = {}
 
 
-def _booster(model_text: str, digest: str) -> lgb.Booster:
+def _booster(model_text: str, digest: str) -> Model:
     booster = _BOOSTERS.get(digest)
     if booster is None:
-        booster = _BOOSTERS[digest] = lgb.Booster(model_str=model_text)
+        booster = _BOOSTERS[digest] = from_text(model_text)
     return booster
 
 
@@ -73,7 +73,7 @@ def _reasons(matrix: np.ndarray, contributions: np.ndarray, features: list[str],
     return pa.ListArray.from_arrays(pa.array(np.arange(0, rows * top + 1, top, dtype=np.int32)), structs)
 
 
-def _explained(booster: lgb.Booster, matrix: np.ndarray, predictions: np.ndarray, features: list[str], top: int,
+def _explained(booster: Model, matrix: np.ndarray, predictions: np.ndarray, features: list[str], top: int,
                min_score: float | None) -> pa.Array:
     """Reasons for the rows scored at least `min_score` (all when None), null for the others."""
     if min_score is None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models import registry
+from models.ensemble import Ensemble, from_text
 from models.config import SearchDimension
 from models.search import draw_params
 from nightjar import tables
@@ -123,3 +124,53 @@ def test_a_lake_root_given_as_a_file_uri_keeps_its_models_in_the_lake(
     tables.delete_model(config, "churn", 1)
     assert tables.model_versions(config, "churn") == [] and not (lake / "churn" / "models" / "churn" / "1").exists()
     assert tables.gx_root(config) == f"{lake}/churn/_gx"
+
+
+def _ensemble() -> Ensemble:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 2))
+    label = features[:, 0] + 0.1 * rng.normal(size=300)
+    return Ensemble(tuple(
+        lgb.train({"objective": "regression", "verbosity": -1, "num_threads": 1, "seed": seed, **extra},
+                  lgb.Dataset(features, label, feature_name=["a", "b"]), num_boost_round=4)
+        for seed, extra in ((1, {}), (2, {"feature_fraction": 0.5}), (3, {"objective": "huber"}))
+    ))
+
+
+@pytest.fixture
+def registered_ensemble(config: Config) -> Path:
+    members = [{"params": {"seed": seed}, "holdout": {"rmse": 1.0}} for seed in (1, 2, 3)]
+    files = registry.model_files(_ensemble(), {"features": ["a", "b"], "ensemble": {"members": members}})
+    assert sorted(files) == ["ensemble.json", "member_0.txt", "member_1.txt", "member_2.txt", "metadata.json"]
+    return Path(tables.write_model(config, "demand", 1, files))
+
+
+def test_an_ensemble_is_one_version_that_predicts_its_members_mean(config: Config, registered_ensemble: Path) -> None:
+    model = registry.load(config, "demand", 1)
+    original = _ensemble()
+    assert isinstance(model.booster, Ensemble) and len(model.booster.members) == 3
+    rows = np.random.default_rng(5).normal(size=(50, 2))
+    expected = np.mean([member.predict(rows) for member in original.members], axis=0)
+    np.testing.assert_allclose(model.booster.predict(rows), expected, rtol=0, atol=1e-12)
+    # Its one text (what scoring broadcasts) reads back as the same ensemble.
+    again = from_text(registry.model_text(model.booster))
+    np.testing.assert_allclose(again.predict(rows), expected, rtol=0, atol=1e-12)
+    manifest = json.loads((registered_ensemble / "ensemble.json").read_text())
+    assert [m["file"] for m in manifest["members"]] == ["member_0.txt", "member_1.txt", "member_2.txt"]
+    assert manifest["members"][1]["params"] == {"seed": 2}
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "member_1.txt").write_text((d / "member_1.txt").read_text()[:300]), "member_1.txt is corrupt"),
+        (lambda d: (d / "member_2.txt").unlink(), "member_2.txt is missing"),
+        (lambda d: (d / "ensemble.json").write_text("{}"), "ensemble.json is corrupt"),
+    ],
+)
+def test_a_damaged_ensemble_is_refused_naming_the_file(
+    config: Config, registered_ensemble: Path, damage, message: str,  # noqa: ANN001
+) -> None:
+    damage(registered_ensemble)
+    with pytest.raises(MissingInputError, match=message):
+        registry.load(config, "demand", 1)

@@ -8,7 +8,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from models import scoring
+from models import registry, scoring
+from models.ensemble import Ensemble
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -145,3 +146,20 @@ def test_a_forecast_keeps_its_horizon_and_target_date_after_ds(spark: SparkSessi
                           ["store_id", "item_id"], reasons=0)
     assert sorted(r.score for r in scored.collect()) == sorted(r.score for r in plain.collect())
     assert {r.target_date for r in scored.collect()} == {date(2026, 3, 3)}
+
+
+def test_an_ensemble_scores_its_members_mean_inside_spark(spark: SparkSession, booster: lgb.Booster) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1000, 4))
+    other = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1, "seed": 9, "num_leaves": 4},
+                      lgb.Dataset(x, (x[:, 1] > 0).astype(int), feature_name=NAMES), num_boost_round=10)
+    ensemble = Ensemble((booster, other))
+    frame = _features(spark, 60).repartition(2)
+    scored = scoring.score(frame, registry.model_text(ensemble), NAMES, ["customer_id"], reasons=2).toPandas()
+    scored = scored.sort_values("customer_id").reset_index(drop=True)
+    matrix = frame.toPandas().sort_values("customer_id")[NAMES].to_numpy(dtype=np.float64)
+    expected = (booster.predict(matrix) + other.predict(matrix)) / 2
+    np.testing.assert_allclose(scored["score"], expected, rtol=0, atol=1e-12)
+    contributions = (booster.predict(matrix, pred_contrib=True) + other.predict(matrix, pred_contrib=True)) / 2
+    top = [NAMES[int(np.argmax(row[:4]))] for row in contributions]
+    assert [reasons[0]["feature"] for reasons in scored["reasons"]] == top
