@@ -193,12 +193,14 @@ def nightly(args: argparse.Namespace) -> dict:
                 "spark.shuffle_partitions=16", "generate.block_size=10000"]
     config = session_config(args.lake, args.driver_memory)
     setup = {"generate": generate(settings, args.entities, 92),
-             "features D-1 (stores 90 days of tiles)": job("features", settings, "--force", "--date",
+             "features D-1 (stores 90 days of tiles)": job("features", [*settings, "features.incremental=true"],
+                                                           "--force", "--date",
                                                            (D - timedelta(days=1)).isoformat())}
     # Both into tables of their own (with no features suite, which is keyed by the table's name):
     # the same work but for how the windows are computed.
     compared = [*settings, "validation.suites.features={}"]
-    incremental = job("features", [*compared, "tables.features=features_tiles"], "--force", "--date", D.isoformat())
+    incremental = job("features", [*compared, "features.incremental=true", "tables.features=features_tiles"],
+                      "--force", "--date", D.isoformat())
     incremental_run = last_run(config, "features")
     full = job("features", [*compared, "features.incremental=false", "tables.features=features_full"],
                "--force", "--date", D.isoformat())
@@ -285,7 +287,7 @@ def backfill(args: argparse.Namespace) -> dict:
     setup = {"generate": generate(settings, args.entities, 180)}
     first, last = demo_dates(load_config("local", [], use_case="churn"))  # the dates `make demo` computes
     start, end = first.isoformat(), last.isoformat()
-    tiled = job("features", settings, "--force", "--rebuild", "--start", start, "--end", end)
+    tiled = job("features", [*settings, "features.incremental=true"], "--force", "--rebuild", "--start", start, "--end", end)
     full = job("features", [*settings, "features.incremental=false", "tables.features=features_full",
                             "validation.suites.features={}"], "--force", "--rebuild", "--start", start, "--end", end)
     config = session_config(args.lake, args.driver_memory)

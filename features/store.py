@@ -162,7 +162,8 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
         else:
             assembly = full_features(config, feature_set, frames, todo)
         features = assembly.features
-        context.record.checks.append({"partials": assembly.summary})
+        if config.features.incremental:
+            context.record.checks.append({"partials": assembly.summary})
         for name, done in assembly.summary.items():
             context.progress(
                 f"partials of {name}: {done['days_computed']} days computed from events, {done['tiles_built']} "

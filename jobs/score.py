@@ -151,7 +151,9 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
     scored = scoring.score(features, registry.model_text(model.booster), model.features,
                            config.use_case.entity.keys, reasons=config.scoring.reasons,
                            reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold,
-                           carried=[HORIZON, TARGET_DATE] if config.use_case.forecast else [])
+                           carried=[HORIZON, TARGET_DATE] if config.use_case.forecast else [],
+                           intervals=model.metadata["holdout"].get("intervals"),
+                           interval_group=HORIZON if config.use_case.forecast else None)
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:

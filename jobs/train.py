@@ -27,11 +27,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import store
-from features.definitions import TARGET_DATE, expand, require_event_times
-from models import alerts, distributed, evaluate, folds, promotion, registry, search
-from models.ensemble import Ensemble, Model
+from features.definitions import HORIZON, expand, require_event_times
+from models import alerts, distributed, evaluate, folds, intervals, promotion, registry, search
+from models.ensemble import Ensemble
 from models.training_set import (
-    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, labels_by_horizon, training_rows, with_reference,
+    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, snapshot_rows,
 )
 from nightjar import cli, tables
 from nightjar.config import Config
@@ -67,6 +67,8 @@ def train(context: cli.JobContext) -> None:
     task = label.task
     if task == "regression" and training.majority_sample_rate < 1:
         raise ConfigError("training.majority_sample_rate: down-sampling applies to classification labels only")
+    if task == "classification" and training.intervals:
+        raise ConfigError("training.intervals: prediction intervals apply to regression labels only")
     keys = config.use_case.entity.keys
     name = config.model_name
     dates = training_dates(context)
@@ -113,23 +115,12 @@ def train(context: cli.JobContext) -> None:
     with dask_client(config) as client:
         with context.timed("snapshot"):
             row_keys = feature_set.row_keys
-            forecast = feature_set.horizon_days is not None
-            spine = features_frame.select(*keys, DATE, *([TARGET_DATE] if forecast else []), *feature_set.names)
-            if forecast:
-                labelled = labels_by_horizon(spine.select(*row_keys, DATE), events, source, label, keys)
-            else:
-                labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
-            snapshot = training_rows(
-                spine, labelled, row_keys, training.majority_sample_rate, list(plan.holdout), training.seed
-            )
+            reference = None
             if training.reference and tables.exists(spark, config, training.reference.table):
-                # Every date, not only the holdout's: the reference's alert threshold is chosen on the folds.
-                # A forecast's reference holds each target date's expectation (its `ds` is the target date).
-                on = TARGET_DATE if forecast else DATE
-                reach = feature_set.horizon_days or 0
-                reference = tables.read(spark, config, training.reference.table).where(
-                    F.col(DATE).between(dates[0], dates[-1] + timedelta(days=reach)))
-                snapshot = with_reference(snapshot, reference, keys, training.reference.column, on)
+                reference = tables.read(spark, config, training.reference.table)
+            snapshot = snapshot_rows(
+                features_frame, events, source, label, feature_set, training, dates, list(plan.holdout), reference,
+            )
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
                 snapshot.orderBy(DATE, *row_keys), config, config.tables.training,
@@ -159,13 +150,7 @@ def train(context: cli.JobContext) -> None:
         data = dd.read_parquet(files, columns=[*names, LABEL, WEIGHT], filters=[(DATE, "in", list(plan.fit))])
         data = data.astype({column: "float64" for column in [*names, LABEL, WEIGHT]})
         with context.timed("distributed_fit"):
-            if training.ensemble is None:
-                booster: Model = distributed.fit(client, data, names, params, best.rounds, task, training.fit_timeout_s)
-            else:
-                booster = Ensemble(tuple(
-                    distributed.fit(client, data, names, {**params, **overrides}, best.rounds, task, training.fit_timeout_s)
-                    for overrides in training.ensemble.members
-                ))
+            booster = distributed.fit_model(client, data, names, params, best.rounds, task, training)
 
     with context.timed("evaluate"):
         report = evaluate.report(task, booster, holdout, names, LABEL, training.top_k_percent)
@@ -180,6 +165,16 @@ def train(context: cli.JobContext) -> None:
             }
         if isinstance(booster, Ensemble):
             report["ensemble"] = ensemble_report(task, booster, holdout, names, training.ensemble.members, score)
+        if training.intervals:
+            # Calibrated on the folds' out-of-fold predictions, measured on the holdout (seen by neither).
+            group = (lambda rows: rows[HORIZON].to_numpy()) if feature_set.horizon_days else (lambda rows: None)
+            calibrated = intervals.calibrate(out_of_fold[LABEL].to_numpy(), out_of_fold[search.PREDICTION].to_numpy(),
+                                             group(out_of_fold), training.intervals)
+            report["intervals"] = {
+                **calibrated, "method": "split conformal, residuals scaled by sqrt(prediction + 1), out-of-fold",
+                "holdout_coverage": intervals.coverage(holdout[LABEL].to_numpy(), evaluate.predict(booster, holdout, names),
+                                                       group(holdout), calibrated),
+            }
         if feature_set.horizon_days:
             report["forecast"] = evaluate.forecast_metrics(
                 holdout, evaluate.predict(booster, holdout, names), fit_rows, keys, LABEL,
@@ -223,6 +218,10 @@ def train(context: cli.JobContext) -> None:
     if "reference" in report:
         reference_note = f" (best achievable, from {report['reference']['table']}: {report['reference']['metrics'][metric]:.4f})"
     context.progress(f"holdout {metric} {score:.4f}{reference_note} on {len(holdout):,} rows")
+    if "intervals" in report:
+        covered = report["intervals"]["holdout_coverage"]["overall"]
+        context.progress("holdout interval coverage: " + ", ".join(
+            f"{float(level):.0%} interval {share:.1%}" for level, share in covered.items()))
     if "forecast" in report:
         overall = report["forecast"]["overall"]
         context.progress("holdout forecast errors on {:,} rows (RMSE, WAPE, RMSSE): ".format(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nightjar.durations import Duration
 from nightjar.strict import IDENTIFIER, Scalar, Strict
@@ -78,6 +78,16 @@ class TrainingConfig(Strict):
     fit_timeout_s: float = Field(1800.0, gt=0)  # a distributed fit can hang when a worker dies
     reference: ReferenceConfig | None = None
     ensemble: EnsembleConfig | None = None  # None: one booster
+    # Prediction intervals of a regression at these levels (e.g. [0.8, 0.95]), from the folds'
+    # conformal residuals (`models.intervals`); scores then carry `intervals`.
+    intervals: list[float] = Field(default_factory=list)
+
+    @field_validator("intervals")
+    @classmethod
+    def _levels(cls, levels: list[float]) -> list[float]:
+        if any(not 0 < level < 1 for level in levels) or len(set(levels)) != len(levels):
+            raise ValueError(f"interval levels must be distinct and between 0 and 1 (exclusive), not {levels}")
+        return sorted(levels)
 
 
 class AlertConfig(Strict):

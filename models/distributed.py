@@ -11,6 +11,8 @@ import lightgbm as lgb
 from distributed import Client, wait
 from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
+from models.config import TrainingConfig
+from models.ensemble import Ensemble, Model
 from models.search import Task, TrainingFailed
 from models.training_set import LABEL, WEIGHT
 
@@ -107,3 +109,22 @@ def fit(
             f"distributed LightGBM fit failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         ) from error
     return outcome["model"].booster_
+
+
+def fit_model(
+    client: Client,
+    frame: dd.DataFrame,
+    features: list[str],
+    params: dict[str, Any],
+    rounds: int,
+    task: Task,
+    training: TrainingConfig,
+) -> Model:
+    """The model `train` registers: one booster, or an ensemble of one per `training.ensemble` member
+    (each fitted like the one booster with its own parameter overrides)."""
+    if training.ensemble is None:
+        return fit(client, frame, features, params, rounds, task, training.fit_timeout_s)
+    return Ensemble(tuple(
+        fit(client, frame, features, {**params, **overrides}, rounds, task, training.fit_timeout_s)
+        for overrides in training.ensemble.members
+    ))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,10 +22,22 @@ from pyspark.sql import types as T
 from features.engine import DATE
 from models.alerts import alerted
 from models.ensemble import Model, from_text
+from models.intervals import bounds as interval_bounds
 
 SCORE = "score"
 ALERT = "alert"
 REASONS = "reasons"
+INTERVALS = "intervals"
+INTERVAL_TYPE = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("level", T.DoubleType(), False),
+            T.StructField("low", T.DoubleType(), True),
+            T.StructField("high", T.DoubleType(), True),
+        ]
+    ),
+    containsNull=False,
+)
 _RAW_REASONS = "_reasons"
 REASON_TYPE = T.ArrayType(
     T.StructType(
@@ -98,6 +111,8 @@ def score(
     reasons_min_score: float | None = None,
     alert_threshold: float | None = None,
     carried: Sequence[str] = (),
+    intervals: dict[str, Any] | None = None,
+    interval_group: str | None = None,
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -111,12 +126,17 @@ def score(
             other rows get null `reasons`, and no SHAP computation.
         alert_threshold: the model's alert threshold; None: no `alert` column.
         carried: columns of `features` kept after `ds` (a forecast's horizon and target date).
+        intervals: a regression's calibrated intervals (`models.intervals.calibrate`, as
+            registered); None: no `intervals` column.
+        interval_group: the column whose value picks each row's calibration group (a
+            forecast's horizon); None: one group.
 
     Returns:
         The key's columns, `ds`, the `carried` ones, `score` (the model's prediction: a probability for classifiers), with an
         alert threshold `alert` (score >= threshold), and, when `reasons` > 0, `reasons`: the
         features with the largest SHAP contributions (LightGBM's `pred_contrib`) to the score,
-        largest first, with their values.
+        largest first, with their values; with `intervals`, `intervals`: (level, low, high)
+        per calibrated level.
     """
     spark = features.sparkSession
     shipped = spark.sparkContext.broadcast(model_text)
@@ -127,6 +147,8 @@ def score(
               T.StructField(SCORE, T.DoubleType())]
     if alert_threshold is not None:
         fields.append(T.StructField(ALERT, T.BooleanType(), False))
+    if intervals is not None:
+        fields.append(T.StructField(INTERVALS, INTERVAL_TYPE))
     if reasons:
         fields.append(T.StructField(REASONS, REASON_TYPE))
 
@@ -139,12 +161,33 @@ def score(
             columns = [*(batch.column(column) for column in kept), pa.array(predictions, pa.float64())]
             if alert_threshold is not None:
                 columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
+            if intervals is not None:
+                groups = batch.column(interval_group).to_numpy(zero_copy_only=False) if interval_group else None
+                columns.append(_intervals(predictions, groups, intervals))
             if reasons:
                 columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
 
     # A carried column may be a feature too (the horizon): selected once.
-    return features.select(*dict.fromkeys([*kept, *names])).mapInArrow(predict, T.StructType(fields))
+    selected = [*kept, *names, *([interval_group] if interval_group else [])]
+    return features.select(*dict.fromkeys(selected)).mapInArrow(predict, T.StructType(fields))
+
+
+def _intervals(predictions: np.ndarray, groups: np.ndarray | None, calibrated: dict[str, Any]) -> pa.Array:
+    """Each row's (level, low, high) per calibrated level, as an Arrow list of structs."""
+    levels = [float(level) for level in calibrated["levels"]]
+    bounds = [interval_bounds(predictions, groups, calibrated, level) for level in levels]
+    count = len(levels)
+    level_values = np.tile(np.asarray(levels, dtype=np.float64), len(predictions))
+    lows = np.column_stack([low for low, _ in bounds]).ravel() if count else np.empty(0)
+    highs = np.column_stack([high for _, high in bounds]).ravel() if count else np.empty(0)
+    items = pa.StructArray.from_arrays(
+        [pa.array(level_values), pa.array(lows, from_pandas=True), pa.array(highs, from_pandas=True)],
+        names=["level", "low", "high"],
+    )
+    offsets = pa.array(np.arange(0, (len(predictions) + 1) * count, count, dtype=np.int32) if count else
+                       np.zeros(len(predictions) + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, items)
 
 
 def _arrow_schema(fields: list[T.StructField]) -> pa.Schema:

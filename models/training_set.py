@@ -14,9 +14,10 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from features.definitions import HORIZON
+from features.definitions import HORIZON, TARGET_DATE, FeatureSet
 from features.engine import DATE, cutoff_micros, event_micros, prepared_events
 from models.alerts import EVENT_TIME
+from models.config import TrainingConfig
 from nightjar.config import LabelConfig, SourceConfig
 from nightjar.durations import DAY_MICROS, Duration
 
@@ -177,3 +178,38 @@ def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], colum
     """
     known = reference.select(*keys, F.col(DATE).alias(on), F.col(column).alias(REFERENCE))
     return rows.join(known, [*keys, on], "left")
+
+
+def snapshot_rows(
+    features: DataFrame,
+    events: DataFrame,
+    source: SourceConfig,
+    label: LabelConfig,
+    feature_set: FeatureSet,
+    training: TrainingConfig,
+    dates: list[date],
+    exempt_dates: list[date],
+    reference: DataFrame | None,
+) -> DataFrame:
+    """The training rows of `dates` from the feature rows `features`: the key, `ds` (and a forecast's target
+    date), the features, the label and the weight, the majority down-sampled outside
+    `exempt_dates`; with a `reference` table, its column `training.reference.column` as REFERENCE.
+
+    Every date's reference is joined, not only the holdout's: the reference's alert threshold is
+    chosen on the folds. A forecast's reference holds each target date's expectation (its `ds`
+    is the target date).
+    """
+    keys, row_keys = list(feature_set.keys), feature_set.row_keys
+    forecast = feature_set.horizon_days is not None
+    spine = features.where(F.col(DATE).isin(dates)).select(
+        *keys, DATE, *([TARGET_DATE] if forecast else []), *feature_set.names)
+    if forecast:
+        labelled = labels_by_horizon(spine.select(*row_keys, DATE), events, source, label, keys)
+    else:
+        labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
+    rows = training_rows(spine, labelled, row_keys, training.majority_sample_rate, exempt_dates, training.seed)
+    if reference is not None and training.reference is not None:
+        reach = feature_set.horizon_days or 0
+        reference = reference.where(F.col(DATE).between(min(dates), max(dates) + timedelta(days=reach)))
+        rows = with_reference(rows, reference, keys, training.reference.column, TARGET_DATE if forecast else DATE)
+    return rows

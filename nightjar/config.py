@@ -213,6 +213,8 @@ class TablesConfig(Strict):
     registry: str = Field("registry", pattern=IDENTIFIER)
     monitoring: str = Field("monitoring", pattern=IDENTIFIER)
     truth: str = Field("truth", pattern=IDENTIFIER)
+    # The latest backtest's report (`jobs/backtest.py`), replaced whole by each run.
+    backtest: str = Field("backtest", pattern=IDENTIFIER)
     # The latest training snapshot; each model records the Delta version it was trained on.
     training: str = Field("training_set", pattern=IDENTIFIER)
 

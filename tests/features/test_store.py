@@ -23,7 +23,7 @@ from tests.features.test_tiles import ENTITIES, EVERY_KIND, LAST, random_events
 @pytest.fixture
 def config(config: Config) -> Config:
     # No suites: the gate is not what these tests are about, and EVERY_KIND is not the churn suite's feature set.
-    return with_features(config, EVERY_KIND).model_copy(
+    return with_features(config, {**EVERY_KIND, "incremental": True}).model_copy(
         update={"validation": config.validation.model_copy(update={"suites": {}})}
     )
 

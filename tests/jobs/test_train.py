@@ -298,3 +298,33 @@ def test_the_alert_report_of_an_event_label_by_hand(
     lines = train_job.alert_lines(report, config.use_case.entity.name)
     assert len(lines) == 2 and "67% of 3 events alerted >= 24h ahead" in lines[0]
     assert "5.000 false alarms per customer per 30 days" in lines[0] and "best achievable (truth)" in lines[1]
+
+
+def test_an_ensemble_is_trained_registered_scored_and_rolled_back_as_one_version(
+    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
+) -> None:
+    assert _train(lake, metastore_dir, "--date", T) == 0  # a single booster: version 1
+    members = "training.ensemble.members=[{seed: 1}, {seed: 2, feature_fraction: 0.6}, {seed: 3, num_leaves: 7}]"
+    assert _train(lake, metastore_dir, "--date", T, "--force", "--set", members) == 0
+    model = registry.load(ready, ready.model_name, 2)
+    ensemble = model.metadata["ensemble"]
+    assert len(ensemble["members"]) == 3 and ensemble["members"][1]["params"] == {"seed": 2, "feature_fraction": 0.6}
+    # The ensemble's holdout AUC is the one registered, and is compared with its members'.
+    member_aucs = [m["holdout"]["auc"] for m in ensemble["members"]]
+    assert ensemble["ensemble"] == model.metadata["holdout"]["metrics"]["auc"]
+    assert ensemble["beats_best_member"] == (ensemble["ensemble"] > max(member_aucs))
+    assert len({round(a, 12) for a in member_aucs}) == 3  # three different members
+
+    # Champion by hand if it lost the gate (then it is the challenger): scored inside Spark as the
+    # mean of its three members, like the registry's model.
+    assert _train(lake, metastore_dir, "--promote", "2", "--reason", "the ensemble") == 0
+    scored = "2026-03-01"  # the prepared lake's last feature date
+    assert run_in_process(score_job, lake, metastore_dir, "--date", scored) == 0
+    scores = tables.read(spark, ready, ready.tables.scores).where(F.col("ds") == scored).toPandas()
+    assert set(scores["model_version"]) == {2}
+    features = tables.read(spark, ready, ready.tables.features).where(F.col("ds") == scored).toPandas()
+    merged = features.merge(scores[["customer_id", "score"]], on="customer_id")
+    expected = model.booster.predict(merged[model.features].to_numpy(dtype=np.float64))
+    np.testing.assert_allclose(merged["score"], expected, rtol=0, atol=1e-12)
+    assert _train(lake, metastore_dir, "--rollback") == 0
+    assert registry.champion_version(_registry(spark, ready)) == 1

@@ -146,13 +146,12 @@ def test_clean_partitions_pass_and_the_runs_point_at_data_docs(
         (summary,) = json.loads(run.checks)
         assert summary["validation"] == name and summary["success"] and summary["data_docs"] == str(index)
         assert run.run_id in index.read_text() and Path(summary["page"]).is_file()
-    # The features job recorded its own checks: both sources, its partials, then the features it wrote.
+    # The features job recorded its own checks: the feature set, both sources, then the features it
+    # wrote (the full computation, the default, stores no partials and records none).
     features_run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "features").first()
     checks = json.loads(features_run.checks)
-    assert [c.get("validation") for c in checks] == [
-        None, "source.customers", "source.transactions", None, "features.features",
-    ]
-    assert checks[3]["partials"]["transactions"]["days_computed"] > 0
+    assert [c.get("validation") for c in checks] == [None, "source.customers", "source.transactions", "features.features"]
+    assert "feature_set" in checks[0] and not any("partials" in c for c in checks)
 
 
 def test_a_blocking_feature_check_keeps_the_features_table_as_it_was(
