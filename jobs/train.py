@@ -30,7 +30,8 @@ from features import store
 from features.definitions import expand, require_event_times
 from models import alerts, distributed, evaluate, folds, promotion, registry, search
 from models.training_set import (
-    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, training_rows, with_reference,
+    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, reference_dates, training_rows,
+    with_reference,
 )
 from nightjar import cli, tables
 from nightjar.config import Config
@@ -116,8 +117,10 @@ def train(context: cli.JobContext) -> None:
             )
             if training.reference and tables.exists(spark, config, training.reference.table):
                 # Every date, not only the holdout's: the reference's alert threshold is chosen on the folds.
-                reference = tables.read(spark, config, training.reference.table).where(F.col(DATE).isin(dates))
-                snapshot = with_reference(snapshot, reference, keys, training.reference.column)
+                target_days = label.horizon.whole_days if training.reference.dated == "target_date" else None
+                reference = tables.read(spark, config, training.reference.table).where(
+                    F.col(DATE).isin(reference_dates(dates, target_days)))
+                snapshot = with_reference(snapshot, reference, keys, training.reference.column, target_days)
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
                 snapshot.orderBy(DATE, *keys), config, config.tables.training,

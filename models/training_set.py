@@ -157,6 +157,38 @@ def _majority_label(rows: DataFrame) -> int:
     return max(counts, key=lambda value: (counts[value], value)) if counts else 0
 
 
-def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], column: str) -> DataFrame:
-    """Add the known probability of each (key, ds) from a reference table, null where it has none."""
-    return rows.join(reference.select(*keys, DATE, F.col(column).alias(REFERENCE)), [*keys, DATE], "left")
+def reference_dates(dates: list[date], target_days: int | None = None) -> list[date]:
+    """The dates of a reference table that the references of feature dates `dates` read: the dates
+    themselves, or with `target_days` (a table dated by the target day) the label days D + 1 .. D + target_days."""
+    if target_days is None:
+        return sorted(dates)
+    return sorted({d + timedelta(days=k) for d in dates for k in range(1, target_days + 1)})
+
+
+def with_reference(
+    rows: DataFrame, reference: DataFrame, keys: list[str], column: str, target_days: int | None = None,
+) -> DataFrame:
+    """Add the known value of each (key, ds) from a reference table, null where it has none.
+
+    Args:
+        rows: the training rows, by key and feature date.
+        reference: the reference table.
+        keys: the entity key's columns.
+        column: the reference's column.
+        target_days: None: the reference row of ds belongs to feature date ds. A number h: the table is
+            dated by the target day, and the reference of D is the sum of `column` over D + 1 .. D + h,
+            null unless all h days have a row (a sum label over h whole days).
+    """
+    value = F.col(column).cast("double")
+    if target_days is None:
+        return rows.join(reference.select(*keys, DATE, value.alias(REFERENCE)), [*keys, DATE], "left")
+    # Each target day's row counts for the h feature dates whose label window holds it.
+    shifted = reference.select(*keys, F.explode(F.sequence(F.lit(1), F.lit(target_days))).alias("_lead"),
+                               F.col(DATE).alias("_target"), value.alias("_value"))
+    summed = (
+        shifted.select(*keys, F.date_sub(F.col("_target"), F.col("_lead")).alias(DATE), "_value")
+        .groupBy(*keys, DATE)
+        .agg(F.sum("_value").alias("_total"), F.count("_value").alias("_days"))
+        .select(*keys, DATE, F.when(F.col("_days") == target_days, F.col("_total")).alias(REFERENCE))
+    )
+    return rows.join(summed, [*keys, DATE], "left")
