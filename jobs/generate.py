@@ -64,7 +64,7 @@ def run(context: cli.JobContext) -> None:
         context.progress(f"the tables already hold this scenario ({parameters}); --force regenerates")
     else:
         context.progress(
-            f"simulating {scenario.entities:,} {config.use_case.entity.name}s over {scenario.days} days "
+            f"simulating {scenario.entities:,} {cli.plural(config.use_case.entity.name)} over {scenario.days} days "
             f"({scenario.start_date} to {scenario.end_date}) in {scenario.blocks} blocks"
         )
         metadata = {"generate": parameters, "run_id": context.record.run_id}

@@ -205,13 +205,13 @@ def print_summary(
         chosen = model.metadata["holdout"]["alert"]
         alerted = last.where(F.col(scoring.ALERT)).count()
         context.progress(
-            f"alerts on {dates[-1]}: {alerted:,} {config.use_case.entity.name}s (score >= {threshold:.4f}, chosen in "
+            f"alerts on {dates[-1]}: {alerted:,} {cli.plural(config.use_case.entity.name)} (score >= {threshold:.4f}, chosen in "
             f"training for precision >= {chosen['min_precision']:g}; holdout precision "
             f"{_share(chosen['precision'])}, recall {_share(chosen['recall'])})"
         )
     top = config.scoring.summary_top
     if top:
-        context.progress(f"top {top} {config.use_case.entity.name}s on {dates[-1]}:")
+        context.progress(f"top {top} {cli.plural(config.use_case.entity.name)} on {dates[-1]}:")
         for row in last.orderBy(F.col(scoring.SCORE).desc(), *keys).limit(top).collect():
             reasons = "; ".join(
                 f"{r['feature']}={_value(r['value'])} ({r['contribution']:+.3f})" for r in (row[scoring.REASONS] or [])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from typing import Any, Literal
+
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from nightjar.durations import Duration
 from nightjar.strict import IDENTIFIER, Scalar, Strict
@@ -42,10 +44,25 @@ class PromotionConfig(Strict):
 
 
 class ReferenceConfig(Strict):
-    """A table of known probabilities per (entity, ds), such as the demo's `truth`: the best achievable."""
+    """A table of known probabilities per (entity, ds), such as the demo's `truth`: the best achievable.
+
+    `dated: feature_date` (the default): the row of ds is the reference of feature date ds.
+    `dated: target_date`: ds is the day the value is about (demand's true mean units sold on ds),
+    and the reference of feature date D is the sum of `column` over the label window's days,
+    D + 1 .. D + horizon (a `sum` label over whole days; null unless every day has a row).
+    """
 
     table: str = Field(pattern=IDENTIFIER)
     column: str = Field(pattern=IDENTIFIER)
+    dated: Literal["feature_date", "target_date"] = "feature_date"
+
+    @model_serializer(mode="wrap")
+    def _default_unwritten(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The training fingerprint hashes this section: a reference dated as before hashes as before.
+        dumped = handler(self)
+        if self.dated == "feature_date":
+            dumped.pop("dated", None)
+        return dumped
 
 
 class EnsembleConfig(Strict):

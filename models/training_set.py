@@ -171,13 +171,41 @@ def _majority_label(rows: DataFrame) -> int:
     return max(counts, key=lambda value: (counts[value], value)) if counts else 0
 
 
-def with_reference(rows: DataFrame, reference: DataFrame, keys: list[str], column: str, on: str = DATE) -> DataFrame:
-    """Add the known probability (or mean) of each row from a reference table, null where it has none.
+def reference_dates(dates: list[date], target_days: int | None = None) -> list[date]:
+    """The dates of a reference table that the references of feature dates `dates` read: the dates
+    themselves, or with `target_days` (a table dated by the target day) the label days D + 1 .. D + target_days."""
+    if target_days is None:
+        return sorted(dates)
+    return sorted({d + timedelta(days=k) for d in dates for k in range(1, target_days + 1)})
 
-    The reference's `ds` matches the rows' column `on`: their date, or a forecast's target date.
+
+def with_reference(
+    rows: DataFrame, reference: DataFrame, keys: list[str], column: str, target_days: int | None = None,
+) -> DataFrame:
+    """Add the known value of each (key, ds) from a reference table, null where it has none.
+
+    Args:
+        rows: the training rows, by key and feature date.
+        reference: the reference table.
+        keys: the entity key's columns.
+        column: the reference's column.
+        target_days: None: the reference row of ds belongs to feature date ds. A number h: the table is
+            dated by the target day, and the reference of D is the sum of `column` over D + 1 .. D + h,
+            null unless all h days have a row (a sum label over h whole days).
     """
-    known = reference.select(*keys, F.col(DATE).alias(on), F.col(column).alias(REFERENCE))
-    return rows.join(known, [*keys, on], "left")
+    value = F.col(column).cast("double")
+    if target_days is None:
+        return rows.join(reference.select(*keys, DATE, value.alias(REFERENCE)), [*keys, DATE], "left")
+    # Each target day's row counts for the h feature dates whose label window holds it.
+    shifted = reference.select(*keys, F.explode(F.sequence(F.lit(1), F.lit(target_days))).alias("_lead"),
+                               F.col(DATE).alias("_target"), value.alias("_value"))
+    summed = (
+        shifted.select(*keys, F.date_sub(F.col("_target"), F.col("_lead")).alias(DATE), "_value")
+        .groupBy(*keys, DATE)
+        .agg(F.sum("_value").alias("_total"), F.count("_value").alias("_days"))
+        .select(*keys, DATE, F.when(F.col("_days") == target_days, F.col("_total")).alias(REFERENCE))
+    )
+    return rows.join(summed, [*keys, DATE], "left")
 
 
 def snapshot_rows(
@@ -196,8 +224,8 @@ def snapshot_rows(
     `exempt_dates`; with a `reference` table, its column `training.reference.column` as REFERENCE.
 
     Every date's reference is joined, not only the holdout's: the reference's alert threshold is
-    chosen on the folds. A forecast's reference holds each target date's expectation (its `ds`
-    is the target date).
+    chosen on the folds. A row's reference is that of the date whose label it has: its own date,
+    or a forecast row's D + horizon - 1 (`training.reference.dated` says how the table is dated).
     """
     keys, row_keys = list(feature_set.keys), feature_set.row_keys
     forecast = feature_set.horizon_days is not None
@@ -209,7 +237,13 @@ def snapshot_rows(
         labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
     rows = training_rows(spine, labelled, row_keys, training.majority_sample_rate, exempt_dates, training.seed)
     if reference is not None and training.reference is not None:
-        reach = feature_set.horizon_days or 0
-        reference = reference.where(F.col(DATE).between(min(dates), max(dates) + timedelta(days=reach)))
-        rows = with_reference(rows, reference, keys, training.reference.column, TARGET_DATE if forecast else DATE)
+        target_days = label.horizon.whole_days if training.reference.dated == "target_date" else None
+        # The dates whose labels the rows have: a forecast row of D and h has the label of D + h - 1.
+        labelled_dates = sorted({d + timedelta(days=h) for d in dates for h in range(feature_set.horizon_days or 1)})
+        known = reference.where(F.col(DATE).isin(reference_dates(labelled_dates, target_days)))
+        if not forecast:
+            return with_reference(rows, known, keys, training.reference.column, target_days)
+        anchored = rows.withColumn("_ds", F.col(DATE)).withColumn(DATE, F.date_add(F.col(DATE), F.col(HORIZON) - 1))
+        rows = with_reference(anchored, known, keys, training.reference.column, target_days)
+        rows = rows.withColumn(DATE, F.col("_ds")).drop("_ds")
     return rows

@@ -57,6 +57,11 @@ def date_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
+def plural(noun: str) -> str:
+    """The plural of an entity's name in a progress line: `customers`, but `series` stays `series`."""
+    return noun if noun.endswith("s") else noun + "s"
+
+
 def selected_dates(args: argparse.Namespace, policy: DatePolicy) -> list[date]:
     """The dates a run processes, from `--date` or `--start/--end`, checked against the job's policy."""
     given_range = args.start is not None or args.end is not None

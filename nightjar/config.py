@@ -223,14 +223,27 @@ class GenerateConfig(Strict):
     """The demo data generator: a simulated population whose true probabilities are known
     (`nightjar.generators`)."""
 
-    scenario: Literal["churn", "maintenance"]
+    scenario: Literal["churn", "maintenance", "demand"]
     seed: int = Field(7, ge=0)
+    # The entities scored: customers, machines; for demand, (store, item) series.
     entities: int = Field(10_000, ge=1)
+    # Demand only: the series are spread over this many stores, each selling the same
+    # entities / stores items (unset: one store). Another scenario refuses it rather than ignore it.
+    stores: int | None = Field(None, ge=1)
     days: int = Field(120, ge=1, le=3650)
     end_date: date = date(2026, 3, 31)
     # Entities are simulated in fixed blocks with one random stream each, so the data depend
     # on the seed and the block size only, never on how Spark schedules the blocks.
     block_size: int = Field(5_000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _stores_for_demand(self) -> "GenerateConfig":
+        if self.stores is not None and self.scenario != "demand":
+            raise ValueError(f"stores applies to the demand scenario only, not {self.scenario!r}")
+        if self.stores is not None and self.entities % self.stores:
+            raise ValueError(f"entities ({self.entities}) must be a multiple of stores ({self.stores}): "
+                             "every store sells the same items")
+        return self
 
 
 class Config(Strict):
@@ -268,6 +281,19 @@ class Config(Strict):
             "features": [self.tables.features],
             "scores": [self.tables.scores],
         })
+        return self
+
+    @model_validator(mode="after")
+    def _reference_fits_the_label(self) -> "Config":
+        reference, label = self.training.reference, self.use_case.label
+        # A reference dated by its target day is summed over the label's days: whole days of a sum.
+        if reference is not None and reference.dated == "target_date" and (
+            label.kind != "sum" or label.horizon.whole_days is None
+        ):
+            raise ConfigError(
+                "invalid configuration: training.reference.dated: target_date needs a sum label over whole days "
+                f"(use_case.label is {label.kind!r} over {label.horizon})"
+            )
         return self
 
     @model_validator(mode="after")

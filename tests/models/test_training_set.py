@@ -9,7 +9,10 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from models.alerts import EVENT_TIME
-from models.training_set import LABEL, WEIGHT, label_dates, label_events, labels, labels_by_horizon, training_rows
+from models.training_set import (
+    LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, labels_by_horizon, reference_dates, training_rows,
+    with_reference,
+)
 from nightjar.config import Config, LabelConfig
 from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
@@ -155,3 +158,21 @@ def test_down_sampling_is_deterministic_weighted_and_spares_the_holdout(spark: S
     assert 40 <= kept <= 100 and weight == pytest.approx(4.0)
     other_seed = training_rows(features, labelled, ["customer_id"], 0.25, exempt_dates=[dates[-1]], seed=8)
     assert sorted(sampled.collect()) != sorted(other_seed.collect())
+
+
+def test_a_reference_dated_by_the_target_day_sums_the_label_days(spark: SparkSession) -> None:
+    keys = ["store_id", "item_id"]
+    rows = spark.createDataFrame([(1, 7, date(2026, 1, d)) for d in (1, 2, 3)], "store_id long, item_id long, ds date")
+    # The true mean of each day sold, for one series; another series shares nothing with it.
+    truth = spark.createDataFrame(
+        [(1, 7, date(2026, 1, d), float(d)) for d in (2, 3, 4)] + [(2, 7, date(2026, 1, 2), 100.0)],
+        "store_id long, item_id long, ds date, mean_units double",
+    )
+    assert reference_dates([date(2026, 1, 3), date(2026, 1, 1)]) == [date(2026, 1, 1), date(2026, 1, 3)]
+    assert reference_dates([date(2026, 1, 1), date(2026, 1, 2)], 2) == [date(2026, 1, d) for d in (2, 3, 4)]
+    by_date = {r.ds.day: r[REFERENCE] for r in with_reference(rows, truth, keys, "mean_units").collect()}
+    assert by_date == {1: None, 2: 2.0, 3: 3.0}  # as before: the row of the feature date itself
+    next_day = {r.ds.day: r[REFERENCE] for r in with_reference(rows, truth, keys, "mean_units", 1).collect()}
+    assert next_day == {1: 2.0, 2: 3.0, 3: 4.0}  # D + 1
+    two_days = {r.ds.day: r[REFERENCE] for r in with_reference(rows, truth, keys, "mean_units", 2).collect()}
+    assert two_days == {1: 5.0, 2: 7.0, 3: None}  # D + 1 and D + 2; a day missing leaves no sum

@@ -83,6 +83,10 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
         ("scoring.alert.lead=24h", "scoring.alert.lead: unknown key"),
         ("scoring.alert.lead_time=30d", "scoring.alert.lead_time: 30d is not shorter than use_case.label.horizon 30d"),
         ("scoring.alert={lead_time: 1x}", "scoring.alert.lead_time: Value error, '1x' is not a duration"),
+        ("generate.stores=4", "generate: Value error, stores applies to the demand scenario only, not 'churn'"),
+        ("training.reference.dated=target_date",
+         "training.reference.dated: target_date needs a sum label over whole days (use_case.label is 'no_event' over 30d)"),
+        ("training.reference.dated=label_date", "training.reference.dated: Input should be 'feature_date' or 'target_date'"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -77,7 +78,9 @@ def test_configure_twice_logs_each_line_once_with_the_latest_job_name(capsys: py
 
 
 def test_libraries_log_warnings_only(capsys: pytest.CaptureFixture[str]) -> None:
-    import distributed  # noqa: F401 - sets its own loggers to INFO, as a job that trains has them
+    # Imported for its side effect (by name, so pyflakes sees no unused import): distributed sets
+    # its own loggers to INFO, as a job that trains has them.
+    importlib.import_module("distributed")
 
     logs.configure("probe")
     assert logging.getLogger("distributed").getEffectiveLevel() == logging.INFO

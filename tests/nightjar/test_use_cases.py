@@ -52,7 +52,7 @@ def test_nightjar_use_case_variable_selects_the_use_case(tmp_path: Path, monkeyp
 @pytest.mark.parametrize("name", ["nope", "a-b", "../churn"])
 def test_an_unknown_use_case_exits_2_listing_the_known_ones(tmp_path: Path, name: str) -> None:
     directory = conf_copy(tmp_path, "", other=_churn_text())
-    with pytest.raises(ConfigError, match=rf"unknown use case '{name}': no file .* \(use cases: churn, maintenance, mock_customer, other\)$") as caught:
+    with pytest.raises(ConfigError, match=rf"unknown use case '{name}': no file .* \(use cases: churn, demand, maintenance, mock_customer, other\)$") as caught:
         load_config("mine", directory=directory, use_case=name)
     assert caught.value.exit_code == 2
 
@@ -103,7 +103,7 @@ def test_the_test_environment_sizes_churn_through_its_per_use_case_section() -> 
 @pytest.mark.parametrize(
     ("env_text", "use_case_text", "overrides", "expected"),
     [
-        ("use_cases:\n  chrun:\n    training: {seed: 1}\n", None, [], "mine.yaml: use_cases.chrun: unknown use case (use cases: churn, maintenance, mock_customer)"),
+        ("use_cases:\n  chrun:\n    training: {seed: 1}\n", None, [], "mine.yaml: use_cases.chrun: unknown use case (use cases: churn, demand, maintenance, mock_customer)"),
         ("use_cases: [churn]\n", None, [], "mine.yaml: use_cases must map use case names to sections"),
         ("use_cases:\n  churn: 3\n", None, [], "mine.yaml: use_cases.churn: must hold a mapping of keys"),
         ("", None, ["use_case.name=other"], "use_case.name 'other' differs from the use case's file churn.yaml"),
@@ -198,3 +198,26 @@ def test_make_demo_reads_its_dates_from_the_use_case() -> None:
     result = subprocess.run([sys.executable, "-m", "nightjar.demo", "--use-case", "nope"], capture_output=True,
                             text=True, cwd=PROJECT_ROOT, timeout=60)
     assert result.returncode == 2 and result.stderr.startswith("nightjar demo: error: unknown use case 'nope'")
+
+
+@pytest.mark.parametrize("name", ["churn", "maintenance", "demand"])
+def test_each_demo_use_case_loads_expands_and_has_demo_dates(name: str) -> None:
+    for env in ("local", "test"):
+        config = load_config(env, use_case=name)
+        assert expand(config).names
+        first, end = demo.demo_dates(config)
+        assert config.generate is not None and first < end == config.generate.end_date
+
+
+def test_demand_is_keyed_by_store_and_item_and_forecasts_the_next_day() -> None:
+    config = load_config("local", use_case="demand")
+    assert config.use_case.entity.keys == ["store_id", "item_id"]
+    assert (config.use_case.label.task, str(config.use_case.label.horizon)) == ("regression", "1d")
+    names = expand(config).names
+    assert {"sales_units_sum_1d_lag6d", "sales_units_sum_1d_lag13d", "sales_units_sum_1d_lag27d",
+            "sales_units_mean_7d_lag7d", "sales_units_mean_28d_lag7d", "zero_share_28d", "age_days"} <= set(names)
+    assert not {spec.source for spec in expand(config).aggregates} - {"sales"}  # no feature reads the plans yet
+    assert demo.demo_dates(config) == (date(2026, 2, 17), date(2026, 3, 31))
+    with pytest.raises(ConfigError, match=r"entities \(5001\) must be a multiple of stores \(10\)") as caught:
+        load_config("local", ["generate.entities=5001"], use_case="demand")
+    assert caught.value.exit_code == 2
