@@ -15,7 +15,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from models import promotion, registry
-from models.config import AlertConfig
+from models.config import AlertConfig, ReferenceConfig
 from models.training_set import LABEL
 from nightjar import tables
 from nightjar.config import Config
@@ -82,6 +82,18 @@ def test_the_training_fingerprint_follows_the_inputs(config: Config) -> None:
     assert fingerprint == promotion.training_fingerprint(config, [D], {"features": 3}, "fs", "code")
     assert fingerprint != promotion.training_fingerprint(config, [D], {"features": 4}, "fs", "code")
     assert fingerprint != promotion.training_fingerprint(config, [date(2026, 3, 30)], {"features": 3}, "fs", "code")
+
+
+def test_a_reference_dated_by_the_feature_date_hashes_as_before_its_dating_existed(config: Config) -> None:
+    # Written as before `dated` existed, the reference dumps (and so fingerprints) as it did then.
+    assert config.training.model_dump()["reference"] == {"table": "truth", "column": "churn_probability"}
+    spelled = config.model_copy(update={"training": config.training.model_copy(update={
+        "reference": ReferenceConfig(table="truth", column="churn_probability", dated="feature_date")})})
+    fingerprint = promotion.training_fingerprint(config, [D], {"features": 3}, "fs", "code")
+    assert promotion.training_fingerprint(spelled, [D], {"features": 3}, "fs", "code") == fingerprint
+    target = config.model_copy(update={"training": config.training.model_copy(update={
+        "reference": ReferenceConfig(table="truth", column="churn_probability", dated="target_date")})})
+    assert promotion.training_fingerprint(target, [D], {"features": 3}, "fs", "code") != fingerprint
 
 
 def test_a_change_decided_on_a_stale_history_is_not_written(spark: SparkSession, config: Config) -> None:
