@@ -23,7 +23,7 @@ def demo_dates(config: Config) -> tuple[date, date]:
     if config.generate is None:
         raise ConfigError(f"use case {config.use_case.name!r} has no demo generator (no generate section in its file)")
     end = config.generate.end_date
-    first = label_dates(end, config.use_case.label.horizon, config.training.days, stride_days=1)[0]
+    first = label_dates(end, config.use_case.label_reach, config.training.days, stride_days=1)[0]
     return first, end
 
 

@@ -168,7 +168,9 @@ def validate_dates(
     rules, schema_rows, schema_severity = suites.resolve(
         # A forecast's target date is an identifier, not a feature (its horizon is both).
         suite, frame.schema, {*config.use_case.entity.keys, date_column, TARGET_DATE}, where,
-        stage, timestamp=source.timestamp if source else None,
+        # A known_in_advance source is partitioned by the day its facts became known, not by the
+        # day they are about: `timestamp_in_partition` checks known_at.
+        stage, timestamp=(source.known_at or source.timestamp) if source else None,
     )
     values = _measure(spark, config, table, frame, date_column, rules, dates, where)
     statistics = _statistics(rules, schema_rows, values, dates)

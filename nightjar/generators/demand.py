@@ -128,6 +128,7 @@ class DemandScenario(Blocks):
 
     stores: int = 1
     plan_lead_days: int = PLAN_LEAD_DAYS
+    plan_target: str = "target_date"  # the plans' column of the day a plan is for
     keys: tuple[str, str] = ("store_id", "item_id")
     columns: tuple[tuple[str, str, str], ...] = (
         ("series", "introduced_ts", "introduced_date"),
@@ -198,7 +199,7 @@ def schema(s: DemandScenario, output: Output) -> T.StructType:
             T.StructField("promo", T.IntegerType(), False),
         ],
         "plans": [
-            T.StructField("target_date", T.DateType(), False),
+            T.StructField(s.plan_target, T.DateType(), False),
             T.StructField("planned_price", T.DoubleType(), False),
             T.StructField("planned_promo", T.IntegerType(), False),
             T.StructField(s.timestamp("plans"), T.TimestampType(), False),
@@ -455,7 +456,7 @@ def _plans_frame(
     return pd.DataFrame({
         store: stores.ids[store_at[order]],
         key: np.full(len(order), item.id, dtype=np.int64),
-        "target_date": target_dates[target_at[order]],
+        s.plan_target: target_dates[target_at[order]],
         "planned_price": price_at[order],
         "planned_promo": promo_at[order].astype(np.int32),
         s.timestamp("plans"): known_at.astype("datetime64[ns]"),
@@ -477,6 +478,10 @@ def scenario_for(config: Config, start: date, end: date, entities: int, seed: in
     if len(keys) != 2:
         raise ConfigError(f"use_case.entity.key: the demand generator writes a key of two columns (store, item), not {keys}")
     sources = config.use_case.sources
+    # Plans read as known in advance: `timestamp` is the day a plan is for, `known_at` when it was
+    # made (the generator's "timestamp" of a table is the instant its rows happen: known_at).
+    plans = sources["plans"]
+    happened = {name: sources[name].known_at or sources[name].timestamp for name in OUTPUTS if name != "truth"}
     return DemandScenario(
         seed=seed,
         entities=entities,
@@ -485,9 +490,8 @@ def scenario_for(config: Config, start: date, end: date, entities: int, seed: in
         block_size=config.generate.block_size,
         stores=stores,
         keys=(keys[0], keys[1]),
-        columns=tuple(
-            (name, sources[name].timestamp, sources[name].partition) for name in OUTPUTS if name != "truth"
-        ),
+        columns=tuple((name, happened[name], sources[name].partition) for name in OUTPUTS if name != "truth"),
+        plan_target=plans.timestamp if plans.known_at else "target_date",
     )
 
 

@@ -1,12 +1,12 @@
 """Demand forecasting end to end on a tiny chain (conf/test.yaml: 15 items in each of 2 stores,
-90 days): generate, features, train and score through the real jobs, keyed by (store_id, item_id),
-and the bad input its suites stop before any feature is written."""
+90 days): generate, features, train and score through the real jobs, keyed by (store_id, item_id)
+with a row per horizon, and the bad input its suites stop before any feature is written."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from jobs import backtest as backtest_job
 from jobs import features as features_job
 from jobs import generate as generate_job
 from jobs import score as score_job
@@ -22,6 +23,7 @@ from jobs import validate as validate_job
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import load_config
+from nightjar.errors import UsageError
 from nightjar.demo import demo_dates
 from tests.conftest import run_in_process
 
@@ -49,12 +51,12 @@ def _config(lake: Path, metastore: Path) -> Config:
     return load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore}"], use_case="demand")
 
 
-def test_generate_features_train_and_score_one_forecast_per_series(
+def test_generate_features_train_and_score_seven_forecasts_per_series(
     spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = _config(lake, metastore_dir)
     first, logical = demo_dates(config)
-    assert (first.isoformat(), logical.isoformat()) == ("2026-03-10", DATE)
+    assert (first.isoformat(), logical.isoformat()) == ("2026-03-04", DATE)
     for job, argv in [
         (features_job, ("--start", first.isoformat(), "--end", DATE)),
         (train_job, ("--date", DATE)),
@@ -68,16 +70,20 @@ def test_generate_features_train_and_score_one_forecast_per_series(
     assert known.count() == 30
 
     features = tables.read(spark, config, config.tables.features)
-    assert features.columns[:3] == [*KEYS, "ds"]
-    assert {"sales_units_sum_1d_lag6d", "sales_units_mean_28d_lag7d", "zero_share_28d", "age_days"} <= set(features.columns)
+    assert features.columns[:4] == [*KEYS, "ds", "target_date"]
+    assert {"sales_units_sum_1d_lag6d", "sales_units_mean_28d_lag7d", "zero_share_28d", "age_days", "horizon",
+            "target_day_of_week", "target_planned_price", "target_planned_promo"} <= set(features.columns)
     last = features.where(F.col("ds") == DATE)
-    assert last.count() == last.select(*KEYS).distinct().count() == known.count()
+    assert last.count() == last.select(*KEYS, "horizon").distinct().count() == 7 * known.count()
+    # The price planned for each target date, as the plans known by D's cutoff say (the generator
+    # makes them 14 days ahead, so every target of the week has one).
+    assert last.where("target_planned_price IS NULL").count() == 0
 
-    # The label of D is the units of D + 1; the reference (the best achievable) truth's mean of D + 1.
+    # The label of (D, h) is the units of D + h; the reference (the best achievable) truth's mean of D + h.
     snapshot = tables.read(spark, config, config.tables.training)
-    sales = tables.read(spark, config, "sales").select(*KEYS, F.date_sub("sale_date", 1).alias("ds"), "units")
-    truth = tables.read(spark, config, "truth").select(*KEYS, F.date_sub("ds", 1).alias("ds"), "mean_units")
-    checked = snapshot.join(sales, [*KEYS, "ds"], "left").join(truth, [*KEYS, "ds"], "left")
+    sales = tables.read(spark, config, "sales").select(*KEYS, F.col("sale_date").alias("target_date"), "units")
+    truth = tables.read(spark, config, "truth").select(*KEYS, F.col("ds").alias("target_date"), "mean_units")
+    checked = snapshot.join(sales, [*KEYS, "target_date"], "left").join(truth, [*KEYS, "target_date"], "left")
     assert checked.count() == snapshot.count() > 0
     assert checked.where("label != units OR units IS NULL").count() == 0
     assert checked.where("reference_score != mean_units OR reference_score IS NULL").count() == 0
@@ -86,13 +92,26 @@ def test_generate_features_train_and_score_one_forecast_per_series(
     assert metadata["task"] == "regression" and metadata["params"]["objective"] == "tweedie"
     assert metadata["entity_key"] == KEYS
     holdout, best = metadata["holdout"]["metrics"], metadata["holdout"]["reference"]["metrics"]
-    assert holdout["rows"] == best["rows"] > 100  # 5 dates of 30 series, less any introduced meanwhile
+    assert holdout["rows"] == best["rows"] > 700  # 5 dates of 30 series and 7 horizons, less new ones
     # Poisson units: even the true mean misses by about its square root; the model cannot do better.
     assert 0 < best["rmse"] < holdout["rmse"] < 3 * best["rmse"]
 
+    # One model of three members; errors beside the baselines per horizon; intervals that cover.
+    assert len(metadata["ensemble"]["members"]) == 3
+    assert metadata["ensemble"]["members"][2]["params"] == {"objective": "poisson"}
+    forecast = metadata["holdout"]["forecast"]
+    assert sorted(forecast["by_horizon"]) == [str(h) for h in range(1, 8)]
+    assert set(forecast["overall"]) == {"model", "seasonal_naive", "true_mean"}
+    assert forecast["overall"]["true_mean"]["rmse"] < forecast["overall"]["seasonal_naive"]["rmse"]
+    coverage = metadata["holdout"]["intervals"]["holdout_coverage"]["overall"]
+    assert 0.5 < coverage["0.8"] < coverage["0.95"] <= 1.0
+
     scores = tables.read(spark, config, config.tables.scores).where(F.col("ds") == DATE)
-    assert scores.columns[:3] == [*KEYS, "ds"]
-    assert scores.count() == scores.select(*KEYS).distinct().count() == known.count()
+    assert scores.columns[:6] == [*KEYS, "ds", "horizon", "target_date", "score"]
+    assert scores.count() == scores.select(*KEYS, "horizon").distinct().count() == 7 * known.count()
+    bounds = scores.selectExpr("score", "intervals[0] AS i80", "intervals[1] AS i95").collect()
+    assert all(r.i80.level == 0.8 and r.i95.level == 0.95 for r in bounds)
+    assert all(0 <= r.i95.low <= r.i80.low <= r.i80.high <= r.i95.high for r in bounds)
     assert scores.join(known, KEYS, "left_anti").count() == 0
     assert scores.where("score IS NULL OR score < 0").count() == 0
     before = scores.collect()
@@ -148,3 +167,43 @@ def test_plans_are_known_before_their_day_and_pass_their_suite(
     last_target = plans.agg(F.max("target_date")).first()[0]
     assert last_target == demo_dates(config)[1] + timedelta(days=14)  # plans reach 14 days past the window
     assert run_in_process(validate_job, lake, metastore_dir, *MINE, "--table", "plans", "--date", DATE) == 0
+
+
+def test_a_backtest_replays_retraining_against_the_model_of_the_first_origin(
+    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _config(lake, metastore_dir)
+    # Origins up to 2026-03-24: their forecasts' last target (D + 7) is the data's last day.
+    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--start", "2026-02-19", "--end", "2026-03-24") == 0
+    argv = ("--start", "2026-03-18", "--end", "2026-03-24", "--every", "3d")
+    assert run_in_process(backtest_job, lake, metastore_dir, *MINE, *argv) == 0
+    assert "origin 2026-03-24: rmsse" in capsys.readouterr().out
+    report = tables.read(spark, config, config.tables.backtest).toPandas()
+    origins = [date(2026, 3, 18), date(2026, 3, 21), date(2026, 3, 24)]
+    assert sorted(set(report["origin"])) == origins
+    assert set(report["strategy"]) == {"retrained", "frozen", "seasonal_naive", "true_mean"}
+    assert set(report["horizon"]) == {"all", *map(str, range(1, 8))}
+    assert set(report["metric"]) == {"rmse", "mae", "wape", "rmsse", "series"}
+    model = report[report["strategy"].isin(["retrained", "frozen"])]
+    assert set(model.loc[model["strategy"] == "frozen", "trained_at"]) == {origins[0]}
+    assert (model.loc[model["strategy"] == "retrained", "trained_at"] == model.loc[model["strategy"] == "retrained", "origin"]).all()
+
+    def rmsse(origin: date, strategy: str) -> float:
+        row = report[(report["origin"] == origin) & (report["strategy"] == strategy) & (report["horizon"] == "all")
+                     & (report["metric"] == "rmsse")]
+        return float(row["value"].iloc[0])
+
+    # At the first origin both strategies are the same model; the true mean is the best achievable.
+    assert rmsse(origins[0], "retrained") == rmsse(origins[0], "frozen")
+    assert all(rmsse(o, "true_mean") < rmsse(o, "seasonal_naive") for o in origins)
+    # A replay writes its report and nothing else.
+    assert not tables.exists(spark, config, config.tables.scores)
+    assert not tables.exists(spark, config, config.tables.registry)
+
+
+def test_backtest_origins_are_whole_days_apart() -> None:
+    assert backtest_job.origins(date(2026, 3, 1), date(2026, 3, 20), "7d") == [
+        date(2026, 3, 1), date(2026, 3, 8), date(2026, 3, 15)]
+    assert backtest_job.origins(date(2026, 3, 1), date(2026, 3, 2), "24h") == [date(2026, 3, 1), date(2026, 3, 2)]
+    with pytest.raises(UsageError, match="--every must be whole days"):
+        backtest_job.origins(date(2026, 3, 1), date(2026, 3, 20), "36h")
