@@ -21,6 +21,7 @@ from nightjar.config import Config
 from nightjar.errors import ConfigError
 
 TRUTH = "truth"
+TRUTH_PARTITION = "ds"
 
 
 class Scenario(Protocol):
@@ -57,6 +58,19 @@ class Blocks:
     @property
     def blocks(self) -> int:
         return math.ceil(self.entities / self.block_size)
+
+
+class NamedOutputs:
+    """A scenario's `columns`: (output, timestamp column, partition column) per source it writes,
+    as the use case names them; `truth` is partitioned by `ds`."""
+
+    columns: tuple[tuple[str, str, str], ...]
+
+    def timestamp(self, output: str) -> str:
+        return {name: ts for name, ts, _ in self.columns}[output]
+
+    def partition(self, output: str) -> str:
+        return TRUTH_PARTITION if output == TRUTH else {name: part for name, _, part in self.columns}[output]
 
 
 def in_spark(
@@ -114,7 +128,7 @@ def outputs(config: Config, found: Generator) -> list[Output]:
     written = []
     for name in found.outputs:
         if name == TRUTH:
-            written.append(Output(name, config.tables.truth, "ds"))
+            written.append(Output(name, config.tables.truth, TRUTH_PARTITION))
             continue
         source = config.use_case.sources.get(name)
         if source is None:

@@ -57,7 +57,7 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config
 from nightjar.errors import ConfigError
-from nightjar.generators import Blocks, Generator, in_spark
+from nightjar.generators import Blocks, Generator, NamedOutputs, in_spark
 
 Output = Literal["series", "sales", "plans", "truth"]
 OUTPUTS: tuple[Output, ...] = ("series", "sales", "plans", "truth")
@@ -117,7 +117,7 @@ _FLUSH_ROWS = 200_000                    # yield a block's rows in frames of abo
 
 
 @dataclass(frozen=True)
-class DemandScenario(Blocks):
+class DemandScenario(Blocks, NamedOutputs):
     """What determines the generated data, and the column names the use case gives them.
 
     `entities` is the number of series, `stores` times the number of items (every store sells
@@ -160,12 +160,6 @@ class DemandScenario(Blocks):
     @property
     def drift_date(self) -> date:
         return self.start_date + timedelta(days=self.drift_day)
-
-    def timestamp(self, output: str) -> str:
-        return {name: ts for name, ts, _ in self.columns}[output]
-
-    def partition(self, output: str) -> str:
-        return "ds" if output == "truth" else {name: part for name, _, part in self.columns}[output]
 
     def parameters(self) -> dict[str, object]:
         """The values that determine the data, recorded with the tables they produce."""

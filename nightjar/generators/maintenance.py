@@ -42,7 +42,7 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config
 from nightjar.errors import ConfigError
-from nightjar.generators import Blocks, Generator, in_spark
+from nightjar.generators import Blocks, Generator, NamedOutputs, in_spark
 
 Output = Literal["machines", "telemetry", "errors", "maintenance", "failures", "truth"]
 OUTPUTS: tuple[Output, ...] = ("machines", "telemetry", "errors", "maintenance", "failures", "truth")
@@ -85,7 +85,7 @@ HOUR_MICROS = 3_600_000_000
 
 
 @dataclass(frozen=True)
-class MaintenanceScenario(Blocks):
+class MaintenanceScenario(Blocks, NamedOutputs):
     """What determines the generated data, and the column names the use case gives them.
 
     `columns[output]` is (timestamp column, partition column) of each table; `truth` is
@@ -101,12 +101,6 @@ class MaintenanceScenario(Blocks):
         ("maintenance", "ts", "maintenance_date"),
         ("failures", "ts", "failure_date"),
     )
-
-    def timestamp(self, output: str) -> str:
-        return {name: ts for name, ts, _ in self.columns}[output]
-
-    def partition(self, output: str) -> str:
-        return "ds" if output == "truth" else {name: part for name, _, part in self.columns}[output]
 
     def parameters(self) -> dict[str, object]:
         """The values that determine the data, recorded with the tables they produce."""
