@@ -176,8 +176,9 @@ def train(context: cli.JobContext) -> None:
                                                        group(holdout), calibrated),
             }
         if feature_set.horizon_days:
+            # Every row before the holdout: the seasonal-naive forecast reads the sales of the gap's days too.
             report["forecast"] = evaluate.forecast_metrics(
-                holdout, evaluate.predict(booster, holdout, names), fit_rows, keys, LABEL,
+                holdout, evaluate.predict(booster, holdout, names), frame[frame[DATE] < min(plan.holdout)], keys, LABEL,
                 REFERENCE if REFERENCE in holdout.columns else None,
             )
         if config.scoring.alert is not None:
