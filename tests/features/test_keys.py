@@ -81,3 +81,19 @@ def test_a_single_column_key_keeps_its_fingerprint(config: Config) -> None:
     plan = tiles.source_tiles(expand(as_list), "transactions", as_list.use_case.sources["transactions"], {})
     assert plan.fingerprint == tiles.source_tiles(
         expand(config), "transactions", config.use_case.sources["transactions"], {}).fingerprint
+
+
+@pytest.mark.parametrize("from_tiles", [False, True], ids=["full", "tiles"])
+def test_events_after_d_change_nothing_for_a_key_of_two_columns(
+    spark: SparkSession, config: Config, from_tiles: bool,
+) -> None:
+    two = with_key(config, KEYS)
+    entities = in_shop(entities_frame(spark, ENTITIES), 1).unionByName(in_shop(entities_frame(spark, ENTITIES), 2))
+    events = in_shop(events_frame(spark, random_events(3)), 1).unionByName(in_shop(events_frame(spark, random_events(4)), 2))
+    day = DATES[-1]  # the earliest date computed
+    before = features_of(spark, two, events, entities, from_tiles).where(F.col(DATE) == day)
+    # Events of the next days, in both shops and for an entity of each: none may reach D's features.
+    later = [event(c, f"{day + timedelta(days=n)} 00:00:00", 1e6) for c in (1, 2) for n in (1, 2)]
+    after_events = events.unionByName(in_shop(events_frame(spark, later), 1)).unionByName(in_shop(events_frame(spark, later), 2))
+    after = features_of(spark, two, after_events, entities, from_tiles).where(F.col(DATE) == day)
+    assertDataFrameEqual(after, before, checkRowOrder=False, rtol=0, atol=0)
