@@ -87,7 +87,13 @@ def test_a_single_column_key_keeps_its_fingerprint(config: Config) -> None:
 def test_events_after_d_change_nothing_for_a_key_of_two_columns(
     spark: SparkSession, config: Config, from_tiles: bool,
 ) -> None:
-    two = with_key(config, KEYS)
+    # A few kinds over day and sub-day windows (every kind is compared with one key above).
+    few = {"windows": ["3h", 1, 7, 30], "aggregates": [
+        {"source": "transactions", "functions": ["count", "days_since_last"]},
+        {"source": "transactions", "column": "amount", "functions": ["sum", "max", "last"]},
+        {"source": "transactions", "column": "merchant_category", "functions": ["distinct_count"]},
+    ]}
+    two = with_key(with_features(config, few), KEYS)
     entities = in_shop(entities_frame(spark, ENTITIES), 1).unionByName(in_shop(entities_frame(spark, ENTITIES), 2))
     events = in_shop(events_frame(spark, random_events(3)), 1).unionByName(in_shop(events_frame(spark, random_events(4)), 2))
     day = DATES[-1]  # the earliest date computed
