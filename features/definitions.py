@@ -231,7 +231,7 @@ def expand(config: Config) -> FeatureSet:
         "key": keys[0] if len(keys) == 1 else keys,
         # Where a source is stored (`path`) is not what is computed from it.
         "sources": {
-            name: sources[name].model_dump(exclude={"path"})
+            name: sources[name].content()
             for name in sorted({s.source for s in (*aggregates, *attributes)})
         },
         # A window hashes as written: day windows as their number, as before durations existed,

@@ -195,7 +195,7 @@ def source_tiles(
     """
     specs = [spec for spec in feature_set.aggregates if spec.source == source_name]
     measures, of_spec = _measures(specs)
-    source_content = source.model_dump(exclude={"path"})
+    source_content = source.content()
     # A single-column key hashes as its name, as before keys of several columns existed.
     key_identity = feature_set.keys[0] if len(feature_set.keys) == 1 else list(feature_set.keys)
     for measure in measures:

@@ -119,6 +119,11 @@ class SourceConfig(Strict):
     # absolute path or URI. Unset, the table is the use case's own, <lake.root>/<use case>/<table>.
     path: str | None = Field(None, min_length=1)
 
+    def content(self) -> dict[str, object]:
+        """What computing from the source depends on, for fingerprints: every field but where it is
+        stored (`path`), and no `known_at` unless set (sources hash as before it existed)."""
+        return self.model_dump(exclude={"path", *(() if self.known_at else ("known_at",))})
+
     @model_validator(mode="after")
     def _known_at_when_known_in_advance(self) -> "SourceConfig":
         if (self.kind == "known_in_advance") != (self.known_at is not None):

@@ -209,15 +209,20 @@ def test_each_demo_use_case_loads_expands_and_has_demo_dates(name: str) -> None:
         assert config.generate is not None and first < end == config.generate.end_date
 
 
-def test_demand_is_keyed_by_store_and_item_and_forecasts_the_next_day() -> None:
+def test_demand_is_keyed_by_store_and_item_and_forecasts_the_next_seven_days() -> None:
     config = load_config("local", use_case="demand")
     assert config.use_case.entity.keys == ["store_id", "item_id"]
     assert (config.use_case.label.task, str(config.use_case.label.horizon)) == ("regression", "1d")
-    names = expand(config).names
-    assert {"sales_units_sum_1d_lag6d", "sales_units_sum_1d_lag13d", "sales_units_sum_1d_lag27d",
-            "sales_units_mean_7d_lag7d", "sales_units_mean_28d_lag7d", "zero_share_28d", "age_days"} <= set(names)
-    assert not {spec.source for spec in expand(config).aggregates} - {"sales"}  # no feature reads the plans yet
-    assert demo.demo_dates(config) == (date(2026, 2, 17), date(2026, 3, 31))
+    assert config.use_case.forecast is not None and config.use_case.forecast.horizon_days == 7
+    feature_set = expand(config)
+    assert feature_set.row_keys == ["store_id", "item_id", "horizon"]
+    assert {f"sales_units_sum_1d_lag{n}d" for n in range(1, 7)} | {
+        "sales_units_mean_7d_lag7d", "sales_units_mean_28d_lag7d", "zero_share_28d", "age_days", "horizon",
+        "target_day_of_week", "target_planned_price", "target_planned_promo"} <= set(feature_set.names)
+    assert {spec.source for spec in feature_set.planned} == {"plans"}
+    assert config.training.ensemble is not None and len(config.training.ensemble.members) == 3
+    # The last horizon's label of T - 7 is T: 56 training dates end a week before T.
+    assert demo.demo_dates(config) == (date(2026, 1, 28), date(2026, 3, 31))
     with pytest.raises(ConfigError, match=r"entities \(5001\) must be a multiple of stores \(10\)") as caught:
         load_config("local", ["generate.entities=5001"], use_case="demand")
     assert caught.value.exit_code == 2
