@@ -29,7 +29,7 @@ from features import store
 from features.definitions import HORIZON, expand
 from models import distributed, evaluate, folds, search
 from models.ensemble import Model
-from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, snapshot_rows
+from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, ordered, snapshot_rows
 from nightjar import cli, tables
 from nightjar.dask_cluster import dask_client
 from nightjar.durations import Duration
@@ -119,7 +119,7 @@ def run(context: cli.JobContext) -> None:
             label_days = cli.date_range(dates[0] + timedelta(days=1), origin + timedelta(days=reach.days_spanned))
             tables.require_source_partitions(config, events, source, label_days)
             with context.timed(f"train_{origin}"):
-                history = _ordered(snapshot_rows(features, events, source, label, feature_set, training, dates,
+                history = ordered(snapshot_rows(features, events, source, label, feature_set, training, dates,
                                                  list(plan.holdout), reference).toPandas(), feature_set.row_keys)
                 fit_rows = history[history[DATE].isin(plan.fit)]
                 result = search.run_search(client, fit_rows, names, plan.folds, training, task,
@@ -130,7 +130,7 @@ def run(context: cli.JobContext) -> None:
                 model = distributed.fit_model(client, data, names, params, result.best.rounds, task, training)
             if frozen is None:
                 frozen = model
-            target = _ordered(snapshot_rows(features, events, source, label, feature_set, training, [origin], [origin],
+            target = ordered(snapshot_rows(features, events, source, label, feature_set, training, [origin], [origin],
                                             reference).toPandas(), feature_set.row_keys)
             if forecast:
                 # The seasonal-naive forecast reads the last week's sales, known by the origin's cutoff
@@ -155,11 +155,6 @@ def run(context: cli.JobContext) -> None:
     context.record.row_counts = {config.tables.backtest: len(report)}
     context.progress(f"wrote {len(report):,} rows to {tables.catalog_name(config, config.tables.backtest)} "
                      f"version {version}")
-
-
-def _ordered(rows: pd.DataFrame, row_keys: list[str]) -> pd.DataFrame:
-    # Sorted like train's snapshot, so that the same inputs give the same fits.
-    return rows.sort_values([DATE, *row_keys], kind="stable").reset_index(drop=True)
 
 
 def _origin_line(origin: date, report: list[dict[str, Any]], metric: str) -> str:

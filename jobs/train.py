@@ -31,7 +31,7 @@ from features.definitions import HORIZON, expand, require_event_times
 from models import alerts, distributed, evaluate, folds, intervals, promotion, registry, search
 from models.ensemble import Ensemble
 from models.training_set import (
-    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, snapshot_rows,
+    DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, ordered, snapshot_rows,
 )
 from nightjar import cli, tables
 from nightjar.config import Config
@@ -128,7 +128,7 @@ def train(context: cli.JobContext) -> None:
             )
         record.output_versions[config.tables.training] = snapshot_version
         frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
-        frame = frame.sort_values([DATE, *row_keys], kind="stable").reset_index(drop=True)
+        frame = ordered(frame, row_keys)
         record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
         names = feature_set.names
         fit_rows = frame[frame[DATE].isin(plan.fit)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -206,6 +207,12 @@ def with_reference(
         .select(*keys, DATE, F.when(F.col("_days") == target_days, F.col("_total")).alias(REFERENCE))
     )
     return rows.join(summed, [*keys, DATE], "left")
+
+
+def ordered(rows: pd.DataFrame, row_keys: list[str]) -> pd.DataFrame:
+    """Training rows read back in the snapshot's order (date, then the row's key), so that the same
+    inputs give the same fits."""
+    return rows.sort_values([DATE, *row_keys], kind="stable").reset_index(drop=True)
 
 
 def snapshot_rows(
