@@ -140,10 +140,14 @@ class FeatureSet:
     horizon_days: int | None = None
     calendar: tuple[CalendarSpec, ...] = ()
     planned: tuple[PlannedSpec, ...] = ()
+    # Ratios with an operand of the target date (the planned price over the recent mean price):
+    # computed on each horizon's row, after the target date's features.
+    target_ratios: tuple[RatioSpec, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        per_target = [HORIZON, *(spec.name for spec in (*self.calendar, *self.planned))] if self.horizon_days else []
+        per_target = [HORIZON, *(spec.name for spec in (*self.calendar, *self.planned, *self.target_ratios))] \
+            if self.horizon_days else []
         return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)] + per_target
 
     @property
@@ -209,19 +213,25 @@ def expand(config: Config) -> FeatureSet:
             )
         )
     known = [spec.name for spec in (*aggregates, *attributes)]
-    ratios: list[RatioSpec] = []
-    for index, item in enumerate(config.features.ratios):
-        where = f"features.ratios[{index}] ({item.name})"
-        for operand in (item.numerator, item.denominator):
-            if operand not in known:
-                raise ConfigError(f"{where}: unknown feature {operand!r}")
-        ratios.append(RatioSpec(item.name, item.numerator, item.denominator, where))
-        known.append(item.name)
     keys = config.use_case.entity.keys
     calendar, planned = _per_target(config)
     forecast = config.use_case.forecast
-    per_target = [HORIZON, TARGET_DATE, *(spec.name for spec in (*calendar, *planned))] if forecast else []
-    _require_unique(known + per_target + [*keys, "ds"])
+    per_target = [HORIZON, *(spec.name for spec in (*calendar, *planned))] if forecast else []
+    ratios: list[RatioSpec] = []
+    target_ratios: list[RatioSpec] = []
+    for index, item in enumerate(config.features.ratios):
+        where = f"features.ratios[{index}] ({item.name})"
+        for operand in (item.numerator, item.denominator):
+            if operand not in known and operand not in per_target:
+                raise ConfigError(f"{where}: unknown feature {operand!r}")
+        spec = RatioSpec(item.name, item.numerator, item.denominator, where)
+        if {item.numerator, item.denominator} & set(per_target):
+            target_ratios.append(spec)
+            per_target.append(item.name)
+        else:
+            ratios.append(spec)
+            known.append(item.name)
+    _require_unique(known + per_target + ([TARGET_DATE] if forecast else []) + [*keys, "ds"])
     if not known:
         raise ConfigError("features: no features are defined")
     content = {
@@ -247,12 +257,15 @@ def expand(config: Config) -> FeatureSet:
             "calendar": [asdict(spec) | {"definition": None} for spec in calendar],
             "planned": [asdict(spec) | {"definition": None} for spec in planned],
         }
+        if target_ratios:
+            content["forecast"]["ratios"] = [asdict(spec) | {"definition": None} for spec in target_ratios]
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
     used = sorted({spec.source for spec in (*aggregates, *attributes, *planned)})
     return FeatureSet(
         tuple(keys), tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
         timestamps=tuple((name, sources[name].timestamp) for name in used),
         horizon_days=forecast.horizon_days if forecast else None, calendar=tuple(calendar), planned=tuple(planned),
+        target_ratios=tuple(target_ratios),
     )
 
 

@@ -67,6 +67,7 @@ from features.definitions import (
     CalendarSpec,
     FeatureSet,
     PlannedSpec,
+    RatioSpec,
     needs_event_time,
 )
 from nightjar.config import SourceConfig
@@ -188,11 +189,7 @@ def complete_features(
     for spec in feature_set.attributes:
         result = result.withColumn(spec.name, _attribute(spec))
     for ratio in feature_set.ratios:
-        denominator = F.col(ratio.denominator).cast("double")
-        result = result.withColumn(
-            ratio.name,
-            F.when(denominator != 0, F.col(ratio.numerator).cast("double") / denominator),
-        )
+        result = result.withColumn(ratio.name, _ratio(ratio))
     if not feature_set.horizon_days:
         return result.select(*keys, DATE, *feature_set.names)
     horizons = entities.sparkSession.range(1, feature_set.horizon_days + 1).select(F.col("id").cast("int").alias(HORIZON))
@@ -204,7 +201,14 @@ def complete_features(
         specs = [spec for spec in feature_set.planned if spec.source == source_name]
         planned = planned_values(frames[source_name], sources[source_name], keys, specs, dates, feature_set.horizon_days)
         result = result.join(planned, [*keys, DATE, HORIZON], "left")
+    for ratio in feature_set.target_ratios:
+        result = result.withColumn(ratio.name, _ratio(ratio))
     return result.select(*keys, DATE, TARGET_DATE, *feature_set.names)
+
+
+def _ratio(spec: RatioSpec) -> Column:
+    denominator = F.col(spec.denominator).cast("double")
+    return F.when(denominator != 0, F.col(spec.numerator).cast("double") / denominator)
 
 
 def _calendar(spec: CalendarSpec) -> Column:

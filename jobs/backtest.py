@@ -90,6 +90,7 @@ def run(context: cli.JobContext) -> None:
     task = label.task
     points = origins(context.dates[0], context.dates[-1], args.every)
     feature_set = expand(config)
+    search.require_offset_feature(training, feature_set.names)
     store.require_feature_set(spark, config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before a backtest")
     keys, names = list(feature_set.keys), feature_set.names

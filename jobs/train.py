@@ -76,6 +76,7 @@ def train(context: cli.JobContext) -> None:
 
     # Inputs: the feature partitions of the dates, and the label source through the last horizon.
     feature_set = expand(config)
+    search.require_offset_feature(training, feature_set.names)
     store.require_feature_set(spark, config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before training")
     features_frame = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(dates))
@@ -163,7 +164,8 @@ def train(context: cli.JobContext) -> None:
                 "rows": len(known),
                 "metrics": evaluate.metrics(task, known[LABEL].to_numpy(), known[REFERENCE].to_numpy(), training.top_k_percent),
             }
-        if isinstance(booster, Ensemble):
+        if training.ensemble is not None:
+            assert isinstance(booster, Ensemble)
             report["ensemble"] = ensemble_report(task, booster, holdout, names, training.ensemble.members, score)
         if training.intervals:
             # Calibrated on the folds' out-of-fold predictions, measured on the holdout (seen by neither).
@@ -205,6 +207,8 @@ def train(context: cli.JobContext) -> None:
     )
     if ensemble is not None:
         metadata["ensemble"] = ensemble
+    if training.offset is not None:
+        metadata["offset"] = training.offset.model_dump()
     with context.timed("register"):
         registered = promotion.register(
             spark, config, booster, metadata,
@@ -243,8 +247,8 @@ def ensemble_report(
     metric, larger_is_better = evaluate.PRIMARY[task]
     members = [
         {"params": dict(member_overrides),
-         "holdout": evaluate.metrics(task, holdout[LABEL].to_numpy(), evaluate.predict(member, holdout, names), [])}
-        for member, member_overrides in zip(model.members, overrides)
+         "holdout": evaluate.metrics(task, holdout[LABEL].to_numpy(), evaluate.predict(model.member(index), holdout, names), [])}
+        for index, member_overrides in enumerate(overrides)
     ]
     scores = [member["holdout"][metric] for member in members]
     best = int(np.argmax(scores) if larger_is_better else np.argmin(scores))

@@ -72,6 +72,19 @@ class EnsembleConfig(Strict):
     members: list[dict[str, Scalar]] = Field(min_length=2)
 
 
+# LightGBM objectives whose prediction is exp(raw score): an offset adds to the log of the mean.
+LOG_LINK_OBJECTIVES = frozenset({"poisson", "tweedie", "gamma"})
+
+
+class OffsetConfig(Strict):
+    """Fit the log of the label's ratio to `feature` (`models.ensemble.Offset`): for counts whose
+    scale differs by series, a multiplicative effect (a weekday, a promotion) is then one split
+    for all of them. Values below `floor` (and missing ones) count as `floor`."""
+
+    feature: str = Field(pattern=IDENTIFIER)
+    floor: float = Field(0.1, gt=0)
+
+
 class TrainingConfig(Strict):
     """How `train` builds its data, validates over time, searches and promotes."""
 
@@ -98,6 +111,7 @@ class TrainingConfig(Strict):
     # Prediction intervals of a regression at these levels (e.g. [0.8, 0.95]), from the folds'
     # conformal residuals (`models.intervals`); scores then carry `intervals`.
     intervals: list[float] = Field(default_factory=list)
+    offset: OffsetConfig | None = None  # None: every member fits the label itself
 
     @field_validator("intervals")
     @classmethod
@@ -105,6 +119,17 @@ class TrainingConfig(Strict):
         if any(not 0 < level < 1 for level in levels) or len(set(levels)) != len(levels):
             raise ValueError(f"interval levels must be distinct and between 0 and 1 (exclusive), not {levels}")
         return sorted(levels)
+
+    @model_validator(mode="after")
+    def _offset_on_a_log_link(self) -> "TrainingConfig":
+        if self.offset is None:
+            return self
+        overrides = self.ensemble.members if self.ensemble else [{}]
+        for objective in {str(member.get("objective", self.params.get("objective", "regression"))) for member in overrides}:
+            if objective not in LOG_LINK_OBJECTIVES:
+                raise ValueError(f"training.offset needs a log-link objective ({', '.join(sorted(LOG_LINK_OBJECTIVES))}) "
+                                 f"in training.params and every ensemble member, not {objective!r}")
+        return self
 
 
 class AlertConfig(Strict):

@@ -12,8 +12,8 @@ from distributed import Client, wait
 from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
 from models.config import TrainingConfig
-from models.ensemble import Ensemble, Model
-from models.search import Task, TrainingFailed
+from models.ensemble import Ensemble, Model, Offset
+from models.search import Task, TrainingFailed, offset_of_training
 from models.training_set import LABEL, WEIGHT
 
 # The scikit-learn wrapper always passes its `n_jobs` default, which lightgbm.dask replaces by
@@ -76,8 +76,10 @@ def fit(
     rounds: int,
     task: Task,
     timeout_s: float,
+    offset: Offset | None = None,
 ) -> lgb.Booster:
-    """Fit `rounds` boosting rounds with data-parallel LightGBM on the Dask workers.
+    """Fit `rounds` boosting rounds with data-parallel LightGBM on the Dask workers, each row's
+    raw score starting from `offset`'s log of its feature when one is given.
 
     Raises:
         TrainingFailed: the fit raised, or did not finish within `timeout_s` (a lost worker can
@@ -92,7 +94,8 @@ def fit(
 
     def work() -> None:
         try:
-            outcome["model"] = model.fit(data[features], data[LABEL], sample_weight=data[WEIGHT])
+            starts = None if offset is None else data[offset.feature].map_partitions(offset.log, meta=(None, "float64"))
+            outcome["model"] = model.fit(data[features], data[LABEL], sample_weight=data[WEIGHT], init_score=starts)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
             outcome["error"] = error
 
@@ -121,10 +124,13 @@ def fit_model(
     training: TrainingConfig,
 ) -> Model:
     """The model `train` registers: one booster, or an ensemble of one per `training.ensemble` member
-    (each fitted like the one booster with its own parameter overrides)."""
-    if training.ensemble is None:
+    (each fitted like the one booster with its own parameter overrides). With `training.offset`,
+    always an ensemble (of one booster without members): the offset is part of the model."""
+    offset = offset_of_training(training)
+    if training.ensemble is None and offset is None:
         return fit(client, frame, features, params, rounds, task, training.fit_timeout_s)
+    overrides = training.ensemble.members if training.ensemble else [{}]
     return Ensemble(tuple(
-        fit(client, frame, features, {**params, **overrides}, rounds, task, training.fit_timeout_s)
-        for overrides in training.ensemble.members
-    ))
+        fit(client, frame, features, {**params, **member}, rounds, task, training.fit_timeout_s, offset)
+        for member in overrides
+    ), offset)

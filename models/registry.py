@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from models.ensemble import MANIFEST_FILE, Ensemble, Model, manifest, member_file, to_text
+from models.ensemble import MANIFEST_FILE, Ensemble, Model, manifest, member_file, offset_of, to_text
 from models.folds import Plan
 from models.search import SearchResult
 from nightjar import tables
@@ -162,16 +162,17 @@ def load(config: Config, name: str, version: int) -> RegisteredModel:
         features = metadata["features"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise MissingInputError(f"{where}: {METADATA_FILE} is corrupt ({type(error).__name__}: {error})") from None
-    if "ensemble" not in metadata:
+    if "ensemble" not in metadata and "offset" not in metadata:
         booster: Model = _verified(config, name, version, MODEL_FILE, expected_sha, features, where)
     else:
         manifest_text = tables.read_model_file(config, name, version, MANIFEST_FILE)
         if hashlib.sha256(manifest_text.encode()).hexdigest() != expected_sha:
             raise MissingInputError(f"{where}: {MANIFEST_FILE} is corrupt (its SHA-256 differs from the one registered)")
-        members = json.loads(manifest_text)["members"]
+        contents = json.loads(manifest_text)
         booster = Ensemble(tuple(
-            _verified(config, name, version, member["file"], member["model_sha256"], features, where) for member in members
-        ))
+            _verified(config, name, version, member["file"], member["model_sha256"], features, where)
+            for member in contents["members"]
+        ), offset_of(contents))
     return RegisteredModel(name, version, booster, metadata, tables.model_path(config, name, version))
 
 
@@ -259,7 +260,7 @@ def model_text(model: Model) -> str:
     """The model as one text (`ensemble.from_text` reads it back): a booster in LightGBM's text
     format without the run's network addresses, or an ensemble's members in that format."""
     if isinstance(model, Ensemble):
-        return to_text([model_text(member) for member in model.members])
+        return to_text([model_text(member) for member in model.members], model.offset)
     lines = model.model_to_string().splitlines(keepends=True)
     return "".join(line for line in lines if not line.startswith(_NETWORK_PARAMETERS))
 
@@ -311,11 +312,13 @@ def model_metadata(
 def model_files(model: Model, metadata: dict[str, Any]) -> dict[str, str]:
     """The files of a new version: the model text and its metadata with the text's SHA-256; for an
     ensemble, each member's text and the manifest (`ensemble.json`) with theirs, the metadata
-    holding the manifest's (and the members' descriptions under `ensemble`)."""
+    holding the manifest's (and the members' descriptions under `ensemble`; a booster with an
+    offset is an ensemble of one, described by the metadata's `offset` alone)."""
     if isinstance(model, Ensemble):
         texts = [model_text(member) for member in model.members]
         hashes = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
-        manifest_text = json.dumps(manifest(hashes, metadata["ensemble"]["members"]), indent=2, default=str)
+        described = metadata["ensemble"]["members"] if "ensemble" in metadata else [{}] * len(texts)
+        manifest_text = json.dumps(manifest(hashes, described, model.offset), indent=2, default=str)
         files = {member_file(index): text for index, text in enumerate(texts)}
         files[MANIFEST_FILE] = manifest_text
     else:

@@ -23,9 +23,10 @@ import pandas as pd
 from distributed import Client, Future, Worker, wait
 
 from models.config import SearchDimension, TrainingConfig
+from models.ensemble import Offset
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from nightjar.errors import NightjarError
+from nightjar.errors import ConfigError, NightjarError
 
 Task = Literal["classification", "regression"]
 PREDICTION = "prediction"
@@ -112,6 +113,17 @@ def base_params(training: TrainingConfig, task: Task, threads: int, seed: int) -
     return params
 
 
+def offset_of_training(training: TrainingConfig) -> Offset | None:
+    """The offset every fit of `training` starts from, if any."""
+    return None if training.offset is None else Offset(training.offset.feature, training.offset.floor)
+
+
+def require_offset_feature(training: TrainingConfig, features: list[str]) -> None:
+    """ConfigError unless `training.offset` (when set) names one of the model's features."""
+    if training.offset is not None and training.offset.feature not in features:
+        raise ConfigError(f"training.offset.feature: {training.offset.feature!r} is not a feature of the feature set")
+
+
 def draw_params(space: dict[str, SearchDimension], trials: int, seed: int) -> list[dict[str, Any]]:
     """`trials` parameter sets drawn at random from `space`.
 
@@ -140,6 +152,7 @@ def fit_fold(
     params: dict[str, Any],
     max_rounds: int,
     early_stopping_rounds: int,
+    offset: Offset | None = None,
 ) -> FoldFit:
     """Fit on the fold's training dates, stop early on its validation dates.
 
@@ -149,15 +162,22 @@ def fit_fold(
     """
     train = frame[frame[DATE].isin(fold.train)]
     valid = _valid_rows(frame, fold)
-    train_set = lgb.Dataset(train[features], train[LABEL], weight=train[WEIGHT], free_raw_data=True)
-    valid_set = lgb.Dataset(valid[features], valid[LABEL], weight=valid[WEIGHT], reference=train_set)
+    starts = {name: None if offset is None else offset.log(rows[offset.feature]) for name, rows in (("train", train), ("valid", valid))}
+    train_set = lgb.Dataset(train[features], train[LABEL], weight=train[WEIGHT], init_score=starts["train"],
+                            free_raw_data=True)
+    valid_set = lgb.Dataset(valid[features], valid[LABEL], weight=valid[WEIGHT], init_score=starts["valid"],
+                            reference=train_set)
     booster = lgb.train(
         params, train_set, num_boost_round=max_rounds, valid_sets=[valid_set], valid_names=["valid"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)],
     )
     metric = params["metric"]
     rounds = int(booster.best_iteration or booster.current_iteration())
-    predictions = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"])
+    if offset is None:
+        predictions = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"])
+    else:
+        raw = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"], raw_score=True)
+        predictions = np.exp(raw + starts["valid"])
     return FoldFit(float(booster.best_score["valid"][metric]), rounds, predictions)
 
 
@@ -217,7 +237,7 @@ def run_search(
         for fold in folds:
             future = client.submit(
                 fit_fold, data, features, fold, full, training.max_rounds, training.early_stopping_rounds,
-                pure=False, key=f"nightjar-trial-{index}-fold-{fold.index}-{token}",
+                offset_of_training(training), pure=False, key=f"nightjar-trial-{index}-fold-{fold.index}-{token}",
             )
             futures[future] = (index, fold.index)
     try:

@@ -142,3 +142,18 @@ def test_a_forecast_hashes_its_horizons_and_other_feature_sets_keep_their_finger
     assert len({plain.fingerprint, three.fingerprint, four.fingerprint}) == 3
     assert three.names[-7:] == [HORIZON, "target_day_of_week", "target_day_of_month", "target_month",
                                 "target_holiday", "planned_price", "planned_promo"]
+
+
+def test_a_ratio_of_a_target_dates_feature_is_computed_on_each_horizons_row(spark: SparkSession, config: Config) -> None:
+    ratios = [{"name": "price_to_sum", "numerator": "planned_price", "denominator": "transactions_amount_sum_7d"},
+              {"name": "sum_per_horizon", "numerator": "transactions_amount_sum_7d", "denominator": HORIZON}]
+    config = forecasting(config, features={**FEATURES, "ratios": ratios})
+    feature_set = expand(config)
+    assert feature_set.names[-2:] == ["price_to_sum", "sum_per_horizon"] and not feature_set.ratios
+    assert feature_set.fingerprint != expand(forecasting(config)).fingerprint
+    rows = features_of(spark, config, [D]).collect()
+    assert len(rows) == 2 * 3
+    for row in rows:
+        expected = None if row.planned_price is None else row.planned_price / row.transactions_amount_sum_7d
+        assert row.price_to_sum == expected and row.sum_per_horizon == row.transactions_amount_sum_7d / row[HORIZON]
+    assert {(r.customer_id, r[HORIZON]): r.price_to_sum for r in rows}[(1, 3)] == 1.0 / 10.0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import registry
-from models.ensemble import Ensemble, from_text
+from models.ensemble import Ensemble, Offset, from_text
 from models.config import SearchDimension
 from models.search import draw_params
 from nightjar import tables
@@ -174,3 +174,21 @@ def test_a_damaged_ensemble_is_refused_naming_the_file(
     damage(registered_ensemble)
     with pytest.raises(MissingInputError, match=message):
         registry.load(config, "demand", 1)
+
+
+def test_a_booster_with_an_offset_is_one_version_that_keeps_its_offset(config: Config) -> None:
+    rng = np.random.default_rng(0)
+    features = np.column_stack([rng.uniform(0.5, 20, 400), rng.normal(size=400)])
+    offset = Offset("a", 0.1)
+    booster = lgb.train({"objective": "poisson", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(features, rng.poisson(features[:, 0]), feature_name=["a", "b"],
+                                    init_score=offset.log(features[:, 0])), num_boost_round=4)
+    files = registry.model_files(Ensemble((booster,), offset),
+                                 {"features": ["a", "b"], "offset": {"feature": "a", "floor": 0.1}})
+    assert sorted(files) == ["ensemble.json", "member_0.txt", "metadata.json"]
+    tables.write_model(config, "demand", 1, files)
+    model = registry.load(config, "demand", 1).booster
+    assert isinstance(model, Ensemble) and model.offset == offset
+    expected = np.exp(booster.predict(features, raw_score=True) + np.log(features[:, 0]))
+    np.testing.assert_allclose(model.predict(features), expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(from_text(registry.model_text(model)).predict(features), expected, rtol=1e-12, atol=0)
