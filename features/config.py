@@ -44,6 +44,8 @@ class AggregateConfig(Strict):
 
     `offset` lags every window of the block: a window w then holds the events of
     [cutoff - offset - w, cutoff - offset) (e.g. the same weekday a week ago: window 1, offset 7).
+    `pool_by` aggregates the events of every entity that shares these columns of its key (an
+    item across all its stores: `pool_by: [item_id]`); each of those entities gets the pool's value.
     """
 
     source: str
@@ -53,6 +55,7 @@ class AggregateConfig(Strict):
     offset: Duration | None = None
     where: dict[str, Scalar] | None = None
     by: BreakdownConfig | None = None
+    pool_by: list[str] | None = Field(None, min_length=1)
     name: str | None = Field(None, pattern=IDENTIFIER)
     # Totals and sums of squares are added as integers of 10**-scale units, which makes them
     # exact and independent of the order Spark adds them in; |totals| must stay below

@@ -51,6 +51,8 @@ class AggregateSpec:
     definition: str
     # Last, with a default: specs built before lags existed (and their fingerprints) stay as they were.
     offset: Duration | None = None
+    # The columns of the entity key the events are pooled by (all of it: None).
+    pool_by: tuple[str, ...] | None = None
 
     @property
     def lag_days(self) -> int:
@@ -176,6 +178,15 @@ def expand(config: Config) -> FeatureSet:
             raise ConfigError(
                 f"{where}: trend needs a window of at least 2 days, in whole days (not {', '.join(unfit)})"
             )
+        pool_by = None
+        if item.pool_by is not None:
+            keys = config.use_case.entity.keys
+            if not set(item.pool_by) < set(keys):
+                raise ConfigError(f"{where}: pool_by must name some of the entity key's columns ({', '.join(keys)}), "
+                                  f"not {', '.join(item.pool_by)}")
+            if config.features.incremental:
+                raise ConfigError(f"{where}: pooled aggregates are computed from events: set features.incremental: false")
+            pool_by = tuple(column for column in keys if column in item.pool_by)
         breakdown = [(None, ())] if item.by is None else [
             (value, ((item.by.column, value),)) for value in item.by.values
         ]
@@ -195,6 +206,7 @@ def expand(config: Config) -> FeatureSet:
                             scale=item.scale,
                             definition=where,
                             offset=item.offset,
+                            pool_by=pool_by,
                         )
                     )
     attributes: list[AttributeSpec] = []
@@ -292,13 +304,16 @@ def _hashed(spec: AggregateSpec) -> dict:
     """What the fingerprint hashes of an aggregate: its fields, durations as written, no definition key.
 
     An unlagged spec hashes without an `offset` key, exactly as before offsets existed, so a
-    feature set without lags keeps its fingerprint (and the models trained on it stay valid).
+    feature set without lags keeps its fingerprint (and the models trained on it stay valid);
+    so does one without pools.
     """
     content = asdict(spec) | {"definition": None, "window": spec.window.written}
     if spec.offset is None:
         del content["offset"]
     else:
         content["offset"] = spec.offset.written
+    if spec.pool_by is None:
+        del content["pool_by"]
     return content
 
 

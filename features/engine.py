@@ -145,11 +145,14 @@ def compute_features(
     dates = sorted(set(dates))
     windowed = []
     for source_name in sorted({spec.source for spec in feature_set.aggregates}):
-        # One pass per offset: lagged windows are the unlagged windows of earlier dates, computed
-        # on shifted events (see `_windowed_aggregates`); unlagged ones (lag 0) come first, as before.
-        for lag in sorted({spec.lag_days for spec in feature_set.aggregates if spec.source == source_name}):
-            specs = [spec for spec in feature_set.aggregates if spec.source == source_name and spec.lag_days == lag]
-            windowed.append(_windowed_aggregates(events[source_name], sources[source_name], keys, specs, dates, lag))
+        # One pass per offset and pool: lagged windows are the unlagged windows of earlier dates,
+        # computed on shifted events (see `_windowed_aggregates`); unlagged, unpooled ones come
+        # first, as before.
+        of_source = [spec for spec in feature_set.aggregates if spec.source == source_name]
+        for pool_by, lag in sorted({(spec.pool_by or (), spec.lag_days) for spec in of_source}):
+            specs = [spec for spec in of_source if (spec.pool_by or ()) == pool_by and spec.lag_days == lag]
+            windowed.append(_windowed_aggregates(events[source_name], sources[source_name], keys, specs, dates, lag,
+                                                 pool_by or None))
     return complete_features(feature_set, windowed, entities, entities_source, dates, sources, events)
 
 
@@ -184,7 +187,8 @@ def complete_features(
     )
     result = spine
     for frame in windowed:
-        result = result.join(frame, [*keys, DATE], "left")
+        # A pool's aggregates (`pool_by`) hold some of the key's columns: every entity of the pool gets them.
+        result = result.join(frame, [*(key for key in keys if key in frame.columns), DATE], "left")
     result = result.fillna(0, subset=[s.name for s in feature_set.aggregates if s.function in ZERO_WHEN_EMPTY])
     for spec in feature_set.attributes:
         result = result.withColumn(spec.name, _attribute(spec))
@@ -378,8 +382,11 @@ def _fixed_point(value: Column, scale: int) -> Column:
 
 def _windowed_aggregates(
     events: DataFrame, source: SourceConfig, keys: list[str], specs: list[AggregateSpec], dates: list[date], lag: int = 0,
+    pool_by: Sequence[str] | None = None,
 ) -> DataFrame:
     """The aggregates `specs` of `dates`, per entity and date; `specs` all lag their windows by `lag` days.
+
+    With `pool_by` (some of `keys`), per pool and date instead: the events of every entity of a pool together.
 
     A window lagged by n days at D is the unlagged window at D - n: the events are read n days
     earlier and moved n days later (day and instant), and the unlagged computation runs as is.
@@ -396,6 +403,7 @@ def _windowed_aggregates(
     # the first date, and none of the last `lag` days before the last date.
     reach = max(spec.lookback_days for spec in specs)
     relevant = prepared_events(events, source, keys, first - timedelta(days=reach - 1), last - timedelta(days=lag))
+    keys = list(pool_by or keys)  # events with a null key part belong to no entity, nor to its pool
     if any(needs_event_time(spec) for spec in specs):
         relevant = relevant.withColumn(_TIME, event_micros(F.col(source.timestamp)))
     if lag:

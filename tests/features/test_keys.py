@@ -13,7 +13,7 @@ from features import store, tiles
 from features.definitions import expand
 from features.engine import DATE, compute_features
 from nightjar.config import Config, EntityConfig
-from nightjar.errors import DataCheckError
+from nightjar.errors import ConfigError, DataCheckError
 from tests.features.conftest import entities_frame, event, events_frame, with_features
 from tests.features.test_tiles import ENTITIES, EVERY_KIND, LAST, random_events
 
@@ -103,3 +103,45 @@ def test_events_after_d_change_nothing_for_a_key_of_two_columns(
     after_events = events.unionByName(in_shop(events_frame(spark, later), 1)).unionByName(in_shop(events_frame(spark, later), 2))
     after = features_of(spark, two, after_events, entities, from_tiles).where(F.col(DATE) == day)
     assertDataFrameEqual(after, before, checkRowOrder=False, rtol=0, atol=0)
+
+
+def test_a_pooled_aggregate_gives_every_entity_its_pools_events(spark: SparkSession, config: Config) -> None:
+    """pool_by [customer_id]: a customer across both shops, as if the shops' events were one customer's."""
+    windows = {"windows": [1, 7, 30], "aggregates": [
+        {"source": "transactions", "functions": ["count", "days_since_last"]},
+        {"source": "transactions", "column": "amount", "functions": ["sum", "mean", "std", "max", "last"]},
+    ]}
+    pooled = {"windows": windows["windows"], "aggregates": [
+        {**aggregate, "name": "pool", "pool_by": ["customer_id"]} for aggregate in windows["aggregates"]]}
+    histories = {1: random_events(5), 2: random_events(6)}
+    entities = entities_frame(spark, ENTITIES)
+    # An event with a null shop is no entity's, so no pool's either.
+    stray = in_shop(events_frame(spark, [event(1, f"{LAST} 10:00:00", 1e6)]), None)
+    events = in_shop(events_frame(spark, histories[1]), 1).unionByName(in_shop(events_frame(spark, histories[2]), 2))
+    both = in_shop(entities, 1).unionByName(in_shop(entities, 2))
+    actual = features_of(spark, with_key(with_features(config, pooled), KEYS), events.unionByName(stray), both, False)
+
+    one = features_of(spark, with_features(config, windows), events_frame(spark, histories[1] + histories[2]),
+                      entities, False)
+    names = [c for c in one.columns if c not in ("customer_id", DATE)]
+    expected = None
+    for shop in (1, 2):
+        per_shop = in_shop(one, shop).select(*KEYS, DATE, *[F.col(n).alias(n.replace("transactions", "pool", 1)) for n in names])
+        expected = per_shop if expected is None else expected.unionByName(per_shop)
+    assert expected is not None and actual.count() == 2 * one.count()
+    assertDataFrameEqual(actual, expected.select(actual.columns), checkRowOrder=False, rtol=0, atol=1e-9)
+
+
+def test_a_pool_is_part_of_the_key_and_computed_from_events(config: Config) -> None:
+    aggregate = {"source": "transactions", "functions": ["count"], "pool_by": ["merchant"]}
+    two = with_key(with_features(config, {"windows": [7], "aggregates": [aggregate]}), KEYS)
+    with pytest.raises(ConfigError, match=r"^features.aggregates\[0\]: pool_by must name some of the entity key's "
+                                          r"columns \(shop, customer_id\), not merchant$"):
+        expand(two)
+    whole = with_key(with_features(config, {"windows": [7], "aggregates": [{**aggregate, "pool_by": KEYS}]}), KEYS)
+    with pytest.raises(ConfigError, match="pool_by must name some"):
+        expand(whole)
+    tiled = with_features(config, {"windows": [7], "incremental": True,
+                                   "aggregates": [{**aggregate, "pool_by": ["customer_id"]}]})
+    with pytest.raises(ConfigError, match="pooled aggregates are computed from events"):
+        expand(with_key(tiled, KEYS))
