@@ -44,6 +44,9 @@ class AggregateConfig(Strict):
 
     `offset` lags every window of the block: a window w then holds the events of
     [cutoff - offset - w, cutoff - offset) (e.g. the same weekday a week ago: window 1, offset 7).
+    `align: target` (forecasts) ends the windows `offset` days before each row's target date
+    instead: window 1 with offset 7 is the units of the target's weekday a week earlier, for
+    every horizon. Such an offset must be at least `forecast.horizon_days`: days known at D.
     `pool_by` aggregates the events of every entity that shares these columns of its key (an
     item across all its stores: `pool_by: [item_id]`); each of those entities gets the pool's value.
     """
@@ -56,6 +59,7 @@ class AggregateConfig(Strict):
     where: dict[str, Scalar] | None = None
     by: BreakdownConfig | None = None
     pool_by: list[str] | None = Field(None, min_length=1)
+    align: Literal["cutoff", "target"] = "cutoff"
     name: str | None = Field(None, pattern=IDENTIFIER)
     # Totals and sums of squares are added as integers of 10**-scale units, which makes them
     # exact and independent of the order Spark adds them in; |totals| must stay below
@@ -81,6 +85,8 @@ class AggregateConfig(Strict):
         needs_column = sorted(VALUE_FUNCTIONS.intersection(self.functions))
         if needs_column and self.column is None:
             raise ValueError(f"{', '.join(needs_column)} need a column")
+        if self.align == "target" and self.offset is None:
+            raise ValueError("align: target needs an offset: how many days before the target date the windows end")
         if self.where and not self.name:
             raise ValueError("a filtered aggregate (where) needs a name to tell its features apart")
         return self

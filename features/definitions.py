@@ -16,7 +16,8 @@ from typing import Iterable
 
 from pyspark.sql import types as T
 
-from nightjar.config import Config
+from features.config import AggregateConfig
+from nightjar.config import Config, ForecastConfig
 from nightjar.durations import Duration
 from nightjar.errors import ConfigError, DataCheckError
 from nightjar.strict import Scalar
@@ -53,6 +54,8 @@ class AggregateSpec:
     offset: Duration | None = None
     # The columns of the entity key the events are pooled by (all of it: None).
     pool_by: tuple[str, ...] | None = None
+    # Windows ending `offset` days before a forecast row's target date, not D's cutoff.
+    before_target: bool = False
 
     @property
     def lag_days(self) -> int:
@@ -142,14 +145,16 @@ class FeatureSet:
     horizon_days: int | None = None
     calendar: tuple[CalendarSpec, ...] = ()
     planned: tuple[PlannedSpec, ...] = ()
+    # Aggregates over windows ending some days before the target date (`align: target`).
+    before_target: tuple[AggregateSpec, ...] = ()
     # Ratios with an operand of the target date (the planned price over the recent mean price):
     # computed on each horizon's row, after the target date's features.
     target_ratios: tuple[RatioSpec, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        per_target = [HORIZON, *(spec.name for spec in (*self.calendar, *self.planned, *self.target_ratios))] \
-            if self.horizon_days else []
+        per_target = [HORIZON, *(spec.name for spec in (*self.calendar, *self.planned, *self.before_target,
+                                                         *self.target_ratios))] if self.horizon_days else []
         return [spec.name for spec in (*self.aggregates, *self.attributes, *self.ratios)] + per_target
 
     @property
@@ -159,7 +164,7 @@ class FeatureSet:
 
     @property
     def sources(self) -> list[str]:
-        return sorted({spec.source for spec in (*self.aggregates, *self.attributes, *self.planned)})
+        return sorted({spec.source for spec in (*self.aggregates, *self.attributes, *self.planned, *self.before_target)})
 
 
 def _slug(value: Scalar) -> str:
@@ -169,10 +174,14 @@ def _slug(value: Scalar) -> str:
 def expand(config: Config) -> FeatureSet:
     """Expand `config.features` into a FeatureSet; ConfigError names the offending definition."""
     sources = config.use_case.sources
+    forecast = config.use_case.forecast
     aggregates: list[AggregateSpec] = []
     for index, item in enumerate(config.features.aggregates):
         where = f"features.aggregates[{index}]"
         _require_source(config, item.source, "events", where)
+        before_target = item.align == "target"
+        if before_target:
+            _require_before_target(item, forecast, where)
         unfit = [str(w) for w in item.windows or config.features.windows if not fits_trend(w)]
         if "trend" in item.functions and unfit:
             raise ConfigError(
@@ -194,7 +203,7 @@ def expand(config: Config) -> FeatureSet:
             for value, by_filter in breakdown:
                 for window in item.windows or config.features.windows:
                     parts = [item.name or item.source, item.column, function, None if value is None else _slug(value)]
-                    lag = "" if item.offset is None else f"_lag{item.offset}"
+                    lag = "" if item.offset is None else f"_{'before_target' if before_target else 'lag'}{item.offset}"
                     aggregates.append(
                         AggregateSpec(
                             name="_".join(p for p in parts if p) + f"_{window}{lag}",
@@ -207,6 +216,7 @@ def expand(config: Config) -> FeatureSet:
                             definition=where,
                             offset=item.offset,
                             pool_by=pool_by,
+                            before_target=before_target,
                         )
                     )
     attributes: list[AttributeSpec] = []
@@ -224,11 +234,12 @@ def expand(config: Config) -> FeatureSet:
                 definition=where,
             )
         )
+    aligned = [spec for spec in aggregates if spec.before_target]
+    aggregates = [spec for spec in aggregates if not spec.before_target]
     known = [spec.name for spec in (*aggregates, *attributes)]
     keys = config.use_case.entity.keys
     calendar, planned = _per_target(config)
-    forecast = config.use_case.forecast
-    per_target = [HORIZON, *(spec.name for spec in (*calendar, *planned))] if forecast else []
+    per_target = [HORIZON, *(spec.name for spec in (*calendar, *planned, *aligned))] if forecast else []
     ratios: list[RatioSpec] = []
     target_ratios: list[RatioSpec] = []
     for index, item in enumerate(config.features.ratios):
@@ -244,7 +255,7 @@ def expand(config: Config) -> FeatureSet:
             ratios.append(spec)
             known.append(item.name)
     _require_unique(known + per_target + ([TARGET_DATE] if forecast else []) + [*keys, "ds"])
-    if not known:
+    if not known and len(per_target) <= 1:  # the horizon alone is no feature of the data
         raise ConfigError("features: no features are defined")
     content = {
         "engine": ENGINE_VERSION,
@@ -269,16 +280,32 @@ def expand(config: Config) -> FeatureSet:
             "calendar": [asdict(spec) | {"definition": None} for spec in calendar],
             "planned": [asdict(spec) | {"definition": None} for spec in planned],
         }
+        if aligned:
+            content["forecast"]["before_target"] = [_hashed(spec) for spec in aligned]
         if target_ratios:
             content["forecast"]["ratios"] = [asdict(spec) | {"definition": None} for spec in target_ratios]
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    used = sorted({spec.source for spec in (*aggregates, *attributes, *planned)})
+    used = sorted({spec.source for spec in (*aggregates, *attributes, *planned, *aligned)})
     return FeatureSet(
         tuple(keys), tuple(aggregates), tuple(attributes), tuple(ratios), fingerprint,
         timestamps=tuple((name, sources[name].timestamp) for name in used),
         horizon_days=forecast.horizon_days if forecast else None, calendar=tuple(calendar), planned=tuple(planned),
-        target_ratios=tuple(target_ratios),
+        target_ratios=tuple(target_ratios), before_target=tuple(aligned),
     )
+
+
+def _require_before_target(item: AggregateConfig, forecast: ForecastConfig | None, where: str) -> None:
+    """ConfigError unless windows aligned on the target date can be computed at D for every horizon."""
+    if forecast is None:
+        raise ConfigError(f"{where}: align: target needs use_case.forecast (horizon_days)")
+    assert item.offset is not None  # the configuration model requires it
+    days = item.offset.whole_days
+    if days is None or days < forecast.horizon_days:
+        raise ConfigError(f"{where}: align: target needs an offset of at least horizon_days "
+                          f"({forecast.horizon_days}d): the window of the last horizon must end by D, not {item.offset}")
+    since = sorted(set(item.functions) & {"days_since_first", "days_since_last", *TIME_FUNCTIONS})
+    if since:
+        raise ConfigError(f"{where}: {', '.join(since)} count from D's cutoff: they cannot be aligned on the target date")
 
 
 def _per_target(config: Config) -> tuple[list[CalendarSpec], list[PlannedSpec]]:
@@ -314,6 +341,8 @@ def _hashed(spec: AggregateSpec) -> dict:
         content["offset"] = spec.offset.written
     if spec.pool_by is None:
         del content["pool_by"]
+    if not spec.before_target:
+        del content["before_target"]
     return content
 
 
@@ -370,7 +399,7 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
         DataCheckError: a column has a type its function cannot use, e.g. a sum of strings (exit 3).
     """
     timestamps = dict(feature_set.timestamps)
-    for spec in (*feature_set.aggregates, *feature_set.attributes, *feature_set.planned):
+    for spec in (*feature_set.aggregates, *feature_set.before_target, *feature_set.attributes, *feature_set.planned):
         schema = schemas[spec.source]
         columns = {field.name: field.dataType for field in schema.fields}
         used = [spec.column] if spec.column else []

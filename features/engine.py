@@ -50,7 +50,7 @@ Bad input, decided here and documented in the README:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -200,6 +200,12 @@ def complete_features(
     result = result.crossJoin(F.broadcast(horizons)).withColumn(TARGET_DATE, F.date_add(F.col(DATE), F.col(HORIZON)))
     for spec in feature_set.calendar:
         result = result.withColumn(spec.name, _calendar(spec))
+    for source_name in sorted({spec.source for spec in feature_set.before_target}):
+        assert sources is not None and frames is not None, "windows before the target date need their sources"
+        specs = [spec for spec in feature_set.before_target if spec.source == source_name]
+        for frame in before_target(frames[source_name], sources[source_name], keys, specs, dates, feature_set.horizon_days):
+            result = result.join(frame, [*(key for key in keys if key in frame.columns), DATE, HORIZON], "left")
+    result = result.fillna(0, subset=[s.name for s in feature_set.before_target if s.function in ZERO_WHEN_EMPTY])
     for source_name in sorted({spec.source for spec in feature_set.planned}):
         assert sources is not None and frames is not None, "planned features need their sources"
         specs = [spec for spec in feature_set.planned if spec.source == source_name]
@@ -208,6 +214,31 @@ def complete_features(
     for ratio in feature_set.target_ratios:
         result = result.withColumn(ratio.name, _ratio(ratio))
     return result.select(*keys, DATE, TARGET_DATE, *feature_set.names)
+
+
+def before_target(
+    events: DataFrame, source: SourceConfig, keys: list[str], specs: list[AggregateSpec], dates: list[date],
+    horizon_days: int,
+) -> list[DataFrame]:
+    """The aggregates `specs` (`align: target`) of each (entity, ds, horizon) of `dates`, one frame per offset and pool.
+
+    A window ending n days before the target date ds + h is the unaligned, unlagged window of
+    date ds + h - n (n >= horizon_days, so a date no later than ds): computed once for each of
+    those dates and handed to every (ds, h) that reads it.
+    """
+    frames = []
+    for pool_by, offset in sorted({(spec.pool_by or (), spec.lag_days) for spec in specs}):
+        group = [spec for spec in specs if (spec.pool_by or ()) == pool_by and spec.lag_days == offset]
+        unaligned = [replace(spec, offset=None, before_target=False) for spec in group]
+        read_at = sorted({day + timedelta(days=h - offset) for day in dates for h in range(1, horizon_days + 1)})
+        windowed = _windowed_aggregates(events, source, keys, unaligned, read_at, 0, pool_by or None)
+        horizons = events.sparkSession.range(1, horizon_days + 1).select(F.col("id").cast("int").alias(HORIZON))
+        frames.append(
+            windowed.crossJoin(F.broadcast(horizons))
+            .withColumn(DATE, F.date_add(F.col(DATE), offset - F.col(HORIZON)))
+            .where(F.col(DATE).isin(dates))
+        )
+    return frames
 
 
 def _ratio(spec: RatioSpec) -> Column:

@@ -116,7 +116,10 @@ def test_a_plan_changed_after_the_cutoff_changes_nothing_before_it(
 
 
 def test_tiles_give_the_full_computations_forecast_rows(spark: SparkSession, config: Config) -> None:
-    config = forecasting(config, horizon_days=4)
+    # Windows before the target date come from events either way, joined to the tiles' rows.
+    before_target = {**ALIGNED, "offset": 4}
+    config = forecasting(config, horizon_days=4,
+                         features={**FEATURES, "aggregates": [*FEATURES["aggregates"], before_target]})
     dates = [D - timedelta(days=1), D, D + timedelta(days=2)]
     assertDataFrameEqual(features_of(spark, config, dates, from_tiles=True), features_of(spark, config, dates),
                          checkRowOrder=False, rtol=0, atol=0)
@@ -157,3 +160,51 @@ def test_a_ratio_of_a_target_dates_feature_is_computed_on_each_horizons_row(spar
         expected = None if row.planned_price is None else row.planned_price / row.transactions_amount_sum_7d
         assert row.price_to_sum == expected and row.sum_per_horizon == row.transactions_amount_sum_7d / row[HORIZON]
     assert {(r.customer_id, r[HORIZON]): r.price_to_sum for r in rows}[(1, 3)] == 1.0 / 10.0
+
+
+ALIGNED = {"source": "transactions", "column": "amount", "functions": ["sum", "count", "max"], "windows": [1, 7],
+           "offset": 7, "align": "target"}
+
+
+def test_a_window_before_the_target_date_is_the_plain_window_of_that_earlier_date(
+    spark: SparkSession, config: Config,
+) -> None:
+    from tests.features.test_tiles import ENTITIES as MANY, LAST, random_events
+
+    events, entities = events_frame(spark, random_events(7)), entities_frame(spark, MANY)
+    sources = config.use_case.sources
+    dates = [LAST - timedelta(days=n) for n in (0, 3, 4)]
+    aligned = forecasting(config, horizon_days=3, features={"windows": [1], "aggregates": [ALIGNED]})
+    feature_set = expand(aligned)
+    assert feature_set.names == [HORIZON, "transactions_amount_sum_1d_before_target7d",
+                                 "transactions_amount_sum_7d_before_target7d", "transactions_amount_count_1d_before_target7d",
+                                 "transactions_amount_count_7d_before_target7d", "transactions_amount_max_1d_before_target7d",
+                                 "transactions_amount_max_7d_before_target7d"]
+    rows = compute_features(feature_set, sources, {"transactions": events}, entities, sources["customers"], dates).collect()
+
+    plain = with_features(config, {"windows": [1, 7], "aggregates": [{**ALIGNED, "offset": None, "align": "cutoff"}]})
+    earlier = sorted({d + timedelta(days=h - 7) for d in dates for h in (1, 2, 3)})
+    expected = {(r.customer_id, r[DATE]): r for r in compute_features(
+        expand(plain), sources, {"transactions": events}, entities, sources["customers"], earlier).collect()}
+    assert len(rows) == len(dates) * 3 * len(MANY)
+    for row in rows:
+        # The target's day a week before it: the plain features of ds + h - 7.
+        source = expected.get((row.customer_id, row[DATE] + timedelta(days=row[HORIZON] - 7)))
+        for function in ("sum", "count", "max"):
+            for window in (1, 7):
+                value = None if source is None else source[f"transactions_amount_{function}_{window}d"]
+                if value is None and function != "max":
+                    value = 0  # an entity not known yet then: no events, as for any empty window
+                assert row[f"transactions_amount_{function}_{window}d_before_target7d"] == value, (row, function, window)
+    assert {r[HORIZON] for r in rows if r.transactions_amount_count_1d_before_target7d} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"offset": 2}, r"align: target needs an offset of at least horizon_days \(3d\): .*, not 2d$"),
+    ({"functions": ["days_since_last"], "column": None}, "days_since_last count from D's cutoff"),
+])
+def test_a_window_before_the_target_must_be_known_at_d(config: Config, change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^features.aggregates\[0\]: " + message):
+        expand(forecasting(config, horizon_days=3, features={"windows": [1], "aggregates": [{**ALIGNED, **change}]}))
+    with pytest.raises(ConfigError, match=r"align: target needs use_case.forecast"):
+        expand(with_features(config, {"windows": [1], "aggregates": [ALIGNED]}))
