@@ -17,44 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from deltalake import DeltaTable
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks._launcher import exit_now, job, last_run  # noqa: E402
 
-from nightjar import tables  # noqa: E402
-from nightjar.config_loader import load_config  # noqa: E402
-
+USE_CASE = "maintenance"
 D = date(2026, 3, 31)
 HISTORY_DAYS = 7
 SETUP_DAYS = HISTORY_DAYS + 6  # the history of D-5, the first training date, through D
-
-
-def job(name: str, settings: list[str], *argv: str) -> float:
-    """Run one job with the launcher; its wall time in seconds."""
-    command = [str(ROOT / "spark-submit.sh"), name, "--use-case", "maintenance", *argv,
-               *[arg for setting in settings for arg in ("--set", setting)]]
-    print("$", " ".join(command), flush=True)
-    began = time.perf_counter()
-    completed = subprocess.run(command, stdout=subprocess.DEVNULL)
-    if completed.returncode:
-        raise SystemExit(f"{name} failed with exit code {completed.returncode}")
-    return time.perf_counter() - began
-
-
-def last_run(lake: str, name: str) -> dict:
-    config = load_config("local", [f"lake.root={lake}"], use_case="maintenance")
-    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
-    run = runs[runs["job"] == name].sort_values("started_at").iloc[-1]
-    return {"duration_s": float(run["duration_s"]), "rows": dict(run["row_counts"]),
-            "timings": {k: round(float(v), 1) for k, v in dict(run["timings"]).items()}}
 
 
 def main() -> int:
@@ -72,22 +46,23 @@ def main() -> int:
         "training.search.trials=1", "training.max_rounds=100",
     ]
     setup = {
-        "generate": job("generate", settings, "--force", "--date", D.isoformat(),
+        "generate": job("generate", USE_CASE, settings, "--force", "--date", D.isoformat(),
                         "--days", str(SETUP_DAYS), "--entities", str(args.machines)),
-        "features D-5..D-3": job("features", settings, "--force", "--start", (D - timedelta(days=5)).isoformat(),
+        "features D-5..D-3": job("features", USE_CASE, settings, "--force",
+                                 "--start", (D - timedelta(days=5)).isoformat(),
                                  "--end", (D - timedelta(days=3)).isoformat()),
-        "train": job("train", settings, "--date", (D - timedelta(days=1)).isoformat()),
+        "train": job("train", USE_CASE, settings, "--date", (D - timedelta(days=1)).isoformat()),
     }
     nightly = {
-        "features": job("features", settings, "--force", "--date", D.isoformat()),
-        "score": job("score", settings, "--force", "--date", D.isoformat()),
+        "features": job("features", USE_CASE, settings, "--force", "--date", D.isoformat()),
+        "score": job("score", USE_CASE, settings, "--force", "--date", D.isoformat()),
     }
-    telemetry = last_run(args.lake, "generate")["rows"].get("telemetry", 0)
+    telemetry = last_run(args.lake, USE_CASE, "generate")["rows"].get("telemetry", 0)
     print(f"\nmachines={args.machines:,}  telemetry rows a day: {telemetry / SETUP_DAYS:,.0f}")
     for step, seconds in setup.items():
         print(f"  setup   {step:<20} {seconds:>7.1f}s")
     for step, seconds in nightly.items():
-        run = last_run(args.lake, step)
+        run = last_run(args.lake, USE_CASE, step)
         print(f"  nightly {step:<20} {seconds:>7.1f}s  (in the job: {run['duration_s']:.1f}s; steps {run['timings']})")
     total = sum(nightly.values())
     print(f"  nightly path (features + score, launcher to exit): {total:.1f}s  goal < 300s")
@@ -96,10 +71,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Now and then delta-rs' or Arrow's thread pools abort the interpreter's teardown with
-    # "terminate called without an active exception" (SIGABRT; delta-rs #2184, arrow #34314),
-    # after the work is done: leave without that teardown.
-    os._exit(code)
+    exit_now(main())
