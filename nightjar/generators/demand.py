@@ -19,8 +19,11 @@ The model, per store s, item i and day t (each item sold in every store, a serie
 * new items appear during the window: a series starts on its item's introduction day (no row
   before it) and ramps up over its first weeks (`launch`);
 * a drift on `drift_date` (at `DRIFT_SHARE` of the window): a competitor opens near some stores
-  (their demand drops to `COMPETITOR_FACTOR`) and every `DRIFT_CATEGORY` item's regular price
-  rises by `DRIFT_PRICE_FACTOR`, so a model trained before it is off after it.
+  (their demand drops to `COMPETITOR_FACTOR`), every `DRIFT_CATEGORY` item's regular price
+  rises by `DRIFT_PRICE_FACTOR`, and promotions wear out: their lift beyond the discount keeps
+  only `PROMO_FATIGUE` of its effect (a lift of 1.6 becomes 1.15). The first two move levels,
+  which recent sales reveal to any model; the third changes how demand answers a promotion, a
+  relation a model trained before the drift has learnt otherwise.
 
 Units sold are Poisson around the mean (so their variance is the mean: a model can do no better
 than the mean, and its squared error no better than the mean's). `sales` has one row per series
@@ -105,6 +108,7 @@ COMPETITOR_SHARE = 0.3                   # stores near the new competitor...
 COMPETITOR_FACTOR = 0.7                  # ...keep 70% of their demand from the drift on
 DRIFT_CATEGORY = "snacks"
 DRIFT_PRICE_FACTOR = 1.2
+PROMO_FATIGUE = 0.25                     # the share of a promotion's lift - 1 left after the drift
 
 PLAN_LEAD_DAYS = 14
 PLAN_HOUR = 6                            # the plans of a day are published at 06:00 UTC
@@ -316,7 +320,8 @@ def _mean(item: _Item, stores: _Stores, schedule: _Schedule, scenario: DemandSce
     )[None, :] + np.log(stores.size)[:, None]
     price, promo = schedule.price[:, : scenario.days], schedule.promo[:, : scenario.days]
     reference = schedule.regular[:, :1]                   # the series' first regular price
-    log_mean = log_mean + item.elasticity * np.log(price / reference) + promo * math.log(item.lift)
+    lift = np.where(t >= scenario.drift_day, 1.0 + (item.lift - 1.0) * PROMO_FATIGUE, item.lift)
+    log_mean = log_mean + item.elasticity * np.log(price / reference) + promo * np.log(lift)[None, :]
     age = t - item.introduced_day
     launch = np.where(age >= 0, 1.0 - LAUNCH_DIP * np.exp(-np.maximum(age, 0) / LAUNCH_DAYS), 0.0)
     competitor = np.where(stores.competitor[:, None] & (t >= scenario.drift_day)[None, :], COMPETITOR_FACTOR, 1.0)

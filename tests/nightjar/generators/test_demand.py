@@ -150,6 +150,12 @@ def test_the_drift_is_visible(simulated: dict[str, pd.DataFrame], sold: pd.DataF
     category = rows["item_id"].isin(series.loc[series["category"] == DRIFT_CATEGORY, "item_id"])
     assert ratio("price", regular & category) / ratio("price", regular & ~category) == pytest.approx(
         DRIFT_PRICE_FACTOR, abs=0.05)
+    # Promotions lift less after it: per item, the true mean on promotion days over regular days
+    # falls by the lost lift, (1 + (L - 1) f) / L, whatever the item's level, prices or stores.
+    lifts = rows.assign(after=after, promo_day=rows["promo"] == 1).groupby(["item_id", "after", "promo_day"])["mean_units"].mean()
+    per_item = (lifts.xs(True, level="promo_day") / lifts.xs(False, level="promo_day")).unstack("after").dropna()
+    change = per_item[True] / per_item[False]
+    assert len(change) > 100 and change.median() == pytest.approx(0.72, abs=0.08)
 
 
 
