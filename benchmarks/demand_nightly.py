@@ -100,6 +100,10 @@ def main() -> int:
         # because the configuration checks that the series fill every store.
         f"generate.entities={args.series}", f"generate.stores={args.stores}",
         *[f"{key}={value}" for key, value in training.items()],
+        # One Dask worker with both threads: at full size the search sends every worker a copy
+        # of the 3.2 million fit rows, and two workers of 4 GiB beside the driver's training
+        # frame (11.5 GB) ran out of memory (a worker was lost and the fit waited for it).
+        "dask.workers=1", "dask.threads_per_worker=2", "dask.memory_limit=10GiB",
         *args.overrides,
     ]
     # The dates each training reads, as `train` computes them; loading also rejects bad settings
