@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
@@ -48,6 +47,7 @@ from deltalake import DeltaTable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._launcher import exit_now, job  # noqa: E402
 from features import store  # noqa: E402
 from features.config import FeaturesConfig  # noqa: E402
 from features.definitions import expand  # noqa: E402
@@ -57,6 +57,7 @@ from nightjar.config_loader import load_config  # noqa: E402
 from nightjar.demo import demo_dates  # noqa: E402
 from nightjar.session import get_spark  # noqa: E402
 
+USE_CASE = "churn"
 D = date(2026, 3, 31)
 # The ten features of features_vs.py over one window, as DuckDB computes them below.
 TEN_FEATURES = [
@@ -69,17 +70,6 @@ TEN_FEATURES = [
 ]
 
 
-def job(name: str, settings: list[str], *argv: str) -> float:
-    """Run one job with the launcher; its wall time in seconds (launcher to exit)."""
-    command = [str(ROOT / "spark-submit.sh"), name, *argv, *[a for s in settings for a in ("--set", s)]]
-    print("$", " ".join(command), flush=True)
-    began = time.perf_counter()
-    completed = subprocess.run(command, stdout=subprocess.DEVNULL)
-    if completed.returncode:
-        raise SystemExit(f"{name} failed with exit code {completed.returncode}")
-    return time.perf_counter() - began
-
-
 def last_run(config: Config, name: str) -> dict:
     runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
     run = runs[runs["job"] == name].sort_values("started_at").iloc[-1]
@@ -90,7 +80,7 @@ def last_run(config: Config, name: str) -> dict:
 
 def generate(settings: list[str], entities: int, days: int) -> float:
     # Without --force: a lake generated with the same parameters is reused.
-    return job("generate", settings, "--date", D.isoformat(), "--days", str(days), "--entities", str(entities))
+    return job("generate", USE_CASE, settings, "--date", D.isoformat(), "--days", str(days), "--entities", str(entities))
 
 
 def files_of(config: Config, name: str, first: date, last: date, partition: str) -> list[str]:
@@ -168,7 +158,7 @@ def nightly_computation(spark, config: Config, day: date, repeats: int = 3) -> t
 
 def session_config(lake: str, memory: str) -> Config:
     return load_config("local", [f"lake.root={lake}", "spark.master=local[2]", f"spark.driver_memory={memory}",
-                                 "spark.shuffle_partitions=8"], use_case="churn")
+                                 "spark.shuffle_partitions=8"], use_case=USE_CASE)
 
 
 def compare(config: Config, first: str, second: str, day: date) -> int:
@@ -193,16 +183,16 @@ def nightly(args: argparse.Namespace) -> dict:
                 "spark.shuffle_partitions=16", "generate.block_size=10000"]
     config = session_config(args.lake, args.driver_memory)
     setup = {"generate": generate(settings, args.entities, 92),
-             "features D-1 (stores 90 days of tiles)": job("features", [*settings, "features.incremental=true"],
+             "features D-1 (stores 90 days of tiles)": job("features", USE_CASE, [*settings, "features.incremental=true"],
                                                            "--force", "--date",
                                                            (D - timedelta(days=1)).isoformat())}
     # Both into tables of their own (with no features suite, which is keyed by the table's name):
     # the same work but for how the windows are computed.
     compared = [*settings, "validation.suites.features={}"]
-    incremental = job("features", [*compared, "features.incremental=true", "tables.features=features_tiles"],
+    incremental = job("features", USE_CASE, [*compared, "features.incremental=true", "tables.features=features_tiles"],
                       "--force", "--date", D.isoformat())
     incremental_run = last_run(config, "features")
-    full = job("features", [*compared, "features.incremental=false", "tables.features=features_full"],
+    full = job("features", USE_CASE, [*compared, "features.incremental=false", "tables.features=features_full"],
                "--force", "--date", D.isoformat())
     full_run = last_run(config, "features")
     mismatches = compare(config, "features_tiles", "features_full", D)
@@ -257,7 +247,7 @@ def history(args: argparse.Namespace) -> dict:
     setup = {"generate": generate(settings, args.entities, long + 2)}
     config = session_config(args.lake, args.driver_memory)
     spark = get_spark(config)
-    base = load_config("local", [], use_case="churn").features.model_dump(mode="json")
+    base = load_config("local", [], use_case=USE_CASE).features.model_dump(mode="json")
     measured = {}
     for days in (short, long):
         # Ratios name features of other windows: left out.
@@ -285,10 +275,10 @@ def history(args: argparse.Namespace) -> dict:
 def backfill(args: argparse.Namespace) -> dict:
     settings = [f"lake.root={args.lake}", f"spark.driver_memory={args.driver_memory}"]
     setup = {"generate": generate(settings, args.entities, 180)}
-    first, last = demo_dates(load_config("local", [], use_case="churn"))  # the dates `make demo` computes
+    first, last = demo_dates(load_config("local", [], use_case=USE_CASE))  # the dates `make demo` computes
     start, end = first.isoformat(), last.isoformat()
-    tiled = job("features", [*settings, "features.incremental=true"], "--force", "--rebuild", "--start", start, "--end", end)
-    full = job("features", [*settings, "features.incremental=false", "tables.features=features_full",
+    tiled = job("features", USE_CASE, [*settings, "features.incremental=true"], "--force", "--rebuild", "--start", start, "--end", end)
+    full = job("features", USE_CASE, [*settings, "features.incremental=false", "tables.features=features_full",
                             "validation.suites.features={}"], "--force", "--rebuild", "--start", start, "--end", end)
     config = session_config(args.lake, args.driver_memory)
     mismatches = sum(compare(config, "features", "features_full", date.fromisoformat(end) - timedelta(days=n))
@@ -322,9 +312,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # delta-rs' or Arrow's thread pools may abort the interpreter's teardown after the work is
-    # done ("terminate called without an active exception", STACK.md): leave without it.
-    os._exit(code)
+    exit_now(main())

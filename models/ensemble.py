@@ -23,8 +23,9 @@ one text (`to_text`), which `from_text` reads back, as a single booster's does.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
