@@ -1,0 +1,24 @@
+"""A tiny run of `benchmarks/score_vs.py`: the benchmark, its `score` job included, still runs from a fresh clone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nightjar.config_loader import PROJECT_ROOT
+
+
+def test_the_scoring_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "score_vs.py"), "--entities", "3000",
+         "--reason-rows", "300", "--rounds", "10", "--features", "10", "--lake", str(tmp_path / "lake")],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert set(figures["spark_s"]) == {"false", "true"} and all(s > 0 for s in figures["spark_s"].values())
+    # The job ran through its checks and wrote the scores.
+    assert {"score", "check_features", "check_scores", "write"} <= set(figures["job_timings"])
+    assert "score job, 3,000 entities" in completed.stdout
