@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
-from deltalake import DeltaTable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from benchmarks._launcher import job, last_run  # noqa: E402
 from train_vs import PARAMS, synthetic  # noqa: E402
 
 from models import registry, scoring  # noqa: E402
@@ -43,13 +42,14 @@ from nightjar import tables  # noqa: E402
 from nightjar.config_loader import load_config  # noqa: E402
 from nightjar.session import get_spark  # noqa: E402
 
+USE_CASE = "churn"
 DAY = "2026-03-31"
 # The checks `score` runs, for this lake: churn's suites name its own features (`*_count_*`,
 # `online_share_30d`) and count its customers, which the synthetic table and lake do not have.
 SYNTHETIC_SUITES = [
-    "--set", 'validation.suites.features.features=[{expect: unique, key: [customer_id]}, {expect: finite, columns: ["*"]}]',
-    "--set", "validation.suites.scores.scores=[{expect: not_null, columns: [score]}, "
-             "{expect: between, columns: [score], min: 0, max: 1}, {expect: unique, key: [customer_id]}]",
+    'validation.suites.features.features=[{expect: unique, key: [customer_id]}, {expect: finite, columns: ["*"]}]',
+    "validation.suites.scores.scores=[{expect: not_null, columns: [score]}, "
+    "{expect: between, columns: [score], min: 0, max: 1}, {expect: unique, key: [customer_id]}]",
 ]
 
 
@@ -126,16 +126,11 @@ def main() -> int:
     registry.append_changes(spark, config, config.model_name, [], [registry.AliasChange(registry.CHAMPION, 1, registry.PROMOTE, "benchmark")],
                             "benchmark", "benchmark", None, registered=(1, path, "benchmark"))
     spark.stop()
-    began = time.perf_counter()
-    subprocess.run([str(ROOT / "spark-submit.sh"), "score", "--date", DAY, "--set", f"lake.root={lake}",
-                    "--set", f"spark.master=local[{args.threads}]", "--set", "spark.driver_memory=8g",
-                    "--set", f"scoring.reasons={args.job_reasons}", *SYNTHETIC_SUITES],
-                   check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - began
-    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
-    run = runs[runs["job"] == "score"].iloc[-1]
-    timings = dict(run["timings"])
-    print(f"score job, {int(dict(run['row_counts'])['scores']):,} entities: {run['duration_s']:.1f} s in the job "
+    wall = job("score", USE_CASE, [f"lake.root={lake}", f"spark.master=local[{args.threads}]", "spark.driver_memory=8g",
+                                   f"scoring.reasons={args.job_reasons}", *SYNTHETIC_SUITES], "--date", DAY)
+    run = last_run(str(lake), USE_CASE, "score")
+    timings = run["timings"]
+    print(f"score job, {run['rows']['scores']:,} entities: {run['duration_s']:.1f} s in the job "
           f"({wall:.1f} s with JVM start-up); " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     print(json.dumps({"plain_s": plain, "spark_s": spark_s, "job_timings": timings}, default=str))
     return 0

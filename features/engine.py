@@ -149,10 +149,9 @@ def compute_features(
         # computed on shifted events (see `_windowed_aggregates`); unlagged, unpooled ones come
         # first, as before.
         of_source = [spec for spec in feature_set.aggregates if spec.source == source_name]
-        for pool_by, lag in sorted({(spec.pool_by or (), spec.lag_days) for spec in of_source}):
-            specs = [spec for spec in of_source if (spec.pool_by or ()) == pool_by and spec.lag_days == lag]
+        for pool_by, lag, specs in _passes(of_source):
             windowed.append(_windowed_aggregates(events[source_name], sources[source_name], keys, specs, dates, lag,
-                                                 pool_by or None))
+                                                 pool_by))
     return complete_features(feature_set, windowed, entities, entities_source, dates, sources, events)
 
 
@@ -227,11 +226,10 @@ def before_target(
     those dates and handed to every (ds, h) that reads it.
     """
     frames = []
-    for pool_by, offset in sorted({(spec.pool_by or (), spec.lag_days) for spec in specs}):
-        group = [spec for spec in specs if (spec.pool_by or ()) == pool_by and spec.lag_days == offset]
+    for pool_by, offset, group in _passes(specs):
         unaligned = [replace(spec, offset=None, before_target=False) for spec in group]
         read_at = sorted({day + timedelta(days=h - offset) for day in dates for h in range(1, horizon_days + 1)})
-        windowed = _windowed_aggregates(events, source, keys, unaligned, read_at, 0, pool_by or None)
+        windowed = _windowed_aggregates(events, source, keys, unaligned, read_at, 0, pool_by)
         horizons = events.sparkSession.range(1, horizon_days + 1).select(F.col("id").cast("int").alias(HORIZON))
         frames.append(
             windowed.crossJoin(F.broadcast(horizons))
@@ -239,6 +237,14 @@ def before_target(
             .where(F.col(DATE).isin(dates))
         )
     return frames
+
+
+def _passes(specs: list[AggregateSpec]) -> list[tuple[tuple[str, ...] | None, int, list[AggregateSpec]]]:
+    """`specs` by (pool, offset in days): each group is one aggregation pass over the events.
+    Unpooled before pooled, shorter offsets first (unlagged, unpooled ones first, as before pools)."""
+    groups = sorted({(spec.pool_by or (), spec.lag_days) for spec in specs})
+    return [(pool_by or None, lag, [spec for spec in specs if (spec.pool_by or ()) == pool_by and spec.lag_days == lag])
+            for pool_by, lag in groups]
 
 
 def _ratio(spec: RatioSpec) -> Column:

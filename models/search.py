@@ -23,7 +23,7 @@ import pandas as pd
 from distributed import Client, Future, Worker, wait
 
 from models.config import SearchDimension, TrainingConfig
-from models.ensemble import Offset
+from models.ensemble import Ensemble, Offset
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
 from nightjar.errors import ConfigError, NightjarError
@@ -176,8 +176,10 @@ def fit_fold(
     if offset is None:
         predictions = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"])
     else:
-        raw = booster.predict(valid[features], num_iteration=rounds, num_threads=params["num_threads"], raw_score=True)
-        predictions = np.exp(raw + starts["valid"])
+        # As the registered model will predict (`Ensemble` adds the offset); `rounds` is the
+        # booster's best iteration, which its predictions use.
+        predictions = Ensemble((booster,), offset).predict(valid[features].to_numpy(dtype=np.float64),
+                                                           num_threads=params["num_threads"])
     return FoldFit(float(booster.best_score["valid"][metric]), rounds, predictions)
 
 
