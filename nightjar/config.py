@@ -73,10 +73,15 @@ class DaskConfig(Strict):
 
 class EntityConfig(Strict):
     """The thing that is scored: its name and its key, one column or several that together
-    identify it (`key: [store_id, item_id]`)."""
+    identify it (`key: [store_id, item_id]`).
+
+    At the event grain (`use_case.grain: event`) the scored things are the events of `source`
+    themselves, and `key` is their id column (`transaction_id`).
+    """
 
     name: str = Field(pattern=IDENTIFIER)
     key: str | list[str]
+    source: str | None = None
 
     @field_validator("key")
     @classmethod
@@ -178,6 +183,29 @@ class UseCaseConfig(Strict):
     sources: dict[str, SourceConfig]
     label: LabelConfig
     forecast: ForecastConfig | None = None
+    # `snapshot`: one score per entity and date, as of the date's cutoff. `event`: one score per
+    # event of `entity.source`, as of the instant before it; its label is `label.kind` of the
+    # label source's rows with the event's id in [event time, event time + label.horizon): the
+    # horizon is the labels' maturity (chargebacks reported within 60 days: `horizon: 60d`).
+    grain: Literal["snapshot", "event"] = "snapshot"
+
+    @model_validator(mode="after")
+    def _event_grain_scores_a_source(self) -> "UseCaseConfig":
+        source = self.entity.source
+        if self.grain == "snapshot":
+            if source is not None:
+                raise ValueError("entity.source applies to grain: event only")
+            return self
+        if source is None or source not in self.sources or self.sources[source].kind != "events":
+            raise ValueError(f"grain: event needs entity.source, one of the events sources "
+                             f"{sorted(n for n, s in self.sources.items() if s.kind == 'events')}, not {source!r}")
+        if len(self.entity.keys) != 1:
+            raise ValueError("grain: event needs entity.key to be the events' id column, one column")
+        if self.forecast is not None:
+            raise ValueError("grain: event scores events, not forecasts: drop use_case.forecast")
+        if self.label.kind == "sum":
+            raise ValueError("grain: event needs an event label (any_event or no_event), not a sum")
+        return self
 
     @model_validator(mode="after")
     def _label_reads_an_event_source(self) -> "UseCaseConfig":
@@ -228,7 +256,7 @@ class GenerateConfig(Strict):
     """The demo data generator: a simulated population whose true probabilities are known
     (`nightjar.generators`)."""
 
-    scenario: Literal["churn", "maintenance", "demand"]
+    scenario: Literal["churn", "maintenance", "demand", "fraud"]
     seed: int = Field(7, ge=0)
     # The entities scored: customers, machines; for demand, (store, item) series.
     entities: int = Field(10_000, ge=1)

@@ -52,7 +52,7 @@ def test_nightjar_use_case_variable_selects_the_use_case(tmp_path: Path, monkeyp
 @pytest.mark.parametrize("name", ["nope", "a-b", "../churn"])
 def test_an_unknown_use_case_exits_2_listing_the_known_ones(tmp_path: Path, name: str) -> None:
     directory = conf_copy(tmp_path, "", other=_churn_text())
-    with pytest.raises(ConfigError, match=rf"unknown use case '{name}': no file .* \(use cases: churn, demand, maintenance, mock_customer, other\)$") as caught:
+    with pytest.raises(ConfigError, match=rf"unknown use case '{name}': no file .* \(use cases: churn, demand, fraud, maintenance, mock_customer, other\)$") as caught:
         load_config("mine", directory=directory, use_case=name)
     assert caught.value.exit_code == 2
 
@@ -103,7 +103,7 @@ def test_the_test_environment_sizes_churn_through_its_per_use_case_section() -> 
 @pytest.mark.parametrize(
     ("env_text", "use_case_text", "overrides", "expected"),
     [
-        ("use_cases:\n  chrun:\n    training: {seed: 1}\n", None, [], "mine.yaml: use_cases.chrun: unknown use case (use cases: churn, demand, maintenance, mock_customer)"),
+        ("use_cases:\n  chrun:\n    training: {seed: 1}\n", None, [], "mine.yaml: use_cases.chrun: unknown use case (use cases: churn, demand, fraud, maintenance, mock_customer)"),
         ("use_cases: [churn]\n", None, [], "mine.yaml: use_cases must map use case names to sections"),
         ("use_cases:\n  churn: 3\n", None, [], "mine.yaml: use_cases.churn: must hold a mapping of keys"),
         ("", None, ["use_case.name=other"], "use_case.name 'other' differs from the use case's file churn.yaml"),
