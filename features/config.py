@@ -39,8 +39,24 @@ class BreakdownConfig(Strict):
     values: list[Scalar] = Field(min_length=1)
 
 
+class LookupConfig(Strict):
+    """Columns an events source lacks, taken from another source's row with the same `key` value
+    (a chargeback's merchant, from its transaction: `{source: transactions, key: transaction_id}`)."""
+
+    source: str
+    key: str = Field(pattern=IDENTIFIER)
+    # How much older than the event its looked-up row may be: how far back the lookup source is
+    # read (a chargeback counts within the labels' maturity of its transaction: 60d).
+    within: Duration
+
+
 class AggregateConfig(Strict):
     """Trailing-window aggregations of one events source, per entity and date.
+
+    At the event grain (`use_case.grain: event`) the windows end at each scored event's instant,
+    exclusive, and `per` names the scored event's column whose history they aggregate: `per:
+    card_id` counts the card's events of [t - w, t). `lookup` gives the source's events the `per`
+    column from another source first (the merchant of a chargeback's transaction).
 
     `offset` lags every window of the block: a window w then holds the events of
     [cutoff - offset - w, cutoff - offset) (e.g. the same weekday a week ago: window 1, offset 7).
@@ -60,6 +76,8 @@ class AggregateConfig(Strict):
     by: BreakdownConfig | None = None
     pool_by: list[str] | None = Field(None, min_length=1)
     align: Literal["cutoff", "target"] = "cutoff"
+    per: str | None = Field(None, pattern=IDENTIFIER)
+    lookup: LookupConfig | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)
     # Totals and sums of squares are added as integers of 10**-scale units, which makes them
     # exact and independent of the order Spark adds them in; |totals| must stay below
@@ -87,6 +105,8 @@ class AggregateConfig(Strict):
             raise ValueError(f"{', '.join(needs_column)} need a column")
         if self.align == "target" and self.offset is None:
             raise ValueError("align: target needs an offset: how many days before the target date the windows end")
+        if self.lookup is not None and self.per is None:
+            raise ValueError("lookup gives events the per column: it needs per")
         if self.where and not self.name:
             raise ValueError("a filtered aggregate (where) needs a name to tell its features apart")
         return self

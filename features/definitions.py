@@ -56,6 +56,10 @@ class AggregateSpec:
     pool_by: tuple[str, ...] | None = None
     # Windows ending `offset` days before a forecast row's target date, not D's cutoff.
     before_target: bool = False
+    # Event grain: the scored event's column whose history is aggregated, and the (source, column,
+    # how much older its row may be) the events take it from when they lack it (`features.config.LookupConfig`).
+    per: str | None = None
+    lookup: tuple[str, str, Duration] | None = None
 
     @property
     def lag_days(self) -> int:
@@ -150,6 +154,9 @@ class FeatureSet:
     # Ratios with an operand of the target date (the planned price over the recent mean price):
     # computed on each horizon's row, after the target date's features.
     target_ratios: tuple[RatioSpec, ...] = ()
+    # Event grain: the source whose events are the rows, and its timestamp column, kept in each row.
+    event_source: str | None = None
+    event_time: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -164,7 +171,10 @@ class FeatureSet:
 
     @property
     def sources(self) -> list[str]:
-        return sorted({spec.source for spec in (*self.aggregates, *self.attributes, *self.planned, *self.before_target)})
+        lookups = [spec.lookup[0] for spec in self.aggregates if spec.lookup]
+        scored = [self.event_source] if self.event_source else []
+        return sorted({spec.source for spec in (*self.aggregates, *self.attributes, *self.planned, *self.before_target)}
+                      | {*lookups, *scored})
 
 
 def _slug(value: Scalar) -> str:
@@ -176,9 +186,14 @@ def expand(config: Config) -> FeatureSet:
     sources = config.use_case.sources
     forecast = config.use_case.forecast
     aggregates: list[AggregateSpec] = []
+    event_grain = config.use_case.grain == "event"
     for index, item in enumerate(config.features.aggregates):
         where = f"features.aggregates[{index}]"
         _require_source(config, item.source, "events", where)
+        if event_grain:
+            _require_event_aggregate(config, item, where)
+        elif item.per is not None or item.lookup is not None:
+            raise ConfigError(f"{where}: per and lookup apply to use_case.grain: event only")
         before_target = item.align == "target"
         if before_target:
             _require_before_target(item, forecast, where)
@@ -217,12 +232,20 @@ def expand(config: Config) -> FeatureSet:
                             offset=item.offset,
                             pool_by=pool_by,
                             before_target=before_target,
+                            per=item.per,
+                            lookup=(item.lookup.source, item.lookup.key, item.lookup.within) if item.lookup else None,
                         )
                     )
     attributes: list[AttributeSpec] = []
     for index, item in enumerate(config.features.attributes):
         where = f"features.attributes[{index}]"
-        _require_source(config, item.source, "entities", where)
+        if event_grain:
+            # An event's attributes are its own columns: its amount, its channel.
+            if item.source != config.use_case.entity.source or item.kind == "tenure_days":
+                raise ConfigError(f"{where}: at the event grain an attribute is a numeric or category column "
+                                  f"of the scored events, source {config.use_case.entity.source!r}")
+        else:
+            _require_source(config, item.source, "entities", where)
         default_name = "tenure_days" if item.kind == "tenure_days" else item.column
         attributes.append(
             AttributeSpec(
@@ -254,7 +277,10 @@ def expand(config: Config) -> FeatureSet:
         else:
             ratios.append(spec)
             known.append(item.name)
-    _require_unique(known + per_target + ([TARGET_DATE] if forecast else []) + [*keys, "ds"])
+    event_source = config.use_case.entity.source if event_grain else None
+    event_time = sources[event_source].timestamp if event_source else None
+    _require_unique(known + per_target + ([TARGET_DATE] if forecast else []) + [*keys, "ds"]
+                    + ([event_time] if event_time else []))
     if not known and len(per_target) <= 1:  # the horizon alone is no feature of the data
         raise ConfigError("features: no features are defined")
     content = {
@@ -273,6 +299,11 @@ def expand(config: Config) -> FeatureSet:
         "attributes": [asdict(spec) | {"definition": None} for spec in attributes],
         "ratios": [asdict(spec) | {"definition": None} for spec in ratios],
     }
+    if event_source:
+        # Only the event grain hashes this: other feature sets keep their fingerprints.
+        content["event"] = {"source": event_source, **sources[event_source].content(),
+                            "lookups": {name: sources[name].content() for name in
+                                        sorted({s.lookup[0] for s in aggregates if s.lookup})}}
     if forecast:
         # Only forecasts hash these: the feature sets of other use cases keep their fingerprints.
         content["forecast"] = {
@@ -291,7 +322,32 @@ def expand(config: Config) -> FeatureSet:
         timestamps=tuple((name, sources[name].timestamp) for name in used),
         horizon_days=forecast.horizon_days if forecast else None, calendar=tuple(calendar), planned=tuple(planned),
         target_ratios=tuple(target_ratios), before_target=tuple(aligned),
+        event_source=event_source, event_time=event_time,
     )
+
+
+# What the event grain computes over [t - w, t): functions of the events of the window, each
+# exact (see `features.events`); `std`, `trend`, `last` and day counts are the snapshot grain's.
+EVENT_FUNCTIONS = frozenset({"count", "sum", "mean", "min", "max", "distinct_count", "hours_since_first",
+                             "hours_since_last"})
+
+
+def _require_event_aggregate(config: Config, item: AggregateConfig, where: str) -> None:
+    """ConfigError unless `item` is computable per scored event (`use_case.grain: event`)."""
+    if item.per is None:
+        raise ConfigError(f"{where}: at the event grain every aggregate needs per: the scored event's column "
+                          "whose history it aggregates (per: card_id)")
+    if item.lookup is not None:
+        _require_source(config, item.lookup.source, "events", f"{where}.lookup")
+    unsupported = sorted(set(item.functions) - EVENT_FUNCTIONS)
+    if unsupported:
+        raise ConfigError(f"{where}: {', '.join(unsupported)} not computed at the event grain "
+                          f"(functions: {', '.join(sorted(EVENT_FUNCTIONS))})")
+    for option in ("offset", "pool_by"):
+        if getattr(item, option) is not None:
+            raise ConfigError(f"{where}: {option} does not apply at the event grain")
+    if config.features.incremental:
+        raise ConfigError("features.incremental: the event grain computes from events: set it to false")
 
 
 def _require_before_target(item: AggregateConfig, forecast: ForecastConfig | None, where: str) -> None:
@@ -343,6 +399,11 @@ def _hashed(spec: AggregateSpec) -> dict:
         del content["pool_by"]
     if not spec.before_target:
         del content["before_target"]
+    for event_only in ("per", "lookup"):
+        if content[event_only] is None:
+            del content[event_only]
+    if spec.lookup is not None:
+        content["lookup"] = [spec.lookup[0], spec.lookup[1], spec.lookup[2].written]
     return content
 
 
@@ -411,6 +472,8 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
                     f"{spec.definition} ({spec.name}): source {spec.source!r} has no column {column!r} "
                     f"(columns: {', '.join(columns)})"
                 )
+        if isinstance(spec, AggregateSpec) and spec.per is not None:
+            _check_per_columns(feature_set, spec, schemas)
         if isinstance(spec, AggregateSpec) and needs_event_time(spec):
             what = spec.function if spec.function in TIME_FUNCTIONS else f"a {spec.window} window"
             require_event_times(schema, spec.source, timestamps[spec.source], f"{spec.definition} ({spec.name})", what)
@@ -422,3 +485,18 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
                 f"{spec.definition} ({spec.name}): {spec.source}.{spec.column} is "
                 f"{columns[spec.column].simpleString()}, not numeric"
             )
+
+
+def _check_per_columns(feature_set: FeatureSet, spec: AggregateSpec, schemas: dict[str, T.StructType]) -> None:
+    """ConfigError unless the scored events and the aggregated ones (or their lookup) hold `spec.per`."""
+    needed = [(feature_set.event_source, spec.per)]
+    if spec.lookup is None:
+        needed.append((spec.source, spec.per))
+    else:
+        lookup_source, on, _ = spec.lookup
+        needed += [(spec.source, on), (lookup_source, on), (lookup_source, spec.per)]
+    for source, column in needed:
+        columns = [field.name for field in schemas[source].fields]
+        if column not in columns:
+            raise ConfigError(f"{spec.definition} ({spec.name}): source {source!r} has no column {column!r} "
+                              f"(columns: {', '.join(columns)})")

@@ -190,9 +190,9 @@ def complete_features(
         result = result.join(frame, [*(key for key in keys if key in frame.columns), DATE], "left")
     result = result.fillna(0, subset=[s.name for s in feature_set.aggregates if s.function in ZERO_WHEN_EMPTY])
     for spec in feature_set.attributes:
-        result = result.withColumn(spec.name, _attribute(spec))
+        result = result.withColumn(spec.name, attribute_value(spec))
     for ratio in feature_set.ratios:
-        result = result.withColumn(ratio.name, _ratio(ratio))
+        result = result.withColumn(ratio.name, ratio_value(ratio))
     if not feature_set.horizon_days:
         return result.select(*keys, DATE, *feature_set.names)
     horizons = entities.sparkSession.range(1, feature_set.horizon_days + 1).select(F.col("id").cast("int").alias(HORIZON))
@@ -211,7 +211,7 @@ def complete_features(
         planned = planned_values(frames[source_name], sources[source_name], keys, specs, dates, feature_set.horizon_days)
         result = result.join(planned, [*keys, DATE, HORIZON], "left")
     for ratio in feature_set.target_ratios:
-        result = result.withColumn(ratio.name, _ratio(ratio))
+        result = result.withColumn(ratio.name, ratio_value(ratio))
     return result.select(*keys, DATE, TARGET_DATE, *feature_set.names)
 
 
@@ -247,7 +247,8 @@ def _passes(specs: list[AggregateSpec]) -> list[tuple[tuple[str, ...] | None, in
             for pool_by, lag in groups]
 
 
-def _ratio(spec: RatioSpec) -> Column:
+def ratio_value(spec: RatioSpec) -> Column:
+    """numerator / denominator of each row, missing when the denominator is 0 or missing."""
     denominator = F.col(spec.denominator).cast("double")
     return F.when(denominator != 0, F.col(spec.numerator).cast("double") / denominator)
 
@@ -307,7 +308,8 @@ def _dates_frame(spark: SparkSession, dates: list[date]) -> DataFrame:
     return spark.createDataFrame([(d,) for d in dates], T.StructType([T.StructField(DATE, T.DateType(), False)]))
 
 
-def _attribute(spec: AttributeSpec) -> Column:
+def attribute_value(spec: AttributeSpec) -> Column:
+    """The attribute `spec` of each row: a category's index in its values, a number, or days since the entity was known."""
     if spec.kind == "tenure_days":
         return F.datediff(F.col(DATE), F.col("_known_from"))
     if spec.kind == "numeric":

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 def all_present(columns: Sequence[str]) -> Column:
     """Rows whose `columns` (a key's) are all non-null: a row with a null key part belongs to no entity."""
-    condition = F.col(columns[0]).isNotNull()
-    for column in columns[1:]:
+    condition = F.lit(True)
+    for column in columns:
         condition = condition & F.col(column).isNotNull()
     return condition
