@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from features import tiles
 from features.definitions import FeatureSet, check_columns, expand
 from features.engine import DATE, compute_features
+from features.events import event_features
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.errors import ConfigError, DataCheckError
@@ -110,6 +111,10 @@ def _held(manifest: dict) -> dict[str, tiles.Held | None]:
 def full_features(config: Config, feature_set: FeatureSet, frames: dict[str, DataFrame], todo: list[date]) -> tiles.Assembly:
     """The features of `todo` from all the events of their windows (`features.incremental: false`); no tiles."""
     sources = config.use_case.sources
+    if feature_set.event_source is not None:
+        # Buckets of keys per task: a few per shuffle partition keeps each task's history small.
+        features = event_features(feature_set, sources, frames, todo, buckets=4 * config.spark.shuffle_partitions)
+        return tiles.Assembly(features, None, "", {}, [], {})
     entities_name, entities_source = config.use_case.source_of_kind("entities")
     features = compute_features(
         feature_set, sources,
@@ -141,8 +146,9 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     config, spark = context.config, context.spark
     feature_set = expand(config)
     sources = config.use_case.sources
-    entities_name, entities_source = config.use_case.source_of_kind("entities")
-    frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, entities_name}}
+    # The rows: the entities of an entities source, or at the event grain the events scored.
+    spine_name = feature_set.event_source or config.use_case.source_of_kind("entities")[0]
+    frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, spine_name}}
     require_source_columns(config, frames)
     for name in feature_set.sources:
         context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
@@ -150,7 +156,10 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     with context.timed("validate_sources"):
         validate_sources(context, frames, todo)
     check_columns(feature_set, {name: frame.schema for name, frame in frames.items()})
-    require_unique_entities(frames[entities_name], entities_source.table, config.use_case.entity.keys)
+    spine = frames[spine_name]
+    if feature_set.event_source is not None:
+        spine = spine.where(F.col(sources[spine_name].partition).isin(todo))
+    require_unique_entities(spine, sources[spine_name].table, config.use_case.entity.keys)
 
     context.progress(
         f"computing {len(feature_set.names)} features (set {feature_set.fingerprint}) for {len(todo)} dates "

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import store
-from features.definitions import HORIZON, TARGET_DATE
+from features.definitions import HORIZON, TARGET_DATE, expand
 from features.engine import DATE
 from models import registry, scoring
 from nightjar import cli, tables
@@ -148,12 +148,27 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
                                           reference=model.metadata.get("reference_statistics"), checks=record.checks)
             reports.append(checked.data_docs)
     context.progress(f"scoring {len(todo)} dates {todo[0]}..{todo[-1]} with {model.name} version {model.version}")
-    scored = scoring.score(features, registry.model_text(model.booster), model.features,
-                           config.use_case.entity.keys, reasons=config.scoring.reasons,
-                           reasons_min_score=config.scoring.reasons_min_score, alert_threshold=threshold,
-                           carried=[HORIZON, TARGET_DATE] if config.use_case.forecast else [],
-                           intervals=model.metadata["holdout"].get("intervals"),
-                           interval_group=HORIZON if config.use_case.forecast else None)
+    event_time = expand(config).event_time
+    carried = [HORIZON, TARGET_DATE] if config.use_case.forecast else [event_time] if event_time else []
+
+    def scored_with(reasons: int, reasons_min_score: float | None) -> DataFrame:
+        return scoring.score(features, registry.model_text(model.booster), model.features,
+                             config.use_case.entity.keys, reasons=reasons, reasons_min_score=reasons_min_score,
+                             alert_threshold=threshold, carried=carried,
+                             intervals=model.metadata["holdout"].get("intervals"),
+                             interval_group=HORIZON if config.use_case.forecast else None,
+                             calibration=model.metadata.get("calibration"))
+
+    reasons_min_score = config.scoring.reasons_min_score
+    top_percent = config.scoring.reasons_top_percent
+    if config.scoring.reasons and top_percent is not None:
+        with context.timed("reasons_threshold"):
+            # The run's own top scores: a first pass of predictions only, then SHAP for those.
+            quantile = scored_with(0, None).approxQuantile(scoring.SCORE, [1 - top_percent / 100], 0.0)
+            reasons_min_score = quantile[0] if quantile else None
+        if reasons_min_score is not None:
+            context.progress(f"reasons for the top {top_percent:g}% of scores: score >= {reasons_min_score:.6f}")
+    scored = scored_with(config.scoring.reasons, reasons_min_score)
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:

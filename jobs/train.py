@@ -28,7 +28,8 @@ from pyspark.sql import functions as F
 
 from features import store
 from features.definitions import HORIZON, expand, require_event_times
-from models import alerts, distributed, evaluate, folds, intervals, promotion, registry, search
+from models import alerts, calibration, distributed, evaluate, folds, intervals, promotion, registry, search
+from models.config import TrainingConfig
 from models.ensemble import Ensemble
 from models.training_set import (
     DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, ordered, snapshot_rows,
@@ -72,7 +73,10 @@ def train(context: cli.JobContext) -> None:
     keys = config.use_case.entity.keys
     name = config.model_name
     dates = training_dates(context)
-    plan = folds.plan(dates, training.folds, training.holdout_days, training.gap_days)
+    if task != "classification" and (training.calibration or training.ranking):
+        raise ConfigError("training.calibration and training.ranking apply to classification labels only")
+    plan = folds.plan(dates, training.folds, training.holdout_days, training.gap_days,
+                      training.calibration.days if training.calibration else 0)
 
     # Inputs: the feature partitions of the dates, and the label source through the last horizon.
     feature_set = expand(config)
@@ -119,8 +123,10 @@ def train(context: cli.JobContext) -> None:
             reference = None
             if training.reference and tables.exists(spark, config, training.reference.table):
                 reference = tables.read(spark, config, training.reference.table)
+            # The holdout and the calibration dates are not down-sampled: both measure the population as it is.
             snapshot = snapshot_rows(
-                features_frame, events, source, label, feature_set, training, dates, list(plan.holdout), reference,
+                features_frame, events, source, label, feature_set, training, dates,
+                [*plan.calibration, *plan.holdout], reference,
             )
             # Sorted rows in files numbered in order: the same inputs give the same snapshot files.
             snapshot_version = tables.overwrite(
@@ -185,6 +191,9 @@ def train(context: cli.JobContext) -> None:
             )
         if config.scoring.alert is not None:
             report["alert"] = alert_report(config, booster, names, holdout, list(plan.holdout), out_of_fold, events)
+        if training.calibration is not None:
+            report["calibration"] = calibrated_report(
+                training, booster, names, frame[frame[DATE].isin(plan.calibration)], holdout)
 
     # An ensemble's members, their parameters and holdout metrics go to the metadata's `ensemble`.
     ensemble = report.pop("ensemble", None)
@@ -209,6 +218,11 @@ def train(context: cli.JobContext) -> None:
         metadata["ensemble"] = ensemble
     if training.offset is not None:
         metadata["offset"] = training.offset.model_dump()
+    calibrated = report.pop("calibration", None)
+    if calibrated is not None:
+        # The predictor scoring applies (`models.scoring`), and what it measured on the holdout.
+        metadata["calibration"] = calibrated.pop("predictor")
+        metadata["holdout"]["calibrated"] = calibrated
     with context.timed("register"):
         registered = promotion.register(
             spark, config, booster, metadata,
@@ -236,8 +250,86 @@ def train(context: cli.JobContext) -> None:
     if "alert" in report:
         for line in alert_lines(report["alert"], config.use_case.entity.name):
             context.progress(line)
+    if calibrated is not None:
+        for line in calibrated_lines(calibrated):
+            context.progress(line)
     context.progress(f"registered {name} version {registered.version} as {change.alias}: {change.reason}  "
                      f"[{registered.path}]")
+
+
+def calibrated_report(
+    training: TrainingConfig, model: Any, names: list[str], calibration_rows: pd.DataFrame, holdout: pd.DataFrame,
+) -> dict[str, Any]:
+    """The Venn-Abers predictor fitted on the calibration dates, and on the holdout: the merged
+    probability's metrics, the calibration of both bounds, the class-conditional conformal sets'
+    coverage per class, and with `training.ranking` what investigators read.
+
+    Returns:
+        The report, with the predictor's JSON form under "predictor".
+    """
+    assert training.calibration is not None
+    labels = calibration_rows[LABEL].to_numpy()
+    if len(set(labels.tolist())) < 2:
+        raise MissingInputError(f"training.calibration: the {training.calibration.days} calibration dates hold "
+                                f"{'no rows' if not len(labels) else 'one class only'}: more dates or more data")
+    predictor = calibration.VennAbers.fit(evaluate.predict(model, calibration_rows, names), labels)
+    conformal = calibration.MondrianConformal.fit(predictor.predict(evaluate.predict(model, calibration_rows, names)),
+                                                  labels)
+    alpha = training.calibration.conformal_alpha
+    held = holdout[LABEL].to_numpy()
+    p0, p1 = predictor.predict_bounds(evaluate.predict(model, holdout, names))
+    merged = calibration.merge(p0, p1)
+    sets = conformal.predict(merged, alpha)
+    report: dict[str, Any] = {
+        "predictor": predictor.to_dict(),
+        "method": "inductive Venn-Abers on the calibration dates; score = p1 / (1 - p0 + p1), "
+                  "score_low = p0, score_high = p1",
+        "calibration_dates": [str(d) for d in sorted(set(calibration_rows[DATE]))],
+        "calibration_rows": len(calibration_rows),
+        "metrics": evaluate.metrics("classification", held, merged, training.top_k_percent),
+        "expected_calibration_error": calibration.expected_calibration_error(merged, held),
+        "bounds": calibration.bounds_calibration(p0, p1, held),
+        "mean_width": float(np.mean(p1 - p0)),
+        "conformal": {"alpha": alpha, "sets": conformal.at(alpha).to_dict(),
+                      "coverage": calibration.coverage_by_class(sets, held)},
+    }
+    ranking = training.ranking
+    if ranking is not None:
+        reference = holdout[REFERENCE].to_numpy() if REFERENCE in holdout.columns and holdout[REFERENCE].notna().all() else None
+        value = holdout[ranking.value].to_numpy() if ranking.value else None
+        report["ranking"] = {
+            "pr_auc": calibration.pr_auc_bootstrap(held, merged, reference, ranking.bootstrap, training.seed),
+            "top_per_day": calibration.precision_at_top_k_per_day(held, merged, holdout[DATE].to_numpy(),
+                                                                  ranking.top_per_day),
+            "at_false_positive_rate": {"rate": ranking.false_positive_rate,
+                                       **calibration.recall_at_fpr(held, merged, ranking.false_positive_rate, value)},
+        }
+    return report
+
+
+def calibrated_lines(report: dict[str, Any]) -> list[str]:
+    """The calibrated holdout in a few lines: bounds, conformal coverage per class, ranking."""
+    lines = [f"calibrated on {report['calibration_rows']:,} rows of {len(report['calibration_dates'])} dates: "
+             f"holdout expected calibration error {report['expected_calibration_error']:.5f}, "
+             f"mean interval width {report['mean_width']:.5f}"]
+    coverage = report["conformal"]["coverage"]
+    lines.append(f"conformal sets at {1 - report['conformal']['alpha']:.0%}: " + "; ".join(
+        f"class {c['label']} coverage {c['coverage']:.3f} (95% interval {c['coverage_low']:.3f}..{c['coverage_high']:.3f}, n {c['n']:,})"
+        for c in coverage))
+    ranking = report.get("ranking")
+    if ranking:
+        pr = ranking["pr_auc"]
+        line = f"PR-AUC {pr['pr_auc']['value']:.4f} (95% {pr['pr_auc']['low']:.4f}..{pr['pr_auc']['high']:.4f})"
+        if "ratio" in pr:
+            line += (f", best achievable {pr['reference']['value']:.4f}, ratio {pr['ratio']['value']:.3f} "
+                     f"(95% {pr['ratio']['low']:.3f}..{pr['ratio']['high']:.3f})")
+        at = ranking["at_false_positive_rate"]
+        line += (f"; precision of the top {ranking['top_per_day']['by_day'][0]['k'] if ranking['top_per_day']['by_day'] else 0}"
+                 f" per day {ranking['top_per_day']['mean']:.3f}; at a {at['rate']:.1%} false-positive rate recall "
+                 f"{at['recall']:.3f}" + (f", amount caught {at['amount_caught_share']:.3f}"
+                                          if at.get("amount_caught_share") is not None else ""))
+        lines.append(line)
+    return lines
 
 
 def ensemble_report(

@@ -85,6 +85,27 @@ class OffsetConfig(Strict):
     floor: float = Field(0.1, gt=0)
 
 
+class CalibrationConfig(Strict):
+    """Calibration of a classifier's probabilities on the `days` dates between the fit and the
+    holdout (`models.calibration`): an inductive Venn-Abers predictor, whose merged probability
+    becomes the score and whose pair (p0, p1) its `score_low` and `score_high`, and
+    class-conditional conformal prediction sets at 1 - `conformal_alpha`, measured on the holdout."""
+
+    days: int = Field(ge=1)
+    conformal_alpha: float = Field(0.1, gt=0, lt=1)
+
+
+class RankingConfig(Strict):
+    """What investigators who review the top scores read in the training report: the precision of
+    the `top_per_day` scores of each day, the recall at a false-positive rate, and with `value`
+    (a feature, the amount) the share of the positives' value caught at that rate."""
+
+    top_per_day: int = Field(100, ge=1)
+    false_positive_rate: float = Field(0.005, gt=0, lt=1)
+    value: str | None = Field(None, pattern=IDENTIFIER)
+    bootstrap: int = Field(200, ge=0, le=10_000)  # resamples of the PR-AUC's 95% interval; 0: none
+
+
 class TrainingConfig(Strict):
     """How `train` builds its data, validates over time, searches and promotes."""
 
@@ -112,6 +133,8 @@ class TrainingConfig(Strict):
     # conformal residuals (`models.intervals`); scores then carry `intervals`.
     intervals: list[float] = Field(default_factory=list)
     offset: OffsetConfig | None = None  # None: every member fits the label itself
+    calibration: CalibrationConfig | None = None  # classification only; None: the model's own probabilities
+    ranking: RankingConfig | None = None  # classification only
 
     @field_validator("intervals")
     @classmethod
@@ -151,6 +174,15 @@ class ScoringConfig(Strict):
     # Reasons only for scores at least this (None: every row). TreeSHAP costs far more than a
     # prediction (about 250x at 200 trees), so explaining only the entities acted on matters at scale.
     reasons_min_score: float | None = None
+    # Reasons only for the run's top scores, this percentage of them (1: the top 1%), however
+    # scores shift from day to day; found in a first pass of predictions, which cost little.
+    reasons_top_percent: float | None = Field(None, gt=0, le=100)
     compute_missing_features: bool = False  # else a date without features exits 4
     summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
     alert: AlertConfig | None = None  # classification labels only; None: scores carry no `alert`
+
+    @model_validator(mode="after")
+    def _one_reasons_limit(self) -> "ScoringConfig":
+        if self.reasons_min_score is not None and self.reasons_top_percent is not None:
+            raise ValueError("set reasons_min_score or reasons_top_percent, not both")
+        return self

@@ -28,12 +28,15 @@ class Plan:
     folds: tuple[Fold, ...]
     fit: tuple[date, ...]
     holdout: tuple[date, ...]
+    # The dates between the fit and the holdout that calibrate its predictions (none by default).
+    calibration: tuple[date, ...] = ()
 
 
-def plan(dates: list[date], folds: int, holdout_days: int, gap_days: int) -> Plan:
+def plan(dates: list[date], folds: int, holdout_days: int, gap_days: int, calibration_days: int = 0) -> Plan:
     """Split sorted distinct `dates` into rolling-origin folds and a holdout.
 
-    The holdout is the dates within `holdout_days` of the newest. The remaining dates are cut
+    The holdout is the dates within `holdout_days` of the newest; with `calibration_days`, the
+    dates within that many days before the holdout calibrate the model. The remaining dates are cut
     into `folds + 1` consecutive blocks of (nearly) equal size; fold i trains on blocks
     0..i and validates on block i + 1 (an expanding window). `gap_days` removes training
     dates closer than that to the first validation date, in the folds and before the holdout.
@@ -47,7 +50,16 @@ def plan(dates: list[date], folds: int, holdout_days: int, gap_days: int) -> Pla
         raise ConfigError("no training dates")
     holdout_start = dates[-1] - timedelta(days=holdout_days - 1)
     holdout = [d for d in dates if d >= holdout_start]
-    fit = _before(dates[: len(dates) - len(holdout)], holdout[0], gap_days)
+    before_holdout = dates[: len(dates) - len(holdout)]
+    calibration: list[date] = []
+    if calibration_days:
+        # The calibration dates come right before the holdout: train < calibration < holdout.
+        calibration_start = holdout[0] - timedelta(days=calibration_days)
+        calibration = [d for d in before_holdout if d >= calibration_start]
+        before_holdout = before_holdout[: len(before_holdout) - len(calibration)]
+        if not calibration:
+            raise ConfigError(f"training.calibration.days={calibration_days} leaves no dates before the holdout")
+    fit = _before(before_holdout, (calibration or holdout)[0], gap_days)
     blocks = _blocks(fit, folds + 1)
     if len(blocks) < folds + 1:
         raise ConfigError(
@@ -61,7 +73,7 @@ def plan(dates: list[date], folds: int, holdout_days: int, gap_days: int) -> Pla
         if not train:
             raise ConfigError(f"fold {index}: training.gap_days={gap_days} leaves no training dates before {valid[0]}")
         result.append(Fold(index, tuple(train), tuple(valid)))
-    return Plan(tuple(result), tuple(fit), tuple(holdout))
+    return Plan(tuple(result), tuple(fit), tuple(holdout), tuple(calibration))
 
 
 def _before(dates: list[date], cut: date, gap_days: int) -> list[date]:

@@ -21,10 +21,13 @@ from pyspark.sql import types as T
 
 from features.engine import DATE
 from models.alerts import alerted
+from models.calibration import VennAbers
 from models.ensemble import Model, from_text
 from models.intervals import bounds as interval_bounds
 
 SCORE = "score"
+SCORE_LOW = "score_low"    # a calibrated classifier's Venn-Abers bounds (`models.calibration`)
+SCORE_HIGH = "score_high"
 ALERT = "alert"
 REASONS = "reasons"
 INTERVALS = "intervals"
@@ -113,6 +116,7 @@ def score(
     carried: Sequence[str] = (),
     intervals: dict[str, Any] | None = None,
     interval_group: str | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -130,6 +134,9 @@ def score(
             registered); None: no `intervals` column.
         interval_group: the column whose value picks each row's calibration group (a
             forecast's horizon); None: one group.
+        calibration: a classifier's Venn-Abers predictor (`models.calibration.VennAbers.to_dict`,
+            as registered): `score` is then its merged probability of the model's prediction,
+            with the bounds `score_low` and `score_high`; alerts and reasons read that score.
 
     Returns:
         The key's columns, `ds`, the `carried` ones, `score` (the model's prediction: a probability for classifiers), with an
@@ -145,6 +152,8 @@ def score(
     kept = [*keys, DATE, *carried]
     fields = [*(T.StructField(column, features.schema[column].dataType) for column in kept),
               T.StructField(SCORE, T.DoubleType())]
+    if calibration is not None:
+        fields += [T.StructField(SCORE_LOW, T.DoubleType()), T.StructField(SCORE_HIGH, T.DoubleType())]
     if alert_threshold is not None:
         fields.append(T.StructField(ALERT, T.BooleanType(), False))
     if intervals is not None:
@@ -152,13 +161,21 @@ def score(
     if reasons:
         fields.append(T.StructField(REASONS, REASON_TYPE))
 
+    # The predictor's runs are small (a few thousand numbers): shipped in the closure.
+    calibrator = VennAbers.from_dict(calibration) if calibration is not None else None
+
     def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         booster = _booster(shipped.value, digest)
         for batch in batches:
             matrix = _matrix(batch, names)
             # One thread per task: Spark already runs one task per core (STACK.md).
             predictions = booster.predict(matrix, num_threads=1)
-            columns = [*(batch.column(column) for column in kept), pa.array(predictions, pa.float64())]
+            bounds = []
+            if calibrator is not None:
+                calibrated = calibrator.columns(predictions)
+                predictions = calibrated[SCORE]
+                bounds = [pa.array(calibrated[SCORE_LOW], pa.float64()), pa.array(calibrated[SCORE_HIGH], pa.float64())]
+            columns = [*(batch.column(column) for column in kept), pa.array(predictions, pa.float64()), *bounds]
             if alert_threshold is not None:
                 columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
             if intervals is not None:

@@ -93,6 +93,45 @@ def labels(
     return joined.select(*keys, DATE, value.alias(LABEL))
 
 
+def event_labels(spine: DataFrame, events: DataFrame, source: SourceConfig, label: LabelConfig, key: str,
+                 event_time: str) -> DataFrame:
+    """The label of every scored event of `spine` (event grain): from the label source's rows with
+    its id, reported in [t, t + horizon), t the event's instant (`event_time`).
+
+    A row reported before its event (impossible; bad input) or after the horizon (past the
+    labels' maturity) does not count: `any_event` is 1 exactly when one is reported within the
+    maturity, `no_event` when none is.
+
+    Args:
+        spine: the events to label: `key`, `ds` and `event_time`.
+        events: the label source (chargebacks); may hold more dates than needed (read by partition).
+        source: its configuration.
+        label: the label definition; its horizon is the maturity.
+        key: the events' id column, which the label source's rows carry too.
+        event_time: the events' timestamp column.
+
+    Returns:
+        `spine`'s key and ds with a 0/1 `label` column.
+    """
+    dates = sorted(row[0] for row in spine.select(DATE).distinct().collect())
+    if not dates:
+        return spine.select(key, DATE, F.lit(None).cast("int").alias(LABEL))
+    reported = prepared_events(events, source, [key], dates[0], dates[-1] + timedelta(days=label.horizon.days_spanned))
+    for column, value in (label.where or {}).items():
+        reported = reported.where(F.col(column) == F.lit(value))
+    reported = reported.select(key, event_micros(F.col(source.timestamp)).alias("_reported"))
+    instant = event_micros(F.col(event_time))
+    within = (
+        spine.select(key, DATE, instant.alias("_instant"))
+        .join(reported, key, "inner")
+        .where((F.col("_reported") >= F.col("_instant")) & (F.col("_reported") < F.col("_instant") + F.lit(label.horizon.micros)))
+        .select(key, DATE).distinct().withColumn("_found", F.lit(1))
+    )
+    found = F.col("_found").isNotNull()
+    value = (~found if label.kind == "no_event" else found).cast("int")
+    return spine.select(key, DATE).join(within, [key, DATE], "left").select(key, DATE, value.alias(LABEL))
+
+
 def labels_by_horizon(
     spine: DataFrame, events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str],
 ) -> DataFrame:
@@ -240,6 +279,9 @@ def snapshot_rows(
         *keys, DATE, *([TARGET_DATE] if forecast else []), *feature_set.names)
     if forecast:
         labelled = labels_by_horizon(spine.select(*row_keys, DATE), events, source, label, keys)
+    elif feature_set.event_time is not None:
+        timed = features.where(F.col(DATE).isin(dates)).select(*keys, DATE, feature_set.event_time)
+        labelled = event_labels(timed, events, source, label, keys[0], feature_set.event_time)
     else:
         labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
     rows = training_rows(spine, labelled, row_keys, training.majority_sample_rate, exempt_dates, training.seed)

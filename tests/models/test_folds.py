@@ -46,3 +46,14 @@ def test_too_few_dates_is_a_configuration_error() -> None:
         plan(days(5), folds=3, holdout_days=2, gap_days=0)
     with pytest.raises(ConfigError, match="gap_days"):
         plan(days(12), folds=2, holdout_days=1, gap_days=3)
+
+
+def test_calibration_dates_lie_between_the_fit_and_the_holdout() -> None:
+    dates = [date(2026, 1, 1) + timedelta(days=i) for i in range(20)]
+    split = plan(dates, folds=2, holdout_days=5, gap_days=1, calibration_days=4)
+    assert split.holdout == tuple(dates[15:])
+    assert split.calibration == tuple(dates[11:15])
+    # The gap separates the fit from the calibration dates; calibration runs into the holdout.
+    assert split.fit == tuple(dates[:10])
+    assert max(d for fold in split.folds for d in (*fold.train, *fold.valid)) < split.calibration[0]
+    assert plan(dates, folds=2, holdout_days=5, gap_days=1).calibration == ()

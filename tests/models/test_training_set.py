@@ -10,10 +10,10 @@ from pyspark.testing import assertDataFrameEqual
 
 from models.alerts import EVENT_TIME
 from models.training_set import (
-    LABEL, REFERENCE, WEIGHT, label_dates, label_events, labels, labels_by_horizon, reference_dates, training_rows,
+    LABEL, REFERENCE, WEIGHT, event_labels, label_dates, label_events, labels, labels_by_horizon, reference_dates, training_rows,
     with_reference,
 )
-from nightjar.config import Config, LabelConfig
+from nightjar.config import Config, LabelConfig, SourceConfig
 from nightjar.durations import Duration
 from tests.features.conftest import event, events_frame
 
@@ -176,3 +176,26 @@ def test_a_reference_dated_by_the_target_day_sums_the_label_days(spark: SparkSes
     assert next_day == {1: 2.0, 2: 3.0, 3: 4.0}  # D + 1
     two_days = {r.ds.day: r[REFERENCE] for r in with_reference(rows, truth, keys, "mean_units", 2).collect()}
     assert two_days == {1: 5.0, 2: 7.0, 3: None}  # D + 1 and D + 2; a day missing leaves no sum
+
+
+def test_an_events_label_is_a_report_within_its_maturity(spark: SparkSession) -> None:
+    """Event grain: a chargeback counts from the transaction's instant to its maturity, exclusive;
+    one reported before its transaction or at the maturity or after counts for nothing."""
+    source = SourceConfig(table="chargebacks", kind="events", timestamp="reported_at", partition="reported_date")
+    label = LabelConfig(name="fraud", kind="any_event", source="chargebacks", horizon=Duration.parse("60d"))
+    at = pd.Timestamp("2026-01-10 12:00:00")
+    spine = spark.createDataFrame(pd.DataFrame({
+        "transaction_id": [1, 2, 3, 4, 5, 6],
+        "ds": [at.date()] * 6,
+        "ts": [at] * 6,
+    }))
+    reported = pd.DataFrame({
+        "transaction_id": [1, 2, 3, 4, 4, 99],
+        "reported_at": [at, at + pd.Timedelta(days=60) - pd.Timedelta(microseconds=1), at + pd.Timedelta(days=60),
+                        at - pd.Timedelta(seconds=1), at + pd.Timedelta(days=3), at + pd.Timedelta(days=1)],
+    })
+    reported["reported_date"] = reported["reported_at"].dt.date
+    found = event_labels(spine, spark.createDataFrame(reported), source, label, "transaction_id", "ts")
+    expected = spark.createDataFrame([(1, at.date(), 1), (2, at.date(), 1), (3, at.date(), 0), (4, at.date(), 1),
+                                      (5, at.date(), 0), (6, at.date(), 0)], "transaction_id long, ds date, label int")
+    assertDataFrameEqual(found, expected)
