@@ -254,15 +254,23 @@ class VennAbers:
         high: p1 as a function of the score.
         calibration_rows: the calibration set's size.
         distinct_scores: its number of distinct scores.
+        logit_step: None, or the width of the grid that probabilities are first rounded to on the
+            logit scale (`fit` and prediction alike): a coarser score, still a fixed monotone
+            function of the model's, so validity holds, with far fewer steps to store.
     """
 
     low: StepFunction
     high: StepFunction
     calibration_rows: int
     distinct_scores: int
+    logit_step: float | None = None
+
+    def on_grid(self, scores: Any) -> np.ndarray:
+        """`scores` (probabilities) as the predictor reads them: rounded on the logit grid, if any."""
+        return _logit_grid(scores, self.logit_step)
 
     @classmethod
-    def fit(cls, scores: Any, labels: Any) -> VennAbers:
+    def fit(cls, scores: Any, labels: Any, logit_step: float | None = None) -> VennAbers:
         """Fit on calibration scores (any real numbers ordered like the probability) and labels.
 
         Scores are tied when exactly equal (scikit-learn's isotonic regression also merges
@@ -271,6 +279,7 @@ class VennAbers:
         Args:
             scores: the model's scores of the calibration examples.
             labels: their 0/1 labels.
+            logit_step: round probability scores on a logit grid this wide first (None: as they are).
 
         Returns:
             The fitted predictor.
@@ -278,7 +287,7 @@ class VennAbers:
         Raises:
             ValueError: no calibration examples, a NaN score, or a label other than 0/1.
         """
-        scores = _floats(scores, "scores")
+        scores = _floats(_logit_grid(scores, logit_step), "scores")
         labels = _labels01(labels, len(scores))
         if not len(scores):
             raise ValueError("a Venn-Abers predictor needs at least one calibration example")
@@ -289,7 +298,7 @@ class VennAbers:
         cum_label = np.concatenate([[0], np.cumsum(ones)]).tolist()
         p0, p1 = (np.asarray(values) for values in _bridge_slopes(cum_weight, cum_label))
         return cls(low=StepFunction.from_places(p0, distinct), high=StepFunction.from_places(p1, distinct),
-                   calibration_rows=int(len(scores)), distinct_scores=int(len(distinct)))
+                   calibration_rows=int(len(scores)), distinct_scores=int(len(distinct)), logit_step=logit_step)
 
     def predict_bounds(self, scores: Any) -> tuple[np.ndarray, np.ndarray]:
         """(p0, p1) of each score; NaN for a NaN score.
@@ -300,7 +309,7 @@ class VennAbers:
         Returns:
             Two float64 arrays, p0 <= p1.
         """
-        scores = np.asarray(scores, dtype=np.float64)
+        scores = self.on_grid(scores)
         p0, p1 = self.low(scores), self.high(scores)
         missing = np.isnan(scores)
         if missing.any():
@@ -323,6 +332,7 @@ class VennAbers:
             "version": 1,
             "calibration_rows": self.calibration_rows,
             "distinct_scores": self.distinct_scores,
+            "logit_step": self.logit_step,
             "p0": self.low.to_dict(),
             "p1": self.high.to_dict(),
         }
@@ -337,7 +347,17 @@ class VennAbers:
         if data.get("method") != "inductive_venn_abers" or data.get("version") != 1:
             raise ValueError(f"not a version-1 Venn-Abers predictor: {data.get('method')!r} {data.get('version')!r}")
         return cls(low=StepFunction.from_dict(data["p0"]), high=StepFunction.from_dict(data["p1"]),
-                   calibration_rows=int(data["calibration_rows"]), distinct_scores=int(data["distinct_scores"]))
+                   calibration_rows=int(data["calibration_rows"]), distinct_scores=int(data["distinct_scores"]),
+                   logit_step=data.get("logit_step"))
+
+
+def _logit_grid(scores: Any, step: float | None) -> np.ndarray:
+    """Probabilities rounded to a grid of `step` on the logit scale, as grid indices (NaN stays NaN)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if step is None:
+        return scores
+    clipped = np.clip(scores, 1e-12, 1 - 1e-12)
+    return np.round(np.log(clipped / (1 - clipped)) / step)
 
 
 def merge(p0: Any, p1: Any) -> np.ndarray:

@@ -353,3 +353,19 @@ def test_fraud_metrics_gathers_the_investigators_metrics() -> None:
     assert [d["day"] for d in result["top_k"]["by_day"]] == [0, 1, 2, 3, 4]
     assert result["at_fpr"]["false_positive_rate"] <= 0.005
     assert calibration.fraud_metrics(label, score, resamples=5)["top_k"] is None
+
+
+def test_a_logit_grid_is_the_plain_predictor_of_the_rounded_logits() -> None:
+    rng = np.random.default_rng(4)
+    prob = rng.beta(0.5, 40, 5000)
+    labels = (rng.random(5000) < prob).astype(int)
+    gridded = VennAbers.fit(prob, labels, logit_step=0.05)
+    logits = np.round(np.log(prob / (1 - prob)) / 0.05)
+    plain = VennAbers.fit(logits, labels)
+    test = rng.beta(0.5, 40, 1000)
+    test_logits = np.round(np.log(test / (1 - test)) / 0.05)
+    for a, b in zip(gridded.predict_bounds(test), plain.predict_bounds(test_logits)):
+        assert np.array_equal(a, b)
+    restored = VennAbers.from_dict(json.loads(json.dumps(gridded.to_dict())))
+    assert np.array_equal(restored.predict(test), gridded.predict(test))
+    assert gridded.distinct_scores < 300 < len(np.unique(prob))
