@@ -19,6 +19,7 @@ from nightjar.durations import HOUR_MICROS
 FIRST, LAST = date(2026, 1, 1), date(2026, 2, 14)
 SCORED = [date(2026, 2, 11), date(2026, 2, 12), date(2026, 2, 13), date(2026, 2, 14)]
 EPOCH = datetime(1970, 1, 1)
+CATEGORIES = ["grocery", "fuel", "restaurant", "retail", "online_retail", "electronics", "travel", "digital_goods"]
 WINDOWS = {"1h": HOUR_MICROS, "24h": 24 * HOUR_MICROS, "7d": 7 * 24 * HOUR_MICROS, "30d": 30 * 24 * HOUR_MICROS}
 
 
@@ -47,6 +48,7 @@ def _transactions(seed: int = 5, per_day: int = 3000) -> pd.DataFrame:
         "time": time,
         "amount": np.round(rng.lognormal(3, 1, n), 2),
         "channel": rng.choice(["in_store", "online"], n),
+        "merchant_category": rng.choice([*CATEGORIES, "unlisted"], n),
     })
     # Copies of some scored events at the same instant, by the same card.
     scored_rows = frame[frame["time"] >= _micros(SCORED[0])]
@@ -92,7 +94,7 @@ def _chargebacks(transactions: pd.DataFrame, seed: int = 6) -> pd.DataFrame:
 def _spark_frames(spark: SparkSession, transactions: pd.DataFrame, chargebacks: pd.DataFrame) -> dict[str, DataFrame]:
     tx = spark.createDataFrame(transactions.drop(columns=["time", "misfiled"])).selectExpr(
         "transaction_id", "cast(card_id as bigint) card_id", "cast(merchant_id as bigint) merchant_id", "ts",
-        "amount", "channel", "tx_date")
+        "amount", "channel", "merchant_category", "tx_date")
     return {"transactions": tx, "chargebacks": spark.createDataFrame(chargebacks)}
 
 
@@ -145,6 +147,7 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
         amount = row.amount
         values["amount"] = amount
         values["channel"] = ["in_store", "online"].index(row.channel)
+        values["merchant_category"] = CATEGORIES.index(row.merchant_category) if row.merchant_category in CATEGORIES else np.nan
         mean = values["card_amount_mean_30d"]
         values["amount_to_card_mean_30d"] = amount / mean if mean == mean and mean != 0 and amount == amount else np.nan
         rate_base = values["merchant_count_30d"]
