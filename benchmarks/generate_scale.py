@@ -1,6 +1,7 @@
 """Measure the demo generator at scale through the real launcher.
 
     .venv/bin/python benchmarks/generate_scale.py [--use-case churn] --entities 1000000 --days 90 [--lake /tmp/nightjar-bench]
+    .venv/bin/python benchmarks/generate_scale.py --use-case fraud --entities 200000 --days 2   # ~1M transactions a day
 
 Runs `./spark-submit.sh generate` on the embedded default (local[*]) into a scratch lake, then
 reads the tables and the run's timings back with delta-rs and prints rows per second.

@@ -112,12 +112,13 @@ class Output:
 def generator(config: Config) -> Generator:
     """The generator `generate.scenario` names."""
     # Imported here: each generator imports its simulation's dependencies.
-    from nightjar.generators import churn, demand, maintenance
+    from nightjar.generators import churn, demand, fraud, maintenance
 
     if config.generate is None:
         raise ConfigError(f"use case {config.use_case.name!r} has no demo generator (no generate section in its file)")
     found = {
         "churn": churn.GENERATOR, "maintenance": maintenance.GENERATOR, "demand": demand.GENERATOR,
+        "fraud": fraud.GENERATOR,
     }[config.generate.scenario]
     outputs(config, found)  # the use case has every source the scenario writes
     return found
