@@ -164,7 +164,10 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
     if config.scoring.reasons and top_percent is not None:
         with context.timed("reasons_threshold"):
             # The run's own top scores: a first pass of predictions only, then SHAP for those.
-            quantile = scored_with(0, None).approxQuantile(scoring.SCORE, [1 - top_percent / 100], 0.0)
+            first = scored_with(0, None)
+            # The model's own score: the calibrated one ties, and would explain whole tie groups.
+            column = scoring.MODEL_SCORE if scoring.MODEL_SCORE in first.columns else scoring.SCORE
+            quantile = first.approxQuantile(column, [1 - top_percent / 100], 0.0)
             reasons_min_score = quantile[0] if quantile else None
         if reasons_min_score is not None:
             context.progress(f"reasons for the top {top_percent:g}% of scores: score >= {reasons_min_score:.6f}")
@@ -227,7 +230,8 @@ def print_summary(
     top = config.scoring.summary_top
     if top:
         context.progress(f"top {top} {cli.plural(config.use_case.entity.name)} on {dates[-1]}:")
-        for row in last.orderBy(F.col(scoring.SCORE).desc(), *keys).limit(top).collect():
+        ties = [F.col(scoring.MODEL_SCORE).desc()] if scoring.MODEL_SCORE in last.columns else []
+        for row in last.orderBy(F.col(scoring.SCORE).desc(), *ties, *keys).limit(top).collect():
             reasons = "; ".join(
                 f"{r['feature']}={_value(r['value'])} ({r['contribution']:+.3f})" for r in (row[scoring.REASONS] or [])
             ) if scoring.REASONS in row.asDict() else ""

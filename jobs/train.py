@@ -299,14 +299,18 @@ def calibrated_report(
     }
     ranking = training.ranking
     if ranking is not None:
+        # In the order investigators work: by score, ties by the model's own score, which is the
+        # model's order (calibration never reverses it); the calibrated score's PR-AUC, with its ties, beside it.
+        ordered_by = evaluate.predict(model, holdout, names)
         reference = holdout[REFERENCE].to_numpy() if REFERENCE in holdout.columns and holdout[REFERENCE].notna().all() else None
         value = holdout[ranking.value].to_numpy() if ranking.value else None
         report["ranking"] = {
-            "pr_auc": calibration.pr_auc_bootstrap(held, merged, reference, ranking.bootstrap, training.seed),
-            "top_per_day": calibration.precision_at_top_k_per_day(held, merged, holdout[DATE].to_numpy(),
+            "pr_auc": calibration.pr_auc_bootstrap(held, ordered_by, reference, ranking.bootstrap, training.seed),
+            "pr_auc_of_calibrated_score": calibration.pr_auc_bootstrap(held, merged, None, 0)["pr_auc"]["value"],
+            "top_per_day": calibration.precision_at_top_k_per_day(held, ordered_by, holdout[DATE].to_numpy(),
                                                                   ranking.top_per_day),
             "at_false_positive_rate": {"rate": ranking.false_positive_rate,
-                                       **calibration.recall_at_fpr(held, merged, ranking.false_positive_rate, value)},
+                                       **calibration.recall_at_fpr(held, ordered_by, ranking.false_positive_rate, value)},
         }
     return report
 

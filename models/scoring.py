@@ -28,6 +28,9 @@ from models.intervals import bounds as interval_bounds
 SCORE = "score"
 SCORE_LOW = "score_low"    # a calibrated classifier's Venn-Abers bounds (`models.calibration`)
 SCORE_HIGH = "score_high"
+# A calibrated classifier's own probability: calibration is a step function of it, so it orders
+# the transactions that share a calibrated score.
+MODEL_SCORE = "model_score"
 ALERT = "alert"
 REASONS = "reasons"
 INTERVALS = "intervals"
@@ -136,7 +139,9 @@ def score(
             forecast's horizon); None: one group.
         calibration: a classifier's Venn-Abers predictor (`models.calibration.VennAbers.to_dict`,
             as registered): `score` is then its merged probability of the model's prediction,
-            with the bounds `score_low` and `score_high`; alerts and reasons read that score.
+            with the bounds `score_low` and `score_high`, and `model_score` the prediction itself;
+            alerts read `score`, `reasons_min_score` the model's own score (which orders the same
+            rows without the calibration's ties).
 
     Returns:
         The key's columns, `ds`, the `carried` ones, `score` (the model's prediction: a probability for classifiers), with an
@@ -146,6 +151,7 @@ def score(
         per calibrated level.
     """
     spark = features.sparkSession
+    timezone = spark.conf.get("spark.sql.session.timeZone") or "UTC"
     shipped = spark.sparkContext.broadcast(model_text)
     digest = hashlib.sha256(model_text.encode()).hexdigest()
     names = list(feature_names)
@@ -153,7 +159,8 @@ def score(
     fields = [*(T.StructField(column, features.schema[column].dataType) for column in kept),
               T.StructField(SCORE, T.DoubleType())]
     if calibration is not None:
-        fields += [T.StructField(SCORE_LOW, T.DoubleType()), T.StructField(SCORE_HIGH, T.DoubleType())]
+        fields += [T.StructField(SCORE_LOW, T.DoubleType()), T.StructField(SCORE_HIGH, T.DoubleType()),
+                   T.StructField(MODEL_SCORE, T.DoubleType())]
     if alert_threshold is not None:
         fields.append(T.StructField(ALERT, T.BooleanType(), False))
     if intervals is not None:
@@ -170,11 +177,12 @@ def score(
             matrix = _matrix(batch, names)
             # One thread per task: Spark already runs one task per core (STACK.md).
             predictions = booster.predict(matrix, num_threads=1)
-            bounds = []
+            model_scores, bounds = predictions, []
             if calibrator is not None:
                 calibrated = calibrator.columns(predictions)
                 predictions = calibrated[SCORE]
-                bounds = [pa.array(calibrated[SCORE_LOW], pa.float64()), pa.array(calibrated[SCORE_HIGH], pa.float64())]
+                bounds = [pa.array(calibrated[SCORE_LOW], pa.float64()), pa.array(calibrated[SCORE_HIGH], pa.float64()),
+                          pa.array(model_scores, pa.float64())]
             columns = [*(batch.column(column) for column in kept), pa.array(predictions, pa.float64()), *bounds]
             if alert_threshold is not None:
                 columns.append(pa.array(alerted(predictions, alert_threshold), pa.bool_()))
@@ -182,8 +190,8 @@ def score(
                 groups = batch.column(interval_group).to_numpy(zero_copy_only=False) if interval_group else None
                 columns.append(_intervals(predictions, groups, intervals))
             if reasons:
-                columns.append(_explained(booster, matrix, predictions, names, reasons, reasons_min_score))
-            yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields))
+                columns.append(_explained(booster, matrix, model_scores, names, reasons, reasons_min_score))
+            yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields, timezone))
 
     # A carried column may be a feature too (the horizon): selected once.
     selected = [*kept, *names, *([interval_group] if interval_group else [])]
@@ -207,10 +215,11 @@ def _intervals(predictions: np.ndarray, groups: np.ndarray | None, calibrated: d
     return pa.ListArray.from_arrays(offsets, items)
 
 
-def _arrow_schema(fields: list[T.StructField]) -> pa.Schema:
+def _arrow_schema(fields: list[T.StructField], timezone: str) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(T.StructType(fields))
+    # Carried timestamps (an event's instant) pass through as Spark sends them: in the session's zone.
+    return to_arrow_schema(T.StructType(fields), timezone=timezone)
 
 
 def with_lineage(scored: DataFrame, model_name: str, model_version: int, run_id: str) -> DataFrame:
