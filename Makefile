@@ -28,11 +28,12 @@ $(JARS_STAMP): deps/pom.xml
 USE_CASE ?= churn
 
 # The dates come from the use case's file (python -m nightjar.demo): its generate.end_date, and
-# features from the first date that training on it uses (for churn: 2026-01-01 .. 2026-03-31).
+# the feature dates training on it uses (for churn: 2026-01-01 .. 2026-03-01), then that date's.
 demo: setup
 	@set -e; dates="$$($(PY) -m nightjar.demo --use-case $(USE_CASE))"; set -- $$dates; set -x; \
 	./spark-submit.sh generate --use-case $(USE_CASE); \
-	./spark-submit.sh features --use-case $(USE_CASE) --start $$1 --end $$2; \
+	./spark-submit.sh features --use-case $(USE_CASE) --start $$1 --end $$3; \
+	./spark-submit.sh features --use-case $(USE_CASE) --date $$2; \
 	./spark-submit.sh train --use-case $(USE_CASE) --date $$2; \
 	./spark-submit.sh score --use-case $(USE_CASE) --date $$2
 

@@ -1,9 +1,12 @@
 """The dates `make demo` runs a use case's jobs on, read from its configuration.
 
-    python -m nightjar.demo [--use-case NAME] [--env ENV]    # prints: FIRST_FEATURE_DATE LOGICAL_DATE
+    python -m nightjar.demo [--use-case NAME] [--env ENV]
+    # prints: FIRST_FEATURE_DATE LOGICAL_DATE LAST_TRAINING_DATE
 
-The logical date is the last simulated day, `generate.end_date`; the features start at the
-first feature date that `train --date` on it uses, so one backfill serves training and scoring.
+The logical date is the last simulated day, `generate.end_date`; `train --date` on it uses the
+feature dates FIRST_FEATURE_DATE .. LAST_TRAINING_DATE (the latest whose labels are final), so the
+demo computes those in one backfill, then the logical date's for scoring. The dates between are
+never read (for fraud, whose labels take 60 days to mature, they would be most of the work).
 """
 
 from __future__ import annotations
@@ -27,17 +30,25 @@ def demo_dates(config: Config) -> tuple[date, date]:
     return first, end
 
 
+def last_training_date(config: Config) -> date:
+    """The newest feature date `train --date` on the demo's logical date uses."""
+    _, end = demo_dates(config)
+    return label_dates(end, config.use_case.label_reach, config.training.days, stride_days=1)[-1]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m nightjar.demo", description=__doc__)
     parser.add_argument("--use-case", default=None)
     parser.add_argument("--env", default=None)
     args = parser.parse_args(argv)
     try:
-        first, end = demo_dates(load_config(args.env, use_case=args.use_case))
+        config = load_config(args.env, use_case=args.use_case)
+        first, end = demo_dates(config)
+        last = last_training_date(config)
     except NightjarError as error:
         print(f"nightjar demo: error: {error}", file=sys.stderr)
         return error.exit_code
-    print(first.isoformat(), end.isoformat())
+    print(first.isoformat(), end.isoformat(), last.isoformat())
     return 0
 
 

@@ -200,13 +200,14 @@ def test_make_demo_reads_its_dates_from_the_use_case() -> None:
     assert result.returncode == 2 and result.stderr.startswith("nightjar demo: error: unknown use case 'nope'")
 
 
-@pytest.mark.parametrize("name", ["churn", "maintenance", "demand"])
+@pytest.mark.parametrize("name", ["churn", "maintenance", "demand", "fraud"])
 def test_each_demo_use_case_loads_expands_and_has_demo_dates(name: str) -> None:
     for env in ("local", "test"):
         config = load_config(env, use_case=name)
         assert expand(config).names
         first, end = demo.demo_dates(config)
-        assert config.generate is not None and first < end == config.generate.end_date
+        last_training = demo.last_training_date(config)
+        assert config.generate is not None and first <= last_training < end == config.generate.end_date
 
 
 def test_demand_is_keyed_by_store_and_item_and_forecasts_the_next_seven_days() -> None:
