@@ -64,7 +64,8 @@ def run(context: cli.JobContext) -> None:
         context.progress(f"the tables already hold this scenario ({parameters}); --force regenerates")
     else:
         context.progress(
-            f"simulating {scenario.entities:,} {cli.plural(config.use_case.entity.name)} over {scenario.days} days "
+            f"simulating {scenario.entities:,} {simulation.simulated or cli.plural(config.use_case.entity.name)} "
+            f"over {scenario.days} days "
             f"({scenario.start_date} to {scenario.end_date}) in {scenario.blocks} blocks"
         )
         metadata = {"generate": parameters, "run_id": context.record.run_id}

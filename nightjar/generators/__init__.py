@@ -98,6 +98,9 @@ class Generator:
     outputs: tuple[str, ...]
     scenario: Callable[[Config, date, date, int, int], Scenario]
     generate: Callable[[SparkSession, Scenario, str], DataFrame]
+    # What `generate.entities` counts, when it is not the scored entity (fraud scores transactions
+    # of simulated cards).
+    simulated: str | None = None
 
 
 @dataclass(frozen=True)

@@ -643,4 +643,4 @@ def scenario_for(config: Config, start: date, end: date, entities: int, seed: in
     )
 
 
-GENERATOR = Generator(outputs=OUTPUTS, scenario=scenario_for, generate=generate)  # type: ignore[arg-type]
+GENERATOR = Generator(outputs=OUTPUTS, scenario=scenario_for, generate=generate, simulated="cards")  # type: ignore[arg-type]

@@ -140,3 +140,42 @@ def test_a_numeric_function_of_a_text_column_is_a_data_error(spark: SparkSession
         {"source": "transactions", "column": "channel", "functions": ["mean"], "windows": [7]}]}))
     with pytest.raises(DataCheckError, match=r"transactions.channel is string, not numeric"):
         check_columns(feature_set, _schemas(spark))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["features.aggregates=[{source: transactions, name: card, functions: [count]}]"],
+         "features.aggregates[0]: at the event grain every aggregate needs per"),
+        (["features.aggregates=[{source: transactions, per: card_id, name: card, column: amount, functions: [std]}]"],
+         "features.aggregates[0]: std not computed at the event grain"),
+        (["features.aggregates=[{source: transactions, per: card_id, name: card, functions: [count], offset: 7}]"],
+         "features.aggregates[0]: offset does not apply at the event grain"),
+        (["features.attributes=[{source: cards, kind: category, column: card_type, values: [debit]}]"],
+         "features.attributes[0]: at the event grain an attribute is a numeric or category column of the scored events"),
+        (["features.incremental=true"], "the event grain computes from events: set it to false"),
+    ],
+)
+def test_bad_event_grain_definitions_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        expand(load_config("test", overrides, use_case="fraud"))
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("use_case.entity.source=null", "grain: event needs entity.source"),
+        ("use_case.entity.source=cards", "grain: event needs entity.source, one of the events sources"),
+        ("use_case.grain=snapshot", "entity.source applies to grain: event only"),
+    ],
+)
+def test_the_event_grain_needs_its_scored_events_source(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("test", [override], use_case="fraud")
+    assert message in str(caught.value)
+
+
+def test_per_and_lookup_are_refused_at_the_snapshot_grain() -> None:
+    with pytest.raises(ConfigError, match="per and lookup apply to use_case.grain: event only"):
+        expand(load_config("test", ["features.aggregates=[{source: transactions, per: customer_id, functions: [count]}]"]))
