@@ -55,7 +55,8 @@ class AggregateConfig(Strict):
 
     At the event grain (`use_case.grain: event`) the windows end at each scored event's instant,
     exclusive, and `per` names the scored event's column whose history they aggregate: `per:
-    card_id` counts the card's events of [t - w, t). `lookup` gives the source's events the `per`
+    card_id` counts the card's events of [t - w, t); `per: [card_id, merchant_id]` the card's events at
+    the scored event's merchant. `lookup` gives the source's events the `per`
     column from another source first (the merchant of a chargeback's transaction).
 
     `offset` lags every window of the block: a window w then holds the events of
@@ -76,7 +77,7 @@ class AggregateConfig(Strict):
     by: BreakdownConfig | None = None
     pool_by: list[str] | None = Field(None, min_length=1)
     align: Literal["cutoff", "target"] = "cutoff"
-    per: str | None = Field(None, pattern=IDENTIFIER)
+    per: str | list[str] | None = None
     lookup: LookupConfig | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)
     # Totals and sums of squares are added as integers of 10**-scale units, which makes them
@@ -105,6 +106,9 @@ class AggregateConfig(Strict):
             raise ValueError(f"{', '.join(needs_column)} need a column")
         if self.align == "target" and self.offset is None:
             raise ValueError("align: target needs an offset: how many days before the target date the windows end")
+        for column in [self.per] if isinstance(self.per, str) else self.per or []:
+            if not re.fullmatch(IDENTIFIER, column):
+                raise ValueError(f"per: {column!r} is not an identifier")
         if self.lookup is not None and self.per is None:
             raise ValueError("lookup gives events the per column: it needs per")
         if self.where and not self.name:
@@ -124,11 +128,12 @@ class AttributeConfig(Strict):
     """An attribute of the entity from an entities source.
 
     `category`: the index of the value in `values` (missing when not listed);
-    `numeric`: the value itself; `tenure_days`: days from the entity's timestamp to D.
+    `numeric`: the value itself; `tenure_days`: days from the entity's timestamp to D;
+    `hour_of_day` (event grain): the hour, 0 to 23 UTC, of the timestamp `column` of the scored event.
     """
 
     source: str
-    kind: Literal["category", "numeric", "tenure_days"]
+    kind: Literal["category", "numeric", "tenure_days", "hour_of_day"]
     column: str | None = Field(None, pattern=IDENTIFIER)
     values: list[Scalar] | None = None
     name: str | None = Field(None, pattern=IDENTIFIER)

@@ -58,7 +58,7 @@ class AggregateSpec:
     before_target: bool = False
     # Event grain: the scored event's column whose history is aggregated, and the (source, column,
     # how much older its row may be) the events take it from when they lack it (`features.config.LookupConfig`).
-    per: str | None = None
+    per: str | tuple[str, ...] | None = None
     lookup: tuple[str, str, Duration] | None = None
 
     @property
@@ -232,7 +232,7 @@ def expand(config: Config) -> FeatureSet:
                             offset=item.offset,
                             pool_by=pool_by,
                             before_target=before_target,
-                            per=item.per,
+                            per=item.per if item.per is None or isinstance(item.per, str) else tuple(item.per),
                             lookup=(item.lookup.source, item.lookup.key, item.lookup.within) if item.lookup else None,
                         )
                     )
@@ -246,6 +246,8 @@ def expand(config: Config) -> FeatureSet:
                                   f"of the scored events, source {config.use_case.entity.source!r}")
         else:
             _require_source(config, item.source, "entities", where)
+            if item.kind == "hour_of_day":
+                raise ConfigError(f"{where}: hour_of_day is the hour of a scored event: use_case.grain: event only")
         default_name = "tenure_days" if item.kind == "tenure_days" else item.column
         attributes.append(
             AttributeSpec(
@@ -489,12 +491,13 @@ def check_columns(feature_set: FeatureSet, schemas: dict[str, T.StructType]) -> 
 
 def _check_per_columns(feature_set: FeatureSet, spec: AggregateSpec, schemas: dict[str, T.StructType]) -> None:
     """ConfigError unless the scored events and the aggregated ones (or their lookup) hold `spec.per`."""
-    needed = [(feature_set.event_source, spec.per)]
+    per = [spec.per] if isinstance(spec.per, str) else list(spec.per or ())
+    needed = [(feature_set.event_source, column) for column in per]
     if spec.lookup is None:
-        needed.append((spec.source, spec.per))
+        needed += [(spec.source, column) for column in per]
     else:
         lookup_source, on, _ = spec.lookup
-        needed += [(spec.source, on), (lookup_source, on), (lookup_source, spec.per)]
+        needed += [(spec.source, on), (lookup_source, on), *((lookup_source, column) for column in per)]
     for source, column in needed:
         columns = [field.name for field in schemas[source].fields]
         if column not in columns:

@@ -314,6 +314,9 @@ def attribute_value(spec: AttributeSpec) -> Column:
         return F.datediff(F.col(DATE), F.col("_known_from"))
     if spec.kind == "numeric":
         return F.col(spec.column).cast("double")
+    if spec.kind == "hour_of_day":
+        # The session's time zone is UTC (conf/base.yaml), so this is the UTC hour.
+        return F.hour(F.col(spec.column))
     position = F.array_position(F.array(*[F.lit(v) for v in spec.values]), F.col(spec.column))
     return F.when(position > 0, (position - 1).cast("int"))
 

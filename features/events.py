@@ -19,7 +19,9 @@ a card with millions of events in a day (a hot key) costs a sort, not a square.
 Exactness: totals are added as integers of 10**-scale units, as in `features.engine`, so sums
 and means are independent of order; min, max, counts and distinct counts are exact; times are
 integer microseconds. A `per` column of an integral type is compared as itself; any other
-type by its 64-bit xxhash (distinct values of a non-integral column likewise).
+type, or several columns (`per: [card_id, merchant_id]`: the card's history at the merchant), by
+their 64-bit xxhash (distinct values of a non-integral column likewise): two histories merge
+only if their hashes collide, about once in 10**19 pairs.
 
 Bad input, decided here and documented in the README: events with a null `per` value belong to
 no history (a scored event with a null one gets empty windows); an event whose timestamp's day
@@ -41,6 +43,7 @@ from pyspark.sql import types as T
 
 from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, FeatureSet
 from features.engine import DATE, attribute_value, event_micros, prepared_events, ratio_value
+from nightjar.keys import all_present
 from nightjar.config import SourceConfig
 from nightjar.durations import DAY_MICROS, HOUR_MICROS
 
@@ -159,7 +162,8 @@ class _SearchIndex:
     def __init__(self, per: np.ndarray, time: np.ndarray, query_per: np.ndarray, query_time: np.ndarray,
                  longest: int) -> None:
         values = np.unique(np.concatenate([per, query_per]))
-        self.origin = int(min(time.min(initial=np.iinfo(np.int64).max), (query_time - longest).min(initial=0)))
+        first = np.iinfo(np.int64).max
+        self.origin = int(min(time.min(initial=first), (query_time - longest).min(initial=first)))
         last = int(max(time.max(initial=self.origin), query_time.max(initial=self.origin)))
         self.span = last - self.origin + 1
         if len(values) * self.span >= _KEY_LIMIT:
@@ -305,12 +309,12 @@ def event_features(
         .withColumn(_TIME, event_micros(F.col(feature_set.event_time)))
     )
     result = scored
-    by_per: dict[str, list[AggregateSpec]] = {}
+    by_per: dict[tuple[str, ...], list[AggregateSpec]] = {}
     for spec in feature_set.aggregates:
         assert spec.per is not None  # `definitions.expand` requires it at the event grain
-        by_per.setdefault(spec.per, []).append(spec)
+        by_per.setdefault(per_columns(spec.per), []).append(spec)
     for per, specs in by_per.items():
-        windowed = _per_windows(per, specs, sources, frames, scored, key, dates, buckets)
+        windowed = _per_windows(list(per), specs, sources, frames, scored, key, dates, buckets)
         result = result.join(windowed, key, "left")
     result = result.fillna(0, subset=[s.name for s in feature_set.aggregates if s.function in ZERO_WHEN_EMPTY])
     for attribute in feature_set.attributes:
@@ -320,8 +324,13 @@ def event_features(
     return result.select(key, DATE, feature_set.event_time, *feature_set.names)
 
 
+def per_columns(per: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a `per`: one, or several that together name a history (a card at a merchant)."""
+    return (per,) if isinstance(per, str) else tuple(per)
+
+
 def _per_windows(
-    per: str,
+    per: list[str],
     specs: list[AggregateSpec],
     sources: Mapping[str, SourceConfig],
     frames: Mapping[str, DataFrame],
@@ -330,16 +339,16 @@ def _per_windows(
     dates: list[date],
     buckets: int,
 ) -> DataFrame:
-    """The aggregates `per` one column of the scored events: one cogroup of history and queries by bucket."""
+    """The aggregates `per` some columns of the scored events: one cogroup of history and queries by bucket."""
     plan = plan_of(specs)
-    per_type = dict((f.name, f.dataType) for f in scored.schema.fields)[per]
+    scored_types = {f.name: f.dataType for f in scored.schema.fields}
     histories = []
     for stream in plan.streams:
         longest = max((spec.window for spec, tag, _ in plan.specs if tag == stream.tag), key=lambda w: w.micros)
         first_day = dates[0] - timedelta(days=longest.days_spanned)
         events = _stream_events(stream, per, sources, frames, first_day, dates[-1])
         measures = [m for m in plan.measures if m.stream == stream.tag]
-        columns = [F.lit(stream.tag).alias(_TAG), _identity(F.col(per), per_type).alias(_PER), F.col(_TIME)]
+        columns = [F.lit(stream.tag).alias(_TAG), _per_identity(per, scored_types).alias(_PER), F.col(_TIME)]
         types = dict(events.dtypes)
         for measure in plan.measures:
             if measure in measures:
@@ -348,12 +357,12 @@ def _per_windows(
                 columns += [F.lit(0).cast("long").alias(measure.units), F.lit(None).cast("double").alias(measure.real),
                             F.lit(False).alias(measure.valid)]
         first_instant = F.unix_date(F.lit(dates[0])).cast("long") * F.lit(DAY_MICROS) - F.lit(longest.micros)
-        histories.append(events.where(F.col(per).isNotNull() & (F.col(_TIME) >= first_instant)).select(*columns))
+        histories.append(events.where(all_present(per) & (F.col(_TIME) >= first_instant)).select(*columns))
     history = histories[0]
     for other in histories[1:]:
         history = history.unionByName(other)
-    queries = scored.where(F.col(per).isNotNull()).select(
-        F.col(key).alias(_ID), _identity(F.col(per), per_type).alias(_PER), F.col(_TIME))
+    queries = scored.where(all_present(per)).select(
+        F.col(key).alias(_ID), _per_identity(per, scored_types).alias(_PER), F.col(_TIME))
     bucket = F.pmod(F.xxhash64(F.col(_PER)), F.lit(buckets))
     key_type = dict((f.name, f.dataType) for f in scored.schema.fields)[key]
     schema = T.StructType([T.StructField(_ID, key_type)] + [
@@ -386,7 +395,7 @@ def _scale_of(plan: Plan, measure: Measure) -> int:
     return next(spec.scale for spec, _, index in plan.specs if index == measure.index)
 
 
-def _stream_events(stream: Stream, per: str, sources: Mapping[str, SourceConfig], frames: Mapping[str, DataFrame],
+def _stream_events(stream: Stream, per: list[str], sources: Mapping[str, SourceConfig], frames: Mapping[str, DataFrame],
                    first_day: date, last_day: date) -> DataFrame:
     """The events of `stream` on days first_day..last_day, with `per` and their instant (`_TIME`)."""
     source = sources[stream.source]
@@ -400,15 +409,22 @@ def _stream_events(stream: Stream, per: str, sources: Mapping[str, SourceConfig]
     lookup_source = sources[lookup_name]
     looked_up = (
         prepared_events(frames[lookup_name], lookup_source, [on], first_day - timedelta(days=within.days_spanned), last_day)
-        .select(F.col(on), F.col(per), event_micros(F.col(lookup_source.timestamp)).alias("_looked_up_time"))
+        .select(F.col(on), *map(F.col, per), event_micros(F.col(lookup_source.timestamp)).alias("_looked_up_time"))
     )
     # A row looked up must precede its event, by at most `within`: a chargeback reported before
     # its transaction, or long after it, counts for nothing.
     return (
-        events.drop(per).join(looked_up, on, "inner")
+        events.drop(*per).join(looked_up, on, "inner")
         .where((F.col("_looked_up_time") <= F.col(_TIME))
                & (F.col(_TIME) - F.col("_looked_up_time") <= F.lit(within.micros)))
     )
+
+
+def _per_identity(per: list[str], types: Mapping[str, T.DataType]) -> Column:
+    """One 64-bit identity of each row's `per` columns: an integral column itself, else an xxhash64 of them all."""
+    if len(per) == 1:
+        return _identity(F.col(per[0]), types[per[0]])
+    return F.xxhash64(*map(F.col, per))
 
 
 def _identity(column: Column, data_type: T.DataType) -> Column:

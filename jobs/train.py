@@ -278,12 +278,14 @@ def calibrated_report(
     raw = evaluate.predict(model, calibration_rows, names)
     # On a logit grid of 0.01 (1% in the odds): the stored steps stay small, ranks barely merge.
     predictor = calibration.VennAbers.fit(raw, labels, logit_step=LOGIT_STEP)
-    conformal = calibration.MondrianConformal.fit(predictor.predict(raw), labels)
+    # On the model's own probability: the calibrated score ties, and ties make the sets conservative.
+    conformal = calibration.MondrianConformal.fit(raw, labels)
     alpha = training.calibration.conformal_alpha
     held = holdout[LABEL].to_numpy()
-    p0, p1 = predictor.predict_bounds(evaluate.predict(model, holdout, names))
+    held_raw = evaluate.predict(model, holdout, names)
+    p0, p1 = predictor.predict_bounds(held_raw)
     merged = calibration.merge(p0, p1)
-    sets = conformal.predict(merged, alpha)
+    sets = conformal.predict(held_raw, alpha)
     report: dict[str, Any] = {
         "predictor": predictor.to_dict(),
         "method": "inductive Venn-Abers on the calibration dates; score = p1 / (1 - p0 + p1), "
@@ -301,7 +303,7 @@ def calibrated_report(
     if ranking is not None:
         # In the order investigators work: by score, ties by the model's own score, which is the
         # model's order (calibration never reverses it); the calibrated score's PR-AUC, with its ties, beside it.
-        ordered_by = evaluate.predict(model, holdout, names)
+        ordered_by = held_raw
         reference = holdout[REFERENCE].to_numpy() if REFERENCE in holdout.columns and holdout[REFERENCE].notna().all() else None
         value = holdout[ranking.value].to_numpy() if ranking.value else None
         report["ranking"] = {

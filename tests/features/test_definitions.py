@@ -176,6 +176,11 @@ def test_the_event_grain_needs_its_scored_events_source(override: str, message: 
     assert message in str(caught.value)
 
 
+def test_hour_of_day_is_an_event_grain_attribute() -> None:
+    with pytest.raises(ConfigError, match="hour_of_day is the hour of a scored event"):
+        expand(load_config("test", ["features.attributes=[{source: customers, kind: hour_of_day, column: signup_ts}]"]))
+
+
 def test_per_and_lookup_are_refused_at_the_snapshot_grain() -> None:
     with pytest.raises(ConfigError, match="per and lookup apply to use_case.grain: event only"):
         expand(load_config("test", ["features.aggregates=[{source: transactions, per: customer_id, functions: [count]}]"]))
