@@ -63,6 +63,8 @@ def discover(context: cli.JobContext) -> None:
     config, spark, args = context.config, context.spark, context.args
     if args.sample < 1:
         raise UsageError("--sample must be at least 1")
+    if config.use_case.grain == "event":
+        raise UsageError("features discover samples entities of an entities source: use cases at the snapshot grain only")
     keys = config.use_case.entity.keys
     last_day = context.dates[-1] if context.dates else None
     frames = {}

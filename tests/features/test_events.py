@@ -147,7 +147,8 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
             values[f"merchant_count_{window}"] = int(m_inside.sum())
             values[f"merchant_amount_mean_{window}"] = m_total / int(m_ok.sum()) if m_ok.any() else np.nan
         reports = cb_by_merchant.get(row.merchant_id, np.zeros(0, np.int64))
-        values["merchant_chargebacks_count_30d"] = int(((reports >= t - WINDOWS["30d"]) & (reports < t)).sum())
+        for window in ("7d", "30d"):
+            values[f"merchant_chargebacks_count_{window}"] = int(((reports >= t - WINDOWS[window]) & (reports < t)).sum())
         amount = row.amount
         values["amount"] = amount
         values["channel"] = ["in_store", "online"].index(row.channel)
@@ -160,6 +161,10 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
         rate_base = values["merchant_count_30d"]
         values["merchant_chargeback_rate_30d"] = (values["merchant_chargebacks_count_30d"] / rate_base
                                                   if rate_base else np.nan)
+        week = values["merchant_count_7d"]
+        values["merchant_chargeback_rate_7d"] = values["merchant_chargebacks_count_7d"] / week if week else np.nan
+        month = values["merchant_chargebacks_count_30d"]
+        values["merchant_chargebacks_recent_share"] = values["merchant_chargebacks_count_7d"] / month if month else np.nan
         out.append(values)
     return pd.DataFrame(out)[["transaction_id", *names]]
 
@@ -236,11 +241,11 @@ def test_a_hot_card_costs_a_sort_not_a_square() -> None:
 
 
 def test_a_hot_card_in_spark_does_not_stall_the_job(spark: SparkSession, fraud_config: Config) -> None:
-    """One card with 200,000 transactions in the day beside ordinary ones: the cogroup's bucket
+    """One card with 100,000 transactions in the day beside ordinary ones: the cogroup's bucket
     holding it is one sort; sampled features of the hot card equal the brute force."""
     rng = np.random.default_rng(11)
     day = SCORED[-1]
-    hot = 200_000
+    hot = 100_000
     time = _micros(day) + np.sort(rng.integers(0, 86_400, hot)) * 1_000_000
     normal = 5_000
     frame = pd.DataFrame({
