@@ -192,7 +192,7 @@ def train(context: cli.JobContext) -> None:
         if config.scoring.alert is not None:
             report["alert"] = alert_report(config, booster, names, holdout, list(plan.holdout), out_of_fold, events)
         if training.calibration is not None:
-            report["calibration"] = calibrated_report(
+            report["calibrated"] = calibrated_report(
                 training, booster, names, frame[frame[DATE].isin(plan.calibration)], holdout)
 
     # An ensemble's members, their parameters and holdout metrics go to the metadata's `ensemble`.
@@ -218,7 +218,7 @@ def train(context: cli.JobContext) -> None:
         metadata["ensemble"] = ensemble
     if training.offset is not None:
         metadata["offset"] = training.offset.model_dump()
-    calibrated = report.pop("calibration", None)
+    calibrated = report.pop("calibrated", None)
     if calibrated is not None:
         # The predictor scoring applies (`models.scoring`), and what it measured on the holdout.
         metadata["calibration"] = calibrated.pop("predictor")
