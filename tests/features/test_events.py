@@ -278,3 +278,27 @@ def test_a_hot_card_in_spark_does_not_stall_the_job(spark: SparkSession, fraud_c
         assert row["card_merchant_id_distinct_count_1h"] == len(np.unique(merchants[hour]))
         expected = amounts[daylong].max() if daylong.any() else np.nan
         assert row["card_amount_max_24h"] == expected or (np.isnan(expected) and np.isnan(row["card_amount_max_24h"]))
+
+
+def test_events_at_the_same_instant_never_see_each_other() -> None:
+    """Two transactions of a card at one instant see neither themselves nor each other; one a
+    microsecond later sees both; one an hour and a microsecond after them sees only the later one in
+    its 1h window [t - 1h, t) (an hour exactly would still hold them)."""
+    config = load_config("test", use_case="fraud")
+    specs = [s for s in expand(config).aggregates if s.per == "card_id" and s.window.written in ("1h", "24h")
+             and s.function in ("count", "sum", "max", "distinct_count", "min")]
+    plan = plan_of(specs)
+    at = _micros(SCORED[0]) + 10 * HOUR_MICROS
+    time = np.array([at, at, at + 1, at + HOUR_MICROS + 1])
+    amounts = np.array([5.0, 7.0, 1.0, 2.0])
+    history = pd.DataFrame({"_tag": 0, "_per": 3, "_time": time})
+    for measure in plan.measures:
+        values = np.array([11, 12, 11, 13]) if measure.distinct else np.round(amounts * 10**6).astype(np.int64)
+        history[measure.units], history[measure.real], history[measure.valid] = values, amounts, True
+    queries = pd.DataFrame({"_id": np.arange(4), "_per": 3, "_time": time})
+    found = window_features(history, queries, plan, {s.name: s.scale for s in specs}).set_index("_id")
+    assert found["card_count_1h"].tolist() == [0, 0, 2, 1]
+    assert found["card_amount_sum_1h"].tolist() == [0.0, 0.0, 12.0, 1.0]
+    assert found["card_amount_max_1h"].tolist()[2:] == [7.0, 1.0] and found["card_amount_max_1h"].isna().tolist()[:2] == [True, True]
+    assert found["card_merchant_id_distinct_count_1h"].tolist() == [0, 0, 2, 1]
+    assert found["card_count_24h"].tolist() == [0, 0, 2, 3]
