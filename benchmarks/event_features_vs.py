@@ -1,0 +1,348 @@
+"""Per-card event-time features, Nightjar's event engine against DuckDB window functions.
+
+    .venv/bin/python benchmarks/event_features_vs.py [--entities 200000] [--days 31] [--data DIR]
+        [--driver-memory 12g] [--duckdb-memory 8GB] [--repeat 1]
+
+The features: count, sum, mean and max of `amount` per card over 1h, 24h, 7d and 30d before each
+transaction, windows [t - w, t) that exclude the transaction itself and every event at the same
+instant (conf/use_cases/fraud.yaml's definitions, 16 features). Computed for the transactions of
+the last day D = 2026-03-31 only, every history row of the `--days` days up to D feeding the
+windows (at the default 200,000 cards: about a million transactions a day, 31 million in all).
+
+Input, written once outside the timed part: the fraud generator's transactions
+(nightjar/generators/fraud.py, `generate.seed` of fraud.yaml) as Parquet files in `--data`
+(default /tmp/nightjar-bench-event-features/<entities>x<days>), one per block of cards, reused
+by a later run with the same parameters.
+
+Timed, computation only (no checks, no Delta write), each engine reading the same Parquet files:
+
+* Nightjar: `features.events.event_features` with a FeatureSet of only these 16 aggregates,
+  forced with Spark's `noop` writer (every column computed, nothing stored), in the Spark
+  session of the `features` job's settings (local[*], `spark.shuffle_partitions`, its bucket
+  count); the session's start-up is not timed;
+* DuckDB (`threads=2`): `count/sum/avg/max(...) OVER (PARTITION BY card_id ORDER BY ts RANGE
+  BETWEEN INTERVAL w PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING)`, materialised with
+  `CREATE TEMP TABLE ... AS`. Timestamps are whole microseconds, so a frame ending 1 microsecond
+  before t holds exactly the events before t: same-instant events are excluded. `check_frames`
+  verifies this against a brute force on a small example with ties before anything is timed.
+  A window function computes over every row it partitions, so DuckDB computes the windows of all
+  the history's rows and keeps the last day's (`QUALIFY`): that is how window functions express it.
+
+Each engine first runs once untimed, writing its result to Parquet for the comparison (for
+Spark this also warms the JVM and its Python workers), then `--repeat` timed runs; the best of
+each is compared. The results are compared row by row on `transaction_id` (in DuckDB): counts
+must be equal, sums, means and maxima equal within 1e-9 relative (Nightjar adds amounts in fixed
+point, DuckDB in doubles), missing values (an empty window's mean and max) missing on both sides,
+and every row present on both sides. Goal: Nightjar within 3x DuckDB's time on 2 cores.
+
+The last line of output is JSON with the figures; `mismatches` must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from features.definitions import AggregateSpec, FeatureSet, expand  # noqa: E402
+from features.events import event_features  # noqa: E402
+from nightjar.config import Config  # noqa: E402
+from nightjar.config_loader import load_config  # noqa: E402
+from nightjar.durations import HOUR_MICROS  # noqa: E402
+from nightjar.generators.fraud import scenario_for, simulate_block  # noqa: E402
+
+USE_CASE = "fraud"
+D = date(2026, 3, 31)
+WINDOWS = "[1h, 24h, 7d, 30d]"
+# Only the card's aggregates of amount: the merchant's, the distinct counts, the attributes and
+# the ratios of fraud.yaml stay out, so both engines compute exactly the same 16 features.
+FEATURE_SETTINGS = [
+    f"features.windows={WINDOWS}",
+    "features.aggregates=[{source: transactions, per: card_id, name: card, functions: [count]}, "
+    "{source: transactions, per: card_id, name: card, column: amount, functions: [sum, mean, max]}]",
+    "features.attributes=[]",
+    "features.ratios=[]",
+]
+COLUMNS = ["transaction_id", "card_id", "ts", "amount", "tx_date"]
+RELATIVE_TOLERANCE = 1e-9
+# An empty window's sum is 0 in Nightjar (features.definitions.ZERO_WHEN_EMPTY), NULL in SQL.
+DUCKDB_FUNCTION = {"count": "count(*) OVER {}", "sum": "coalesce(sum(amount) OVER {}, 0)", "mean": "avg(amount) OVER {}",
+                   "max": "max(amount) OVER {}"}
+
+
+def load() -> str:
+    """The 1, 5 and 15-minute load averages, to print beside every figure (the machine is shared)."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def feature_config(lake: Path, driver_memory: str) -> Config:
+    """The fraud use case with only the 16 card aggregates, its lake in a scratch folder."""
+    return load_config("local", [f"lake.root={lake}", f"spark.driver_memory={driver_memory}", *FEATURE_SETTINGS],
+                       use_case=USE_CASE)
+
+
+def write_data(config: Config, entities: int, days: int, folder: Path) -> int:
+    """The generator's transactions of `days` days up to D as Parquet files in `folder`; their row count.
+
+    Reused when `folder` holds the same scenario: generating 31 million rows takes minutes.
+    """
+    scenario = scenario_for(config, D - timedelta(days=days - 1), D, entities, config.generate.seed)
+    parameters = {**scenario.parameters(), "columns": COLUMNS}
+    stamp = folder / "_parameters.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == parameters:
+        return int(json.loads((folder / "_rows.json").read_text()))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    schema = pa.schema([("transaction_id", pa.int64()), ("card_id", pa.int64()),
+                        ("ts", pa.timestamp("us", tz="UTC")), ("amount", pa.float64()), ("tx_date", pa.date32())])
+    rows = 0
+    for block in range(scenario.blocks):
+        frame = pd.concat(simulate_block(scenario, block, "transactions"), ignore_index=True)[COLUMNS]
+        frame["ts"] = frame["ts"].astype("datetime64[us]").dt.tz_localize("UTC")
+        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
+                       folder / f"block-{block:05d}.parquet")
+        rows += len(frame)
+    (folder / "_rows.json").write_text(json.dumps(rows))
+    # Written last: an interrupted run leaves no stamp, so the next one starts over.
+    stamp.write_text(json.dumps(parameters))
+    return rows
+
+
+def interval(micros: int) -> str:
+    """A DuckDB interval literal of `micros` microseconds (whole hours when it is)."""
+    return f"INTERVAL {micros // HOUR_MICROS} HOUR" if micros % HOUR_MICROS == 0 else f"INTERVAL {micros} MICROSECOND"
+
+
+def duckdb_query(source: str, specs: list[AggregateSpec], first_day: date, last_day: date) -> str:
+    """The SELECT computing `specs` for the rows of `last_day`, with the history from `first_day` on.
+
+    `source` is a table expression with `transaction_id, card_id, ts, amount, tx_date`. Rows are
+    filtered as Nightjar filters events (`features.engine.prepared_events`): a card, and a
+    timestamp on its partition's day.
+    """
+    frames = {}
+    for spec in specs:
+        frames.setdefault(spec.window.micros, f"w{len(frames)}")
+    windows = ",\n            ".join(
+        f"{name} AS (PARTITION BY card_id ORDER BY ts RANGE BETWEEN {interval(micros)} PRECEDING "
+        "AND INTERVAL 1 MICROSECOND PRECEDING)"
+        for micros, name in frames.items()
+    )
+    columns = ",\n               ".join(
+        f"{DUCKDB_FUNCTION[spec.function].format(frames[spec.window.micros])} AS {spec.name}" for spec in specs
+    )
+    return f"""
+        SELECT transaction_id,
+               {columns}
+        FROM {source}
+        WHERE tx_date BETWEEN DATE '{first_day}' AND DATE '{last_day}'
+          AND card_id IS NOT NULL AND CAST(ts AS DATE) = tx_date
+        WINDOW {windows}
+        QUALIFY tx_date = DATE '{last_day}'
+    """
+
+
+def check_frames(specs: list[AggregateSpec]) -> None:
+    """The DuckDB query against a brute force of [t - w, t) on a small example full of ties.
+
+    Raises:
+        AssertionError: some value differs (a frame that includes same-instant events, or t - w).
+    """
+    rng = np.random.default_rng(7)
+    n = 600
+    # Instants on a 10-minute grid over 3 days: many events share an instant, many sit exactly
+    # on a window's start.
+    seconds = rng.integers(0, 3 * 24 * 6, n) * 600
+    example = pd.DataFrame({
+        "transaction_id": np.arange(n, dtype=np.int64),
+        "card_id": rng.integers(0, 6, n).astype(np.int64),
+        "ts": pd.Timestamp("2026-03-29", tz="UTC") + pd.to_timedelta(seconds, unit="s"),
+        "amount": rng.integers(1, 100_000, n) / 100,
+    })
+    example["tx_date"] = example["ts"].dt.date
+    last_day = date(2026, 3, 31)
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.register("example", example)
+    got = connection.execute(duckdb_query("example", specs, last_day - timedelta(days=30), last_day)).fetchdf()
+    got = got.set_index("transaction_id").sort_index()
+    connection.close()
+    scored = example[example["tx_date"] == last_day]
+    assert len(got) == len(scored) > 0
+    for row in scored.itertuples():
+        for spec in specs:
+            window = pd.Timedelta(microseconds=spec.window.micros)
+            seen = example[(example["card_id"] == row.card_id) & (example["ts"] >= row.ts - window)
+                           & (example["ts"] < row.ts)]["amount"]
+            expected = {"count": len(seen), "sum": seen.sum(), "mean": seen.mean() if len(seen) else None,
+                        "max": seen.max() if len(seen) else None}[spec.function]
+            value = got.at[row.transaction_id, spec.name]
+            if expected is None:
+                assert pd.isna(value), (spec.name, row, value)
+            else:
+                assert abs(value - expected) <= 1e-9 * max(1.0, abs(expected)), (spec.name, row, value, expected)
+    ties = int(example.duplicated(["card_id", "ts"], keep=False).sum())
+    print(f"DuckDB's frames equal a brute force of [t - w, t) on {n} events ({ties} share an instant with another "
+          f"of their card), {len(scored)} scored", flush=True)
+
+
+def time_duckdb(data: Path, specs: list[AggregateSpec], days: int, memory: str, scratch: Path, repeat: int,
+                output: Path) -> list[float]:
+    """DuckDB's result written to `output` (untimed), then `repeat` timed computations; their seconds."""
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2")
+    connection.execute(f"SET memory_limit = '{memory}'")
+    connection.execute(f"SET temp_directory = '{scratch / 'duckdb_tmp'}'")
+    connection.execute("SET TimeZone = 'UTC'")
+    query = duckdb_query(f"read_parquet('{data}/*.parquet')", specs, D - timedelta(days=days - 1), D)
+    connection.execute(f"COPY ({query}) TO '{output}' (FORMAT parquet)")
+    seconds = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE timed AS {query}")
+        seconds.append(time.perf_counter() - began)
+        connection.execute("DROP TABLE timed")
+    connection.close()
+    return seconds
+
+
+def time_nightjar(config: Config, feature_set: FeatureSet, data: Path, repeat: int, output: Path) -> list[float]:
+    """Nightjar's result written to `output` (untimed, warms the JVM), then `repeat` timed noop runs; their seconds."""
+    from nightjar.session import get_spark
+
+    spark = get_spark(config)
+    sources = config.use_case.sources
+    # The bucket count the features job gives the engine (features.store.full_features).
+    buckets = 4 * config.spark.shuffle_partitions
+
+    def computed():  # noqa: ANN202
+        frames = {"transactions": spark.read.parquet(str(data))}
+        return event_features(feature_set, sources, frames, [D], buckets)
+
+    try:
+        computed().select("transaction_id", *feature_set.names).write.mode("overwrite").parquet(str(output))
+        seconds = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            computed().write.format("noop").mode("overwrite").save()
+            seconds.append(time.perf_counter() - began)
+    finally:
+        spark.stop()
+    return seconds
+
+
+def compare(spark_output: Path, duckdb_output: Path, specs: list[AggregateSpec]) -> dict[str, Any]:
+    """Row-by-row differences of the two results, by transaction id: per feature and in all."""
+
+    def differs(spec: AggregateSpec) -> str:
+        a, b = f"n.{spec.name}", f"d.{spec.name}"
+        if spec.function == "count":
+            return f"{a} IS DISTINCT FROM {b}"
+        missing_a, missing_b = f"({a} IS NULL OR isnan({a}))", f"({b} IS NULL OR isnan({b}))"
+        return (f"CASE WHEN {missing_a} OR {missing_b} THEN {missing_a} <> {missing_b} "
+                f"ELSE abs({a} - {b}) > {RELATIVE_TOLERANCE} * greatest(abs({a}), abs({b})) END")
+
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2")
+    joined = (f"read_parquet('{spark_output}/*.parquet') n FULL OUTER JOIN read_parquet('{duckdb_output}') d "
+              "USING (transaction_id)")
+    # Per feature, the rows on both sides only: a row on one side is counted once, apart.
+    both = "n.transaction_id IS NOT NULL AND d.transaction_id IS NOT NULL"
+    per_feature = ", ".join(f"count(*) FILTER (WHERE {both} AND ({differs(spec)})) AS {spec.name}" for spec in specs)
+    any_differs = " OR ".join(f"({differs(spec)})" for spec in specs)
+    row = connection.execute(f"""
+        SELECT count(*) AS rows,
+               count(*) FILTER (WHERE n.transaction_id IS NULL) AS only_duckdb,
+               count(*) FILTER (WHERE d.transaction_id IS NULL) AS only_nightjar,
+               count(*) FILTER (WHERE n.transaction_id IS NULL OR d.transaction_id IS NULL OR {any_differs}) AS mismatches,
+               {per_feature}
+        FROM {joined}
+    """).fetchdf().iloc[0]
+    examples = connection.execute(f"""
+        SELECT transaction_id, {', '.join(f'n.{s.name} AS nightjar_{s.name}, d.{s.name} AS duckdb_{s.name}' for s in specs)}
+        FROM {joined} WHERE n.transaction_id IS NULL OR d.transaction_id IS NULL OR {any_differs} LIMIT 3
+    """).fetchdf()
+    connection.close()
+    result = {key: int(value) for key, value in row.items()}
+    result["examples"] = examples.to_dict(orient="records")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, default=200_000, help="cards (about 5 transactions each a day)")
+    parser.add_argument("--days", type=int, default=31, help="days of history up to D, D included")
+    parser.add_argument("--data", help="folder of the Parquet input (default: /tmp/nightjar-bench-event-features/...)")
+    parser.add_argument("--driver-memory", default="12g")
+    parser.add_argument("--duckdb-memory", default="8GB", help="DuckDB's memory_limit")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs of each engine after its untimed one")
+    args = parser.parse_args(argv)
+    if args.entities < 1 or args.days < 1 or args.repeat < 1:
+        parser.error("--entities, --days and --repeat must be at least 1")
+
+    scratch = Path(tempfile.mkdtemp(prefix="nightjar-bench-events-"))
+    try:
+        config = feature_config(scratch / "lake", args.driver_memory)
+        feature_set = expand(config)
+        specs = list(feature_set.aggregates)
+        check_frames(specs)
+        data = Path(args.data or f"/tmp/nightjar-bench-event-features/{args.entities}x{args.days}")
+        began = time.perf_counter()
+        rows = write_data(config, args.entities, args.days, data)
+        print(f"input: {rows:,} transactions of {args.entities:,} cards over {args.days} days up to {D} in {data} "
+              f"({time.perf_counter() - began:.1f}s, not timed)", flush=True)
+
+        duck_output, spark_output = scratch / "duckdb.parquet", scratch / "nightjar"
+        duck = time_duckdb(data, specs, args.days, args.duckdb_memory, scratch, args.repeat, duck_output)
+        duck_load = load()
+        print(f"  duckdb (threads=2)        {' '.join(f'{s:.2f}s' for s in duck)}  ({duck_load})", flush=True)
+        nightjar = time_nightjar(config, feature_set, data, args.repeat, spark_output)
+        nightjar_load = load()
+        print(f"  nightjar (Spark {config.spark.master}) {' '.join(f'{s:.2f}s' for s in nightjar)}  ({nightjar_load})",
+              flush=True)
+        found = compare(spark_output, duck_output, specs)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    best_nightjar, best_duck = min(nightjar), min(duck)
+    ratio = best_nightjar / best_duck
+    scored = found["rows"] - found["only_duckdb"]
+    print(f"\n{rows:,} transactions ({args.entities:,} cards, {args.days} days up to {D}); "
+          f"{len(specs)} features of the {scored:,} transactions of {D}")
+    print(f"  nightjar (event_features, noop write)  {best_nightjar:8.2f}s  ({nightjar_load})")
+    print(f"  duckdb (window functions, 2 threads)   {best_duck:8.2f}s  ({duck_load})")
+    print(f"  nightjar / duckdb time                 {ratio:8.2f}x  goal <= 3x")
+    per_feature = {spec.name: found[spec.name] for spec in specs if found[spec.name]}
+    print(f"  rows compared {found['rows']:,}: mismatches {found['mismatches']:,} (only in nightjar "
+          f"{found['only_nightjar']:,}, only in duckdb {found['only_duckdb']:,}"
+          + (f"; by feature {per_feature}" if per_feature else "") + ")")
+    for example in found["examples"]:
+        print(f"    e.g. {example}")
+    print(json.dumps({
+        "entities": args.entities, "days": args.days, "date": D.isoformat(), "input_rows": rows, "scored_rows": scored,
+        "features": len(specs), "nightjar_s": [round(s, 2) for s in nightjar], "duckdb_s": [round(s, 2) for s in duck],
+        "ratio": round(ratio, 2), "mismatches": found["mismatches"], "rows_compared": found["rows"],
+        "mismatches_by_feature": per_feature, "load": {"nightjar": nightjar_load, "duckdb": duck_load},
+    }, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
