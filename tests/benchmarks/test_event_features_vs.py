@@ -26,10 +26,15 @@ def test_the_event_features_benchmark_runs_at_a_tiny_size_and_both_engines_agree
     assert completed.returncode == 0, completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     assert figures["features"] == 16
-    assert 0 < figures["scored_rows"] == figures["rows_compared"] < figures["input_rows"]
-    assert figures["mismatches"] == 0, figures["mismatches_by_feature"]
-    assert figures["nightjar_s"] and figures["duckdb_s"]
-    assert "DuckDB's frames equal a brute force" in completed.stdout
+    assert 0 < figures["scored_rows"] < figures["input_rows"]
+    # Both DuckDB formulations, row by row against Nightjar's result.
+    assert set(figures["comparisons"]) == {"window", "join"}
+    for compared in figures["comparisons"].values():
+        assert compared["rows_compared"] == figures["scored_rows"]
+        assert compared["mismatches"] == 0, compared
+    assert figures["mismatches"] == 0
+    assert figures["nightjar_s"] and figures["duckdb_s"]["window"] and figures["duckdb_s"]["join"]
+    assert "queries equal a brute force of [t - w, t)" in completed.stdout
 
 
 def _results(tmp_path: Path) -> tuple[list, pd.DataFrame]:
