@@ -16,10 +16,11 @@ def test_the_fraud_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     # 1,000 cards (about 5,000 transactions a day) over 14 days: the 4 training dates and their
     # 10-day label horizon, then D. At this size the 5% sample of legitimate transactions leaves
     # too few rows to split on and the champion would be constant (its scores fail the stdev
-    # check): every transaction is kept.
+    # check): every transaction is kept. Two shuffle partitions: the benchmark's 32 (for 200,000
+    # cards) would make 128 buckets of a few cards, each a task.
     completed = subprocess.run(
         [sys.executable, str(BENCHMARK), "--entities", "1000", "--days", "14", "--lake", str(tmp_path / "lake"),
-         "--driver-memory", "2g", "--set", "training.majority_sample_rate=1"],
+         "--driver-memory", "2g", "--shuffle-partitions", "2", "--set", "training.majority_sample_rate=1"],
         capture_output=True, text=True, timeout=1800,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
