@@ -1,7 +1,7 @@
 """Per-card event-time features, Nightjar's event engine against DuckDB window functions.
 
     .venv/bin/python benchmarks/event_features_vs.py [--entities 200000] [--days 31] [--data DIR]
-        [--driver-memory 12g] [--shuffle-partitions 32] [--duckdb-memory 8GB] [--repeat 1]
+        [--driver-memory 12g] [--shuffle-partitions N] [--duckdb-memory 8GB] [--repeat 1]
 
 The features: count, sum, mean and max of `amount` per card over 1h, 24h, 7d and 30d before each
 transaction, windows [t - w, t) that exclude the transaction itself and every event at the same
@@ -18,9 +18,8 @@ Timed, computation only (no checks, no Delta write), each engine reading the sam
 
 * Nightjar: `features.events.event_features` with a FeatureSet of only these 16 aggregates,
   forced with Spark's `noop` writer (every column computed, nothing stored), in a Spark session
-  of the `features` job's settings (local[*], 4 buckets per shuffle partition) but with
-  `spark.shuffle_partitions=32` (`--shuffle-partitions`): at base.yaml's 8 the engine fails at
-  200,000 cards (SHUFFLE_PARTITIONS says why). The session's start-up is not timed;
+  of the `features` job's settings (local[*], `spark.shuffle_partitions`, 4 buckets per shuffle
+  partition). The session's start-up is not timed;
 * DuckDB (`threads=2`): `count/sum/avg/max(...) OVER (PARTITION BY card_id ORDER BY ts RANGE
   BETWEEN INTERVAL w PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING)`, materialised with
   `CREATE TEMP TABLE ... AS`. Timestamps are whole microseconds, so a frame ending 1 microsecond
@@ -86,10 +85,6 @@ FEATURE_SETTINGS = [
     "features.attributes=[]",
     "features.ratios=[]",
 ]
-# As benchmarks/fraud_nightly.py, not base.yaml's 8: the event engine's search key overflows in a
-# bucket of more than about 2,600 cards (its origin is the epoch, features/events.py `_SearchIndex`),
-# and 4 x 8 = 32 buckets of 200,000 cards hold 6,250 each. 128 buckets hold about 1,560.
-SHUFFLE_PARTITIONS = 32
 COLUMNS = ["transaction_id", "card_id", "ts", "amount", "tx_date"]
 RELATIVE_TOLERANCE = 1e-9
 # An empty window's sum is 0 in Nightjar (features.definitions.ZERO_WHEN_EMPTY), NULL in SQL.
@@ -102,11 +97,11 @@ def load() -> str:
     return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def feature_config(lake: Path, driver_memory: str, shuffle_partitions: int = SHUFFLE_PARTITIONS) -> Config:
+def feature_config(lake: Path, driver_memory: str, shuffle_partitions: int | None = None) -> Config:
     """The fraud use case with only the 16 card aggregates, its lake in a scratch folder."""
-    return load_config("local", [f"lake.root={lake}", f"spark.driver_memory={driver_memory}",
-                                 f"spark.shuffle_partitions={shuffle_partitions}", *FEATURE_SETTINGS],
-                       use_case=USE_CASE)
+    partitions = [f"spark.shuffle_partitions={shuffle_partitions}"] if shuffle_partitions else []
+    return load_config("local", [f"lake.root={lake}", f"spark.driver_memory={driver_memory}", *partitions,
+                                 *FEATURE_SETTINGS], use_case=USE_CASE)
 
 
 def write_data(config: Config, entities: int, days: int, folder: Path) -> int:
@@ -340,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="12g")
     parser.add_argument("--duckdb-memory", default="8GB", help="DuckDB's memory_limit")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of each engine after its untimed one")
-    parser.add_argument("--shuffle-partitions", type=int, default=SHUFFLE_PARTITIONS,
-                        help="spark.shuffle_partitions; the engine's buckets are 4 times as many, as in the features job")
+    parser.add_argument("--shuffle-partitions", type=int,
+                        help="spark.shuffle_partitions (default: the configuration's); the engine's buckets are "
+                             "4 times as many, as in the features job")
     args = parser.parse_args(argv)
     if args.entities < 1 or args.days < 1 or args.repeat < 1:
         parser.error("--entities, --days and --repeat must be at least 1")

@@ -1,7 +1,7 @@
 """The fraud use case's nightly path at a million transactions a day, through the real launcher.
 
     .venv/bin/python benchmarks/fraud_nightly.py [--entities 200000] [--days 31] [--lake DIR]
-        [--driver-memory 12g] [--shuffle-partitions 32] [--horizon-days 10] [--training-days 4]
+        [--driver-memory 12g] [--shuffle-partitions N] [--horizon-days 10] [--training-days 4]
         [--history-features] [--nightly-only] [--set KEY=VALUE ...]
 
 Times what a scheduler runs each night for `conf/use_cases/fraud.yaml`, each job its own JVM:
@@ -32,19 +32,18 @@ Setup, not timed as the nightly path (D = 2026-03-31):
    generator's report delays are 2 to 45 days, so a horizon of 2 days or less has no positive)
    and the smallest plan with a fold, a calibration date and a holdout: `training.days=4`
    (D-13 .. D-10 at the defaults), `folds=1`, `calibration.days=1`, `holdout_days=1`, one search
-   trial of at most 100 rounds, 20 bootstrap resamples for its ranking report. Their features
+   trial (its rounds found by early stopping, up to fraud.yaml's 1,000), 20 bootstrap resamples
+   for its ranking report. Their features
    are computed first (`features --start --end --rebuild`); their 30-day windows reach before the
    lake's first day, so they see less history than D's. The label is not part of the
    feature-set fingerprint, so `score` accepts the model for D's features. The model's quality
    means nothing; scoring's cost (prediction, calibration, reasons for the top 1%) depends on
-   its size, not its quality: at most 100 rounds (`--set training.max_rounds=N` for more) of
-   fraud.yaml's search space. The demo's champion, searched with up to 1,000 rounds, may be
-   larger, and its predictions and SHAP reasons slower.
+   its size (rounds and leaves, printed with the figures), not its quality. The demo's
+   champion, the best of 8 trials, may be larger or smaller.
    `--nightly-only` skips this step (and the deletion in 1.) and scores with the champion an
    earlier run left on `--lake`, to time the nightly path again.
 
-Spark runs with `spark.shuffle_partitions=32` (`--shuffle-partitions`), not base.yaml's 8: at 8,
-`features` fails at 200,000 cards (SHUFFLE_PARTITIONS says why). Dask runs one worker with both
+Dask runs one worker with both
 threads (as demand_nightly.py: the training frame stays in one process). The generated tables
 (about 550 MB at the default size) stay in `--lake` for the next run. Refuses a `--lake` that
 holds anything but a lake of this benchmark.
@@ -59,6 +58,9 @@ import shutil
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -71,11 +73,6 @@ D = date(2026, 3, 31)
 HISTORY_DAYS = 30  # fraud.yaml's longest window
 GOAL_S = 15 * 60
 MARKER = ".nightjar-fraud-benchmark"
-# Not base.yaml's 8: the event engine's search key (features/events.py, `_SearchIndex`) takes its
-# origin at the epoch instead of the bucket's first instant, so a bucket of more than about 2,600
-# cards overflows it ("overflow the search key: raise the number of buckets"), and 200,000 cards in
-# 4 x 8 = 32 buckets make 6,250 a bucket. 32 partitions make 128 buckets of about 1,560 cards.
-SHUFFLE_PARTITIONS = 32
 
 
 def load() -> str:
@@ -105,6 +102,16 @@ def prepare_lake(lake: Path, settings: list[str], keep_derived: bool = False) ->
     shutil.rmtree(f"{tables.use_case_root(config)}/models", ignore_errors=True)
 
 
+def champion_size(lake: str) -> dict[str, Any]:
+    """The version the last `score` ran with, and its size: what scoring's cost depends on."""
+    config = load_config("local", [f"lake.root={lake}"], use_case=USE_CASE)
+    runs = DeltaTable(tables.table_path(config, config.tables.runs)).to_pandas()
+    version = int(runs[runs["job"] == "score"].sort_values("started_at").iloc[-1]["model_version"])
+    metadata = json.loads((Path(tables.model_path(config, config.model_name, version)) / "metadata.json").read_text())
+    return {"version": version, "rounds": metadata["num_boost_round"], "num_leaves": metadata["params"].get("num_leaves"),
+            "features": len(metadata["features"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entities", type=int, default=200_000, help="cards (about 5 transactions each a day)")
@@ -113,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="12g")
     parser.add_argument("--horizon-days", type=int, default=10, help="the label horizon of the timing-only champion")
     parser.add_argument("--training-days", type=int, default=4, help="training.days (at least 4)")
-    parser.add_argument("--shuffle-partitions", type=int, default=SHUFFLE_PARTITIONS,
-                        help="spark.shuffle_partitions; the event engine's buckets are 4 times as many")
+    parser.add_argument("--shuffle-partitions", type=int,
+                        help="spark.shuffle_partitions (default: the configuration's); the event engine's "
+                             "buckets are 4 times as many")
     parser.add_argument("--history-features", action="store_true",
                         help="also time the features of the 30 history days D-30 .. D-1 (one backfill)")
     parser.add_argument("--nightly-only", action="store_true",
@@ -131,14 +139,15 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = [
         f"lake.root={args.lake}", f"spark.driver_memory={args.driver_memory}",
-        f"spark.shuffle_partitions={args.shuffle_partitions}",
         # One Dask worker with both threads: two workers would each hold a copy of the fit rows.
         "dask.workers=1", "dask.threads_per_worker=2", "dask.memory_limit=6GiB",
     ]
+    if args.shuffle_partitions:
+        settings.append(f"spark.shuffle_partitions={args.shuffle_partitions}")
     training = {
         "use_case.label.horizon": f"{args.horizon_days}d", "training.days": args.training_days,
         "training.folds": 1, "training.calibration.days": 1, "training.holdout_days": 1, "training.gap_days": 0,
-        "training.search.trials": 1, "training.max_rounds": 100, "training.ranking.bootstrap": 20,
+        "training.search.trials": 1, "training.ranking.bootstrap": 20,
     }
     # Only `train` gets them: the horizon is part of the generated scenario's parameters (its
     # truth), which must stay fraud.yaml's for a lake to be reused.
@@ -175,14 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                        "--end", history_days[1].isoformat()), load())
         runs["history features"] = last_run(args.lake, USE_CASE, "features")
 
+    size = champion_size(args.lake)
     generated = last_run(args.lake, USE_CASE, "generate")["rows"]
     transactions = generated.get("transactions", 0)
     print(f"\ncards={args.entities:,}  days={args.days} (up to D={D})  transactions: {transactions:,} "
           f"({transactions / args.days:,.0f} a day)")
+    trees = (f"version {size['version']}: {size['rounds']} rounds of at most {size['num_leaves']} leaves over "
+             f"{size['features']} features")
     if args.nightly_only:
-        print("champion: the timing-only one an earlier run left on the lake (--nightly-only; not the demo's model)")
+        print(f"champion {trees}: the timing-only one an earlier run left on the lake (--nightly-only; "
+              "not the demo's model)")
     else:
-        print(f"timing-only champion: label horizon {args.horizon_days}d, feature dates "
+        print(f"timing-only champion {trees}: label horizon {args.horizon_days}d, feature dates "
               f"{training_dates[0]}..{training_dates[1]} (not the demo's model)")
     for step, (seconds, at) in setup.items():
         print(f"  setup   {step:<36} {seconds:>7.1f}s  ({at})")
@@ -199,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
               f"rows {run['rows']}; steps {run['timings']})")
     print(json.dumps({
         "entities": args.entities, "days": args.days, "date": D.isoformat(), "transactions": transactions,
-        "champion": {"note": "timing only, not the demo's model", **training},
+        "champion": {"note": "timing only, not the demo's model", "size": size, **training},
         "setup_s": {k: round(s, 1) for k, (s, _) in setup.items()},
         "nightly_s": {k: round(s, 1) for k, (s, _) in nightly.items()}, "nightly_total_s": round(total, 1),
         "goal_s": GOAL_S, "history_features_s": None if history is None else round(history[0], 1),

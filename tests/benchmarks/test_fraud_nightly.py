@@ -16,8 +16,8 @@ def test_the_fraud_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     # 1,000 cards (about 5,000 transactions a day) over 14 days: the 4 training dates and their
     # 10-day label horizon, then D. At this size the 5% sample of legitimate transactions leaves
     # too few rows to split on and the champion would be constant (its scores fail the stdev
-    # check): every transaction is kept. Two shuffle partitions: the benchmark's 32 (for 200,000
-    # cards) would make 128 buckets of a few cards, each a task.
+    # check): every transaction is kept. Two shuffle partitions: base.yaml's 8 would make 32
+    # buckets of a few cards, each a task.
     completed = subprocess.run(
         [sys.executable, str(BENCHMARK), "--entities", "1000", "--days", "14", "--lake", str(tmp_path / "lake"),
          "--driver-memory", "2g", "--shuffle-partitions", "2", "--set", "training.majority_sample_rate=1"],
@@ -32,6 +32,7 @@ def test_the_fraud_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert 0 < featured == figures["runs"]["score"]["rows"]["scores"] < figures["transactions"]
     assert "nightly path (features + score, launcher to exit)" in completed.stdout
     assert "not the demo's model" in completed.stdout
+    assert figures["champion"]["size"]["rounds"] >= 1
 
 
 def test_the_benchmark_refuses_a_lake_it_did_not_make(tmp_path: Path) -> None:
