@@ -181,7 +181,7 @@ def run_job(
     context = JobContext(job=job, args=args, config=config, dates=dates, record=record)
     exit_code, message = 0, None
     try:
-        # Before the session: an embedded metastore would be created in the new layout's place.
+        # Before the session, which must not start on a lake it would misread.
         tables.require_layout(config)
         context.spark = get_spark(config)
         body(context)

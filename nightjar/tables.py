@@ -2,11 +2,10 @@
 
 Tables are Delta tables addressed by their path under the lake root, so a lake copied
 elsewhere and named with `--set lake.root=...` is self-contained. Each use case lives in its
-own folder, `<lake root>/<use case>/`: its tables, models, validation results and embedded
-metastore, so that use cases side by side never touch each other's. Each write is one Delta
-commit: a reader sees the table before or after it, never half of it. The catalog entries
-that analysts query by name (`<prefix>_<use case>.<table>`) are re-pointed at the current
-lake root after each write.
+own folder, `<lake root>/<use case>/`: its tables, models and validation results, so that use
+cases side by side never touch each other's. Each write is one Delta commit: a reader sees the
+table before or after it, never half of it. Jobs use no catalog, so they need no metastore and
+run side by side; `register_all` gives analysts the tables by name (`<prefix>_<use case>.<table>`).
 """
 
 from __future__ import annotations
@@ -86,17 +85,9 @@ def catalog_name(config: Config, name: str) -> str:
     return f"{database(config)}.{name}"
 
 
-def metastore_dir(config: Config) -> str | None:
-    """Folder of the embedded Derby metastore: `lake.metastore_dir`, else `<lake root>/<use case>/_metastore`
-    for a local lake, else None (the catalog lives elsewhere)."""
-    if config.lake.metastore_dir:
-        return config.lake.metastore_dir
-    root = local_path(use_case_root(config))
-    return None if root is None else f"{root}/_metastore"
-
-
-# What the layout before use cases kept directly under the lake root besides its tables.
-_OLD_LAYOUT_FOLDERS = ("models", "_gx", "_metastore")
+# What the layout before use cases kept directly under the lake root besides its tables (its
+# `_metastore`, an embedded Derby catalog that no job uses any more, stays where it is).
+_OLD_LAYOUT_FOLDERS = ("models", "_gx")
 
 
 def require_layout(config: Config) -> None:
@@ -254,7 +245,6 @@ def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.
         except _CONFLICTS:
             if not exists(spark, config, name):
                 raise
-    register(spark, config, name)
 
 
 def append_unless(df: DataFrame, config: Config, name: str, condition: str) -> int | None:
@@ -332,12 +322,44 @@ def summary(spark: SparkSession, config: Config, name: str, partition_by: str | 
     )
 
 
+def lake_tables(config: Config) -> list[str]:
+    """The names of the use case's Delta tables that exist now: the folders of its own that hold a
+    Delta log, and the shared sources its configuration points at. Lists folders, reads no table."""
+    fs, root = filesystem(use_case_root(config))
+    children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = {
+        child.base_name for child in children
+        if child.type == pafs.FileType.Directory and _is_delta(fs, f"{root}/{child.base_name}")
+    }
+    for source in config.use_case.sources.values():
+        if source.path:
+            shared_fs, shared = filesystem(table_path(config, source.table))
+            if _is_delta(shared_fs, shared):
+                names.add(source.table)
+    return sorted(names)
+
+
+def register_all(spark: SparkSession, config: Config) -> list[str]:
+    """Make every table of the use case queryable by name, `<database>.<table>`, and return their names.
+
+    Each entry points at the table's path under the current lake root; registering reads the
+    table's Delta log, never its data. Jobs never need this (they address tables by path): it is
+    for queries by name, in the session's own catalog (in memory unless a shared metastore is
+    configured, where the entries stay for other tools).
+    """
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(config)}")
+    names = lake_tables(config)
+    for name in names:
+        register(spark, config, name)
+    return names
+
+
 def register(spark: SparkSession, config: Config, name: str) -> None:
     """Point the catalog entry `<database>.<name>` at the table under the current lake root.
 
-    Jobs writing the same table at once may re-point the entry at the same moment, and the
+    With a shared metastore, two sessions may re-point the entry at the same moment, and the
     catalog's own checks (`IF EXISTS`, `IF NOT EXISTS`) are not atomic: a step that loses such a
-    race is tried again, and finds the entry pointed where it belongs by the other job.
+    race is tried again, and finds the entry pointed where it belongs by the other session.
     """
     for attempt in range(_REGISTER_ATTEMPTS):
         try:
@@ -376,7 +398,6 @@ def _writer(df: DataFrame, metadata: dict[str, Any] | None) -> DataFrameWriter:
 
 
 def _after_write(spark: SparkSession, config: Config, name: str) -> int:
-    register(spark, config, name)
     return version(spark, config, name) or 0
 
 

@@ -14,6 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.errors import MissingInputError
+from nightjar.session import spark_conf
 
 
 def _events(spark: SparkSession, days: list[int], value: int = 1) -> DataFrame:
@@ -57,15 +58,31 @@ def test_tables_are_registered_by_name_and_follow_a_moved_lake(
     spark: SparkSession, config: Config, make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
+    tables.overwrite(_events(spark, [1]), config, "other", partition_by="ds")
+    Path(tables.use_case_root(config), "_gx").mkdir()  # a folder that is no table
+    assert tables.register_all(spark, config) == ["events", "other"]
     by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(config, 'events')}").first().n
     assert by_name == 3
+    # Writes go by path and leave the catalog alone; the entry reads the table's latest version.
+    tables.append(_events(spark, [2]), config, "events")
+    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(config, 'events')}").first().n == 6
 
     moved_root = tmp_path / "moved"
     shutil.copytree(config.lake.root, moved_root)
     moved = make_config(moved_root)
-    tables.append(_events(spark, [2]), moved, "events")
-    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(moved, 'events')}").first().n == 6
-    assert tables.read(spark, config, "events").count() == 3  # the original lake is untouched
+    tables.overwrite(_events(spark, [3]), moved, "events", partition_by="ds")
+    tables.register_all(spark, moved)
+    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(moved, 'events')}").first().n == 3
+    assert tables.read(spark, config, "events").count() == 6  # the original lake is untouched
+
+
+def test_jobs_use_no_metastore_unless_a_shared_one_is_configured(
+    spark: SparkSession, config: Config, make_config: Callable[..., Config], lake: Path,
+) -> None:
+    assert spark.conf.get("spark.sql.catalogImplementation") == "in-memory"
+    assert spark_conf(config)["spark.sql.catalogImplementation"] == "in-memory"
+    shared = make_config(lake, "spark.settings.spark.hadoop.hive.metastore.uris=thrift://metastore:9083")
+    assert spark_conf(shared)["spark.sql.catalogImplementation"] == "hive"
 
 
 def test_delta_rs_reads_what_spark_wrote(spark: SparkSession, config: Config) -> None:
