@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -43,6 +44,8 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, MissingInputError, TransientError
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ def overwrite(
     writer = _writer(df, metadata).mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(partition_by)
-    writer.save(table_path(config, name))
+    _save(writer, config, name)
     return _after_write(df.sparkSession, config, name)
 
 
@@ -215,13 +218,13 @@ def replace_where(
     )
     if add_columns:
         writer = writer.option("mergeSchema", "true")
-    writer.save(table_path(config, name))
+    _save(writer, config, name)
     return _after_write(df.sparkSession, config, name)
 
 
 def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | None = None) -> int:
     """Append `df` to `name` (created when missing) in one commit; returns the new version."""
-    _writer(df, metadata).mode("append").option("mergeSchema", "true").save(table_path(config, name))
+    _save(_writer(df, metadata).mode("append").option("mergeSchema", "true"), config, name)
     return _after_write(df.sparkSession, config, name)
 
 
@@ -234,6 +237,33 @@ _CONFLICTS = (
     ConcurrentAppendException, ConcurrentWriteException, ConcurrentTransactionException, MetadataChangedException,
     ProtocolChangedException, DeltaConcurrentModificationException,
 )
+
+
+# How many times a write that lost a commit race is tried in all.
+_WRITE_ATTEMPTS = 4
+
+
+def _save(writer: DataFrameWriter, config: Config, name: str) -> None:
+    """Commit `writer` to table `name`, trying again when another job's commit conflicts with it.
+
+    Each write here replaces (or appends) exactly the rows it names, and jobs compute the same
+    rows from the same inputs, so committing after the other job's commit still gives what the
+    caller asked for. Delta's optimistic concurrency reports a conflict when two jobs replace
+    overlapping rows at once (the same date, the same feature tiles, a whole table) or change
+    its schema; replacements of different dates do not conflict. After the last attempt the
+    conflict is a CommitConflict: exit 5, worth retrying.
+    """
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            writer.save(table_path(config, name))
+            return
+        except _CONFLICTS as error:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise CommitConflict(
+                    f"table {name!r}: other jobs kept committing conflicting changes at the same time "
+                    f"({type(error).__name__}); nothing was written"
+                ) from None
+            _log.info("table %r: another job committed first (%s); writing again", name, type(error).__name__)
 
 
 def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.StructType) -> None:
