@@ -359,14 +359,20 @@ def lake_tables(config: Config) -> list[str]:
     children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     names = {
         child.base_name for child in children
-        if child.type == pafs.FileType.Directory and _is_delta(fs, f"{root}/{child.base_name}")
+        if child.type == pafs.FileType.Directory and _has_commit(fs, f"{root}/{child.base_name}")
     }
     for source in config.use_case.sources.values():
         if source.path:
             shared_fs, shared = filesystem(table_path(config, source.table))
-            if _is_delta(shared_fs, shared):
+            if _has_commit(shared_fs, shared):
                 names.add(source.table)
     return sorted(names)
+
+
+def _has_commit(fs: pafs.FileSystem, folder: str) -> bool:
+    # A table that another job is creating right now has a log folder and no commit yet.
+    log = fs.get_file_info(pafs.FileSelector(f"{folder}/_delta_log", allow_not_found=True))
+    return any(entry.base_name.endswith((".json", ".parquet")) for entry in log)
 
 
 def register_all(spark: SparkSession, config: Config) -> list[str]:

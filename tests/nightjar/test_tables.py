@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -92,3 +93,30 @@ def test_delta_rs_reads_what_spark_wrote(spark: SparkSession, config: Config) ->
     assert sorted(frame["entity"].tolist()) == [0, 1, 2]
     assert set(frame["ds"].astype(str)) == {"2026-01-02"}
     assert frame["value"].sum() == written.filter(F.col("ds") == date(2026, 1, 2)).agg(F.sum("value")).first()[0]
+
+
+def test_replacements_of_the_same_date_racing_each_other_all_commit_whole(spark: SparkSession, config: Config) -> None:
+    tables.overwrite(_events(spark, [1, 2]), config, "events", partition_by="ds")
+    values = [10, 20, 30]
+    frames = [_events(spark, [2], value=value) for value in values]
+    errors: list[BaseException] = []
+
+    def replace(frame: DataFrame) -> None:
+        try:
+            tables.replace_partitions(frame, config, "events", "ds", [date(2026, 1, 2)])
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=replace, args=(frame,)) for frame in frames]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    # Every write committed (a conflict is written again on top), and the date holds one of them, whole.
+    assert tables.version(spark, config, "events") == 3
+    stored = tables.read(spark, config, "events")
+    winners = [value for value, frame in zip(values, frames)
+               if stored.where("ds = DATE'2026-01-02'").exceptAll(frame).count() == 0]
+    assert len(winners) == 1 and stored.where("ds = DATE'2026-01-02'").count() == 3
+    assertDataFrameEqual(stored.where("ds = DATE'2026-01-01'"), _events(spark, [1]))
