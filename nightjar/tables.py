@@ -263,7 +263,8 @@ def _save(writer: DataFrameWriter, config: Config, name: str) -> None:
                     f"table {name!r}: other jobs kept committing conflicting changes at the same time "
                     f"({type(error).__name__}); nothing was written"
                 ) from None
-            _log.info("table %r: another job committed first (%s); writing again", name, type(error).__name__)
+            _log.info("table %r: another job committed first (Delta's %s conflict); writing again",
+                      name, type(error).__name__.removesuffix("Exception"))
 
 
 def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.StructType) -> None:
