@@ -37,7 +37,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, IllegalArgumentException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -671,3 +671,77 @@ def needs_daily_partition(source: SourceConfig) -> bool:
     events: a day without one is no missing input for them; any other source has one per day.
     """
     return source.kind != "entities" and not source.sparse
+
+
+# Housekeeping (`maintain`): compaction and removal of unreferenced files, table by table.
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """A table's data files: those its current version refers to, and all those stored in its folder."""
+
+    files: int
+    bytes: int
+    stored_files: int
+    stored_bytes: int
+
+
+def file_counts(config: Config, name: str) -> FileCounts:
+    """The data files of table `name` now: referenced (from its Delta log) and stored (listed)."""
+    reader = DeltaReader(table_path(config, name))
+    actions = pa.table(reader.get_add_actions(flatten=False))
+    fs, folder = filesystem(table_path(config, name))
+    stored = [
+        info for info in fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+        if info.type == pafs.FileType.File
+        # Delta's own rule for VACUUM: names starting with `_` or `.` (the log, checksums) are not data.
+        and not any(part.startswith(("_", ".")) for part in info.path[len(folder):].split("/"))
+    ]
+    return FileCounts(
+        files=actions.num_rows,
+        bytes=sum(actions.column("size_bytes").to_pylist()),
+        stored_files=len(stored),
+        stored_bytes=sum(info.size or 0 for info in stored),
+    )
+
+
+def optimize(spark: SparkSession, config: Config, name: str) -> int:
+    """Compact the small files of table `name` (Delta `OPTIMIZE`, bin-packing within each partition).
+
+    The rows stay the same; the compacted files replace the small ones in one commit marked as
+    changing no data, which readers of older versions and the `status` job tell apart. Returns
+    the table's version after it (the same version when there was nothing to compact).
+    """
+    _delta(spark, config, name).optimize().executeCompaction()
+    return version(spark, config, name) or 0
+
+
+def vacuum(spark: SparkSession, config: Config, name: str, retention_hours: int) -> None:
+    """Delete the files of table `name` that no version of the last `retention_hours` refers to (Delta `VACUUM`).
+
+    Raises:
+        ConfigError: the retention is below the table's `delta.deletedFileRetentionDuration` (7 days
+            by default), which Delta refuses.
+    """
+    # Delta 4 ignores a retention other than 0 unless told otherwise, and applies the table's
+    # property instead: a longer retention asked for would silently delete younger files.
+    setting = "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled"
+    previous = spark.conf.get(setting, None)
+    spark.conf.set(setting, "false")
+    try:
+        _delta(spark, config, name).vacuum(float(retention_hours))
+    except IllegalArgumentException as error:
+        raise ConfigError(f"table {name!r}: VACUUM refused a retention of {retention_hours} hours "
+                          f"({str(error).strip().splitlines()[0]})") from None
+    finally:
+        if previous is None:
+            spark.conf.unset(setting)
+        else:
+            spark.conf.set(setting, previous)
+
+
+def own_tables(config: Config) -> list[str]:
+    """The use case's own tables (not a source shared through a `path`), in a stable order."""
+    shared = {source.table for source in config.use_case.sources.values() if source.path}
+    names = [source.table for source in config.use_case.sources.values()] + list(config.tables.model_dump().values())
+    return sorted({name for name in names if name not in shared})
