@@ -71,7 +71,8 @@ def test_status_lists_sources_and_outputs_per_date(lake: Path, capsys: pytest.Ca
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("date "))
     assert lines[header].split() == ["date", "customers", "transactions", "features", "scores", "monitoring"]
-    assert lines[header + 1].split() == [FEATURES_END, "ok", "ok", "ok", "no", "table", "no", "table"]
+    # No customer signed up that day: an entities source needs no partition per day.
+    assert lines[header + 1].split() == [FEATURES_END, "none", "ok", "ok", "no", "table", "no", "table"]
 
 
 def test_status_exits_4_when_a_required_input_is_missing(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
