@@ -8,8 +8,9 @@ An output's partition for date D (a `features`, `scores` or `monitoring` date) w
 the last commit that changed D's data; that commit names its run (`run_id` in its metadata, or
 the run whose `output_versions` holds the commit), and the run recorded the version of each table
 it read (`input_versions`). The partition is stale when, after that version, a commit changed
-data of the input in a partition at or before D, or when its input of the same date is stale
-itself. Point-in-time correctness is why only partitions up to D count: nothing after D's cutoff
+data of the input in a partition at or before D (in D itself for an input that is another
+per-date output, such as the features a score read), or when its input of the same date is
+stale itself. Point-in-time correctness is why only partitions up to D count: nothing after D's cutoff
 may change D's features, so the next day's data arriving makes nothing stale. Commits that
 rewrite files without changing data (`OPTIMIZE`, `VACUUM`) make nothing stale either.
 """
@@ -158,7 +159,11 @@ def _freshness(
                              + (f" (run {run_id})" if run_id else ""))
         return state
     for table, read_version in sorted(inputs.items()):
-        reason = lineage.changed_since(table, read_version, day)
+        if table == name:
+            continue  # a job that computes missing features first records the features it then reads
+        # Another per-date output (the features a score read) is read for the same date only; a
+        # source, over windows that end at the date.
+        reason = lineage.changed_since(table, read_version, day, same_day=table in upstream)
         if reason:
             state.reasons.append(reason)
         above = upstream.get(table)
@@ -239,33 +244,42 @@ class _Lineage:
         recorded = (writer.metadata or {}).get("input_versions")
         return {str(k): int(v) for k, v in recorded.items()} if isinstance(recorded, dict) else None
 
-    def changed_since(self, name: str, read_version: int, day: date) -> str | None:
-        """Why the data of `name` up to `day` changed after `read_version`, or None when it did not."""
+    def changed_since(self, name: str, read_version: int, day: date, same_day: bool = False) -> str | None:
+        """Why the data of `name` up to `day` (`same_day`: of `day` itself) changed after `read_version`,
+        or None when it did not."""
         now = self.version(name)
         if now is None:
             return f"{name} (read at version {read_version}) no longer exists"
         if now <= read_version:
             return None
         partition = self.partition(name)
-        changed_in = []
+        changed_in, values, everything = [], set(), False
         for table_version in range(read_version + 1, now + 1):
             entry = self.commit(name, table_version)
             if entry is None:
                 return f"{name} changed after version {read_version}, in versions no longer in its Delta log"
-            if entry.changed is None or any(_at_or_before(value, day) for value in entry.changed):
+            relevant = None if entry.changed is None else {v for v in entry.changed if _counts(v, day, same_day)}
+            if relevant is None or relevant:
                 changed_in.append(table_version)
+                everything = everything or relevant is None
+                values |= relevant or set()
         if not changed_in:
             return None
-        where = f"partitions up to {partition}={day}" if partition else "data"
+        if everything or not partition:
+            where = "its data"
+        else:
+            listed = sorted(values)
+            where = f"{partition}={', '.join(listed[:3])}" + (f" and {len(listed) - 3} more" if len(listed) > 3 else "")
         shown = ", ".join(map(str, changed_in[:5])) + (" ..." if len(changed_in) > 5 else "")
         return f"{name}: {where} changed in version {shown} after version {read_version}, which its run read"
 
 
-def _at_or_before(value: str, day: date) -> bool:
+def _counts(value: str, day: date, same_day: bool) -> bool:
     try:
-        return date.fromisoformat(value[:10]) <= day
+        changed = date.fromisoformat(value[:10])
     except ValueError:
         return True  # not a date: it may matter, so it counts
+    return changed == day if same_day else changed <= day
 
 
 # The readable form: one line per date, then a line per stale or unknown output.
