@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from jobs import status as status_job
 from nightjar import cli, tables
 from nightjar.config import Config
+from nightjar.submit import available_jobs, needs_spark
 from tests.conftest import run_launcher
 from tests.jobs.conftest import FEATURES_END, FEATURES_START
 
@@ -140,3 +141,8 @@ def test_status_through_the_launcher_starts_no_jvm(lake: Path) -> None:
     control = run_launcher("sql", "--set", f"lake.root={lake}", "SELECT 1", timeout=120, **no_java)
     assert control.returncode != 0
     assert os.path.basename(no_java["JAVA_HOME"]) in control.stderr + control.stdout
+
+
+def test_only_jobs_that_say_so_run_without_spark() -> None:
+    assert not needs_spark("status")
+    assert all(needs_spark(job) for job in available_jobs() if job != "status")
