@@ -37,8 +37,14 @@ demo: setup
 	./spark-submit.sh train --use-case $(USE_CASE) --date $$2; \
 	./spark-submit.sh score --use-case $(USE_CASE) --date $$2
 
+# Two test processes (pytest-xdist), each with its own session-scoped SparkSession; a file's
+# tests stay in one process, so module fixtures are built once. Most of the suite's time is JVM
+# starts, Delta commits and single-threaded driver work of launched jobs, which two processes
+# overlap on two cores. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
+
 test: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean-lake:
 	rm -rf lake

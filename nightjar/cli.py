@@ -139,9 +139,10 @@ def main(
     policy: DatePolicy,
     argv: list[str] | None = None,
     record_runs: bool = True,
+    spark: bool = True,
 ) -> NoReturn:
     """Run a job from the command line and exit with its documented exit code."""
-    sys.exit(run_job(job, description, add_arguments, body, policy, argv, record_runs))
+    sys.exit(run_job(job, description, add_arguments, body, policy, argv, record_runs, spark))
 
 
 def run_job(
@@ -152,10 +153,14 @@ def run_job(
     policy: DatePolicy,
     argv: list[str] | None = None,
     record_runs: bool = True,
+    spark: bool = True,
 ) -> int:
     """Run a job and return its exit code; see `main`.
 
     `record_runs=False` is for read-only jobs (queries), which must not need write access.
+    `spark=False` is for jobs that read with delta-rs alone (`status`): no session, so no JVM,
+    and no run is recorded (recording one takes a session). The launcher runs such a job with
+    plain Python when its module says `SPARK = False` (see `nightjar.submit`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     logs.configure(job)
@@ -183,7 +188,8 @@ def run_job(
     try:
         # Before the session, which must not start on a lake it would misread.
         tables.require_layout(config)
-        context.spark = get_spark(config)
+        if spark:
+            context.spark = get_spark(config)
         body(context)
     except NightjarError as error:
         # A generic failure (exit 1) raised because of a transient one, say a training

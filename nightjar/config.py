@@ -277,6 +277,18 @@ class GenerateConfig(Strict):
         return self
 
 
+# Delta refuses to VACUUM with a retention shorter than its `delta.deletedFileRetentionDuration`
+# (7 days by default): a reader or writer still on an older version may need the files.
+MIN_RETENTION_HOURS = 168
+
+
+class HousekeepingConfig(Strict):
+    """The `maintain` job: compacting small files (`OPTIMIZE`) and deleting unreferenced ones (`VACUUM`)."""
+
+    # Files that no version of the last `retention_hours` refers to are deleted; never below Delta's limit.
+    retention_hours: int = Field(MIN_RETENTION_HOURS, ge=MIN_RETENTION_HOURS)
+
+
 class Config(Strict):
     """The validated configuration of one run."""
 
@@ -291,6 +303,7 @@ class Config(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    housekeeping: HousekeepingConfig = Field(default_factory=HousekeepingConfig)
 
     @property
     def model_name(self) -> str:

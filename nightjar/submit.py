@@ -3,12 +3,14 @@
 It validates the job name and the configuration before any JVM starts (so a typo costs
 milliseconds and exits 2), zips the project's packages for `--py-files`, and replaces itself
 with pyspark's own `spark-submit`, passing the session settings of `nightjar.session` as
-`--conf` so the driver JVM starts with the right memory, jars and catalog.
+`--conf` so the driver JVM starts with the right memory, jars and catalog. A job whose
+module declares `SPARK = False` (`status`) runs in plain Python instead: no JVM at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import zipfile
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pyspark
 
+from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT, conf_dir, load_config
 from nightjar.errors import NightjarError, UsageError
 from nightjar.lineage import code_version
@@ -42,11 +45,24 @@ def build_py_files(destination: Path) -> Path:
     return destination
 
 
-def submit_command(job: str, job_args: list[str]) -> list[str]:
-    """The `spark-submit` command line for `job`; raises NightjarError on a bad job or configuration.
+def needs_spark(job: str) -> bool:
+    """Whether `jobs/JOB.py` runs in a Spark driver: yes unless the module sets `SPARK = False`.
 
-    Also binds a local-mode driver to the loopback interface (see `bind_locally`).
+    Read from the module's source rather than by importing it: importing a job imports its
+    engine (Spark, LightGBM), seconds that a job without a session is meant to save.
     """
+    tree = ast.parse((PROJECT_ROOT / "jobs" / f"{job}.py").read_text())
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            and any(isinstance(target, ast.Name) and target.id == "SPARK" for target in node.targets)
+        ):
+            return node.value.value is not False
+    return True
+
+
+def _check(job: str, job_args: list[str]) -> Config:
+    """UsageError for an unknown job, ConfigError for a bad configuration; nothing else is parsed here."""
     if job not in available_jobs():
         raise UsageError(f"unknown job {job!r} (jobs: {', '.join(available_jobs())})")
     pre = argparse.ArgumentParser(add_help=False)
@@ -54,7 +70,21 @@ def submit_command(job: str, job_args: list[str]) -> list[str]:
     pre.add_argument("--env", default=None)
     pre.add_argument("--set", dest="overrides", action="append", default=[])
     known, _ = pre.parse_known_args(job_args)
-    config = load_config(known.env, known.overrides, use_case=known.use_case)
+    return load_config(known.env, known.overrides, use_case=known.use_case)
+
+
+def python_command(job: str, job_args: list[str]) -> list[str]:
+    """The command line of a job without a Spark session: the driver script in this Python."""
+    _check(job, job_args)
+    return [sys.executable, str(PROJECT_ROOT / "driver.py"), job, *job_args]
+
+
+def submit_command(job: str, job_args: list[str]) -> list[str]:
+    """The `spark-submit` command line for `job`; raises NightjarError on a bad job or configuration.
+
+    Also binds a local-mode driver to the loopback interface (see `bind_locally`).
+    """
+    config = _check(job, job_args)
     bind_locally(config)
     py_files = build_py_files(PROJECT_ROOT / "build" / "nightjar.zip")
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -75,7 +105,8 @@ def main(argv: list[str]) -> int:
         return 0 if argv else 2
     job, job_args = argv[0], argv[1:]
     try:
-        command = submit_command(job, job_args)
+        spark = job not in available_jobs() or needs_spark(job)
+        command = submit_command(job, job_args) if spark else python_command(job, job_args)
     except NightjarError as error:
         print(f"nightjar {job}: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -37,7 +37,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, IllegalArgumentException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -310,12 +310,10 @@ def present_dates(frame: DataFrame, partition: str, dates: list[date]) -> set[da
 
 
 def require_source_partitions(config: Config, frame: DataFrame, source: SourceConfig, dates: list[date]) -> None:
-    """MissingInputError naming the first of `dates` without a partition in `source`.
-
-    Entities sources have a partition per signup day and sparse events sources one per day with
-    events: a day without one is no missing input for them.
+    """MissingInputError naming the first of `dates` without a partition in `source`, when
+    `source` needs one for every day (see `needs_daily_partition`).
     """
-    if source.kind == "entities" or source.sparse:
+    if not needs_daily_partition(source):
         return
     present = partition_dates(config, source.table, source.partition)
     require_partitions(frame, source.table, source.partition, dates, present=present)
@@ -641,3 +639,167 @@ def gx_root(config: Config) -> str:
 def data_docs_dir(config: Config) -> str:
     """The static HTML site of every stored validation result; open `index.html` in a browser."""
     return f"{gx_root(config)}/data_docs"
+
+
+# The Delta log read without Spark (delta-rs and the log's own JSON commits), for `status`,
+# which answers a scheduler's sensor in about a second and so never starts a JVM.
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a table's Delta log, as far as its data is concerned.
+
+    `changed`: the values of the partition column whose data the commit added or removed, as the
+    log writes them (`2026-03-31`), or None when it changed data outside any partition (an
+    unpartitioned table). Files rewritten without changing data (`OPTIMIZE`) and commits that
+    touch no data file (`VACUUM`, properties) change nothing.
+    """
+
+    version: int
+    operation: str | None
+    metadata: dict[str, Any] | None
+    changed: frozenset[str] | None
+
+
+def current_version(config: Config, name: str) -> int | None:
+    """The latest version of table `name` read with delta-rs, or None when there is no Delta table."""
+    fs, folder = filesystem(table_path(config, name))
+    if not _is_delta(fs, folder):
+        return None
+    return int(DeltaReader(table_path(config, name)).version())
+
+
+def partition_columns(config: Config, name: str) -> list[str]:
+    """The partition columns of table `name` (none for an unpartitioned one); MissingInputError when it does not exist."""
+    try:
+        return list(DeltaReader(table_path(config, name)).metadata().partition_columns)
+    except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
+        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
+
+
+def commit(config: Config, name: str, table_version: int, partition: str | None) -> Commit | None:
+    """Commit `table_version` of `name` from its JSON file in `_delta_log`, or None when the log no longer holds it.
+
+    Delta cleans up log files older than its log retention (30 days by default) once a checkpoint
+    covers them: what they changed can then no longer be told.
+    """
+    fs, folder = filesystem(table_path(config, name))
+    try:
+        with fs.open_input_stream(f"{folder}/_delta_log/{table_version:020d}.json") as stream:
+            lines = stream.read().decode().splitlines()
+    except (FileNotFoundError, OSError):
+        return None
+    operation, metadata, changed, unpartitioned = None, None, set(), False
+    for line in lines:
+        if not line.strip():
+            continue
+        action = json.loads(line)
+        if "commitInfo" in action:
+            info = action["commitInfo"]
+            operation = info.get("operation")
+            try:
+                metadata = json.loads(info["userMetadata"]) if info.get("userMetadata") else None
+            except ValueError:
+                metadata = None
+        for kind in ("add", "remove"):
+            file = action.get(kind)
+            if file is None or file.get("dataChange", True) is False:
+                continue
+            value = (file.get("partitionValues") or {}).get(partition) if partition else None
+            if value is None:
+                unpartitioned = True
+            else:
+                changed.add(value)
+    return Commit(table_version, operation, metadata, None if unpartitioned else frozenset(changed))
+
+
+def read_table(config: Config, name: str, columns: list[str] | None = None) -> pa.Table:
+    """The current version of table `name` (or of `columns`) as Arrow, read with delta-rs; MissingInputError when missing."""
+    try:
+        reader = DeltaReader(table_path(config, name))
+    except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
+        raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
+    return pa.table(reader.to_pyarrow_table(columns=columns))
+
+
+def needs_daily_partition(source: SourceConfig) -> bool:
+    """Whether a date without a partition in `source` is a missing input.
+
+    Entities sources have a partition per signup day and sparse events sources one per day with
+    events: a day without one is no missing input for them; any other source has one per day.
+    """
+    return source.kind != "entities" and not source.sparse
+
+
+# Housekeeping (`maintain`): compaction and removal of unreferenced files, table by table.
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """A table's data files: those its current version refers to, and all those stored in its folder."""
+
+    files: int
+    bytes: int
+    stored_files: int
+    stored_bytes: int
+
+
+def file_counts(config: Config, name: str) -> FileCounts:
+    """The data files of table `name` now: referenced (from its Delta log) and stored (listed)."""
+    reader = DeltaReader(table_path(config, name))
+    actions = pa.table(reader.get_add_actions(flatten=False))
+    fs, folder = filesystem(table_path(config, name))
+    stored = [
+        info for info in fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+        if info.type == pafs.FileType.File
+        # Delta's own rule for VACUUM: names starting with `_` or `.` (the log, checksums) are not data.
+        and not any(part.startswith(("_", ".")) for part in info.path[len(folder):].split("/"))
+    ]
+    return FileCounts(
+        files=actions.num_rows,
+        bytes=sum(actions.column("size_bytes").to_pylist()),
+        stored_files=len(stored),
+        stored_bytes=sum(info.size or 0 for info in stored),
+    )
+
+
+def optimize(spark: SparkSession, config: Config, name: str) -> int:
+    """Compact the small files of table `name` (Delta `OPTIMIZE`, bin-packing within each partition).
+
+    The rows stay the same; the compacted files replace the small ones in one commit marked as
+    changing no data, which readers of older versions and the `status` job tell apart. Returns
+    the table's version after it (the same version when there was nothing to compact).
+    """
+    _delta(spark, config, name).optimize().executeCompaction()
+    return version(spark, config, name) or 0
+
+
+def vacuum(spark: SparkSession, config: Config, name: str, retention_hours: int) -> None:
+    """Delete the files of table `name` that no version of the last `retention_hours` refers to (Delta `VACUUM`).
+
+    Raises:
+        ConfigError: the retention is below the table's `delta.deletedFileRetentionDuration` (7 days
+            by default), which Delta refuses.
+    """
+    # Delta 4 ignores a retention other than 0 unless told otherwise, and applies the table's
+    # property instead: a longer retention asked for would silently delete younger files.
+    setting = "spark.databricks.delta.vacuum.retentionWindowIgnore.enabled"
+    previous = spark.conf.get(setting, None)
+    spark.conf.set(setting, "false")
+    try:
+        _delta(spark, config, name).vacuum(float(retention_hours))
+    except IllegalArgumentException as error:
+        raise ConfigError(f"table {name!r}: VACUUM refused a retention of {retention_hours} hours "
+                          f"({str(error).strip().splitlines()[0]})") from None
+    finally:
+        if previous is None:
+            spark.conf.unset(setting)
+        else:
+            spark.conf.set(setting, previous)
+
+
+def own_tables(config: Config) -> list[str]:
+    """The use case's own tables (not a source shared through a `path`), in a stable order."""
+    shared = {source.table for source in config.use_case.sources.values() if source.path}
+    names = [source.table for source in config.use_case.sources.values()] + list(config.tables.model_dump().values())
+    return sorted({name for name in names if name not in shared})

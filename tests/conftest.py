@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -13,13 +14,21 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
-import pytest
-from pyspark.sql import SparkSession
+# pytest-xdist's workers run under execnet, whose __main__ has neither a __spec__ nor a __file__:
+# pyspark.sql.connect (which Great Expectations imports) takes that for its own doctest run and
+# exits the worker. A spec named "__main__" satisfies it and is one that multiprocessing's spawn
+# (Dask's nannies) knows not to re-import in its children; a __file__ would be re-run there.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
-from nightjar import cli
-from nightjar.config import Config
-from nightjar.config_loader import PROJECT_ROOT, load_config
-from nightjar.session import get_spark
+import pytest  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+
+from nightjar import cli  # noqa: E402
+from nightjar.config import Config  # noqa: E402
+from nightjar.config_loader import PROJECT_ROOT, load_config  # noqa: E402
+from nightjar.session import get_spark  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
