@@ -66,7 +66,6 @@ def main() -> int:
 
     lake = Path(args.lake)
     shutil.rmtree(lake, ignore_errors=True)
-    shutil.rmtree(lake.parent / (lake.name + "-metastore"), ignore_errors=True)
     train = synthetic(200_000, args.features, seed=5)
     names = [c for c in train.columns if c.startswith("f")]
     booster = lgb.train({**PARAMS, "num_threads": args.threads}, lgb.Dataset(train[names], train[LABEL]),
@@ -87,9 +86,7 @@ def main() -> int:
             booster.predict(subset, pred_contrib=True, num_threads=args.threads)
         plain[reasons] = time.perf_counter() - began
 
-    # Its own metastore: the job below starts a JVM of its own while this one still holds Derby's lock.
-    config = load_config("local", [f"lake.root={lake}", f"spark.master=local[{args.threads}]",
-                                   "spark.driver_memory=8g", f"lake.metastore_dir={lake.parent / (lake.name + '-metastore')}"])
+    config = load_config("local", [f"lake.root={lake}", f"spark.master=local[{args.threads}]", "spark.driver_memory=8g"])
     spark = get_spark(config)
     parquet = lake.parent / f"{lake.name}-rows.parquet"
     shutil.rmtree(parquet, ignore_errors=True)

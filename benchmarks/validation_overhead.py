@@ -166,8 +166,7 @@ def main() -> int:
     parser.add_argument("--lake", default=None, help="scratch lake (default: a temporary folder)")
     args = parser.parse_args()
     lake = args.lake or tempfile.mkdtemp(prefix="nightjar-validation-bench-")
-    # Its own metastore: the score jobs start JVMs of their own while this one still holds Derby's lock.
-    config = load_config("local", [f"lake.root={lake}/lake", f"lake.metastore_dir={lake}/bench-metastore"])
+    config = load_config("local", [f"lake.root={lake}/lake"])
     spark = get_spark(config)
     names = expand(config).names
     print(f"building {args.entities:,} entities x {len(names)} features in {lake} ...", flush=True)

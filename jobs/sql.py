@@ -1,11 +1,13 @@
-"""Run a Spark SQL query against the catalog, with Nightjar's configuration.
+"""Run a Spark SQL query against the use case's tables by name, with Nightjar's configuration.
 
     ./spark-submit.sh sql "SELECT ds, count(*), avg(score) FROM nightjar_churn.scores GROUP BY ds ORDER BY ds"
         [--use-case NAME] [--limit N]     # rows printed (default 50)
 
-Each use case's tables are registered in the catalog as `<lake.database_prefix>_<use case>.<table>`
-(default `nightjar_churn.<table>` for churn); the session is the use case's jobs' own (the same
-lake, metastore and Delta settings).
+Before the query, every table of the use case is registered by its path as
+`<lake.database_prefix>_<use case>.<table>` (default `nightjar_churn.<table>` for churn), in the
+session's own in-memory catalog (or the shared metastore a cluster configuration names), so a
+query needs no metastore and runs beside any other job. The session is the use case's jobs' own
+(the same lake and Delta settings).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 
 from pyspark.errors import AnalysisException
 
-from nightjar import cli
+from nightjar import cli, tables
 from nightjar.errors import UsageError
 
 JOB = "sql"
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(context: cli.JobContext) -> None:
     if context.args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    tables.register_all(context.spark, context.config)
     try:
         result = context.spark.sql(context.args.query)
     except AnalysisException as error:  # a syntax error, an unknown table or column: the user's to fix

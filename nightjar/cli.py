@@ -186,7 +186,7 @@ def run_job(
     context = JobContext(job=job, args=args, config=config, dates=dates, record=record)
     exit_code, message = 0, None
     try:
-        # Before the session: an embedded metastore would be created in the new layout's place.
+        # Before the session, which must not start on a lake it would misread.
         tables.require_layout(config)
         if spark:
             context.spark = get_spark(config)
@@ -210,8 +210,17 @@ def run_job(
     if exit_code:
         return _report(job, exit_code, message or "failed")
     elapsed = (record.finished_at - record.started_at).total_seconds()
-    context.progress(f"done in {elapsed:.1f}s (run {record.run_id})")
+    context.progress(f"done in {elapsed:.1f}s: {_outcome(record)} (run {record.run_id})")
     return 0
+
+
+def _outcome(record: RunRecord) -> str:
+    # The last line of a run says what it did, so that a scheduler's log tail is enough.
+    written = [
+        f"{table} version {version}" + (f" ({record.row_counts[table]:,} rows)" if table in record.row_counts else "")
+        for table, version in sorted(record.output_versions.items())
+    ]
+    return f"wrote {', '.join(written)}" if written else "wrote no table"
 
 
 def _report(job: str, exit_code: int, message: str) -> int:

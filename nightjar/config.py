@@ -26,17 +26,15 @@ ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # an environment's name
 
 
 class LakeConfig(Strict):
-    """Where tables live and how they are registered in the Spark catalog.
+    """Where tables live and the catalog name analysts query them by.
 
-    Each use case keeps its tables under `<root>/<use case>/` and registers them in the
-    catalog database `<database_prefix>_<use case>` (see `nightjar.tables`).
+    Each use case keeps its tables under `<root>/<use case>/`; jobs address them by path, and
+    the `sql` job registers them in the catalog database `<database_prefix>_<use case>` (see
+    `nightjar.tables`).
     """
 
     root: str = "./lake"
     database_prefix: str = Field("nightjar", pattern=IDENTIFIER)
-    # An embedded Derby metastore needs a local folder; on a cluster with a shared Hive
-    # metastore leave it unset and point spark.settings at the metastore instead.
-    metastore_dir: str | None = None
 
 
 class SparkConfig(Strict):

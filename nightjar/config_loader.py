@@ -233,12 +233,7 @@ def _resolve_paths(config: Config, project_root: Path) -> Config:
         path = Path(location).expanduser()
         return str(path if path.is_absolute() else (project_root / path).resolve())
 
-    lake = config.lake.model_copy(
-        update={
-            "root": absolute(config.lake.root),
-            "metastore_dir": absolute(config.lake.metastore_dir) if config.lake.metastore_dir else None,
-        }
-    )
+    lake = config.lake.model_copy(update={"root": absolute(config.lake.root)})
     validation = config.validation
     if validation.gx_root:
         validation = validation.model_copy(update={"gx_root": absolute(validation.gx_root)})

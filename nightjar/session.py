@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -15,7 +16,6 @@ from pyspark.sql import SparkSession
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT, conf_dir
 from nightjar.errors import ConfigError
-from nightjar.tables import database, metastore_dir
 
 
 def jars_dir() -> Path:
@@ -29,6 +29,11 @@ def delta_jars() -> list[str]:
     if not any("delta-spark" in Path(jar).name for jar in jars):
         raise ConfigError(f"no Delta Lake jars in {jars_dir()}: run `make setup` to fetch them")
     return jars
+
+
+def warehouse_dir() -> str:
+    """Where an in-memory catalog puts its (empty) database folders: a temporary folder of the user's."""
+    return str(Path(tempfile.gettempdir()) / f"nightjar-spark-warehouse-{os.getuid()}")
 
 
 def spark_conf(config: Config) -> dict[str, str]:
@@ -50,18 +55,17 @@ def spark_conf(config: Config) -> dict[str, str]:
         java_options.append(f"-Dlog4j.configurationFile=file:{log_settings}")
     if config.spark.executor_memory:
         conf["spark.executor.memory"] = config.spark.executor_memory
-    metastore = metastore_dir(config)
-    if metastore:
-        # An embedded Derby metastore under the lake: tables are registered by name for
-        # `spark-sql`, and a copied lake carries its catalog with it.
+    if "spark.hadoop.hive.metastore.uris" in config.spark.settings:
+        # A shared metastore service (conf/cluster.example.yaml): what `sql` registers there
+        # stays for every tool that uses it, and it serves many clients at once.
         conf["spark.sql.catalogImplementation"] = "hive"
-        conf["spark.sql.warehouse.dir"] = f"{metastore}/warehouse"
-        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
-            f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
-        )
-        java_options.append(f"-Dderby.system.home={metastore}")
-    elif "spark.hadoop.hive.metastore.uris" in config.spark.settings:
-        conf["spark.sql.catalogImplementation"] = "hive"
+    else:
+        # Jobs address tables by path and need no catalog; a session-local one lets any number
+        # of them run side by side (an embedded Derby metastore admits one process at a time).
+        conf["spark.sql.catalogImplementation"] = "in-memory"
+        # The in-memory catalog still makes a folder per database; keep them out of the
+        # working directory and out of the lake.
+        conf["spark.sql.warehouse.dir"] = warehouse_dir()
     if java_options:
         conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     conf.update(config.spark.settings)
@@ -75,19 +79,14 @@ def bind_locally(config: Config) -> None:
 
 
 def get_spark(config: Config) -> SparkSession:
-    """Build (or join) the session for `config` and make sure its catalog database exists."""
+    """Build (or join) the session for `config`."""
     # Executors start Python workers with the driver's interpreter unless told otherwise; the
     # project's virtualenv is the one that has LightGBM and pandas.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     bind_locally(config)
-    metastore = metastore_dir(config)
-    if metastore:
-        Path(metastore).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
     for key, value in spark_conf(config).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if not spark.catalog.databaseExists(database(config)):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(config)}")
     return spark

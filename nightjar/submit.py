@@ -3,7 +3,7 @@
 It validates the job name and the configuration before any JVM starts (so a typo costs
 milliseconds and exits 2), zips the project's packages for `--py-files`, and replaces itself
 with pyspark's own `spark-submit`, passing the session settings of `nightjar.session` as
-`--conf` so the driver JVM starts with the right memory, jars and metastore. A job whose
+`--conf` so the driver JVM starts with the right memory, jars and catalog. A job whose
 module declares `SPARK = False` (`status`) runs in plain Python instead: no JVM at all.
 """
 

@@ -2,11 +2,10 @@
 
 Tables are Delta tables addressed by their path under the lake root, so a lake copied
 elsewhere and named with `--set lake.root=...` is self-contained. Each use case lives in its
-own folder, `<lake root>/<use case>/`: its tables, models, validation results and embedded
-metastore, so that use cases side by side never touch each other's. Each write is one Delta
-commit: a reader sees the table before or after it, never half of it. The catalog entries
-that analysts query by name (`<prefix>_<use case>.<table>`) are re-pointed at the current
-lake root after each write.
+own folder, `<lake root>/<use case>/`: its tables, models and validation results, so that use
+cases side by side never touch each other's. Each write is one Delta commit: a reader sees the
+table before or after it, never half of it. Jobs use no catalog, so they need no metastore and
+run side by side; `register_all` gives analysts the tables by name (`<prefix>_<use case>.<table>`).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -44,6 +44,8 @@ from pyspark.sql import types as T
 
 from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, MissingInputError, TransientError
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,17 +88,9 @@ def catalog_name(config: Config, name: str) -> str:
     return f"{database(config)}.{name}"
 
 
-def metastore_dir(config: Config) -> str | None:
-    """Folder of the embedded Derby metastore: `lake.metastore_dir`, else `<lake root>/<use case>/_metastore`
-    for a local lake, else None (the catalog lives elsewhere)."""
-    if config.lake.metastore_dir:
-        return config.lake.metastore_dir
-    root = local_path(use_case_root(config))
-    return None if root is None else f"{root}/_metastore"
-
-
-# What the layout before use cases kept directly under the lake root besides its tables.
-_OLD_LAYOUT_FOLDERS = ("models", "_gx", "_metastore")
+# What the layout before use cases kept directly under the lake root besides its tables (its
+# `_metastore`, an embedded Derby catalog that no job uses any more, stays where it is).
+_OLD_LAYOUT_FOLDERS = ("models", "_gx")
 
 
 def require_layout(config: Config) -> None:
@@ -178,7 +172,7 @@ def overwrite(
     writer = _writer(df, metadata).mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(partition_by)
-    writer.save(table_path(config, name))
+    _save(writer, config, name)
     return _after_write(df.sparkSession, config, name)
 
 
@@ -224,13 +218,13 @@ def replace_where(
     )
     if add_columns:
         writer = writer.option("mergeSchema", "true")
-    writer.save(table_path(config, name))
+    _save(writer, config, name)
     return _after_write(df.sparkSession, config, name)
 
 
 def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | None = None) -> int:
     """Append `df` to `name` (created when missing) in one commit; returns the new version."""
-    _writer(df, metadata).mode("append").option("mergeSchema", "true").save(table_path(config, name))
+    _save(_writer(df, metadata).mode("append").option("mergeSchema", "true"), config, name)
     return _after_write(df.sparkSession, config, name)
 
 
@@ -245,6 +239,34 @@ _CONFLICTS = (
 )
 
 
+# How many times a write that lost a commit race is tried in all.
+_WRITE_ATTEMPTS = 4
+
+
+def _save(writer: DataFrameWriter, config: Config, name: str) -> None:
+    """Commit `writer` to table `name`, trying again when another job's commit conflicts with it.
+
+    Each write here replaces (or appends) exactly the rows it names, and jobs compute the same
+    rows from the same inputs, so committing after the other job's commit still gives what the
+    caller asked for. Delta's optimistic concurrency reports a conflict when two jobs replace
+    overlapping rows at once (the same date, the same feature tiles, a whole table) or change
+    its schema; replacements of different dates do not conflict. After the last attempt the
+    conflict is a CommitConflict: exit 5, worth retrying.
+    """
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            writer.save(table_path(config, name))
+            return
+        except _CONFLICTS as error:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise CommitConflict(
+                    f"table {name!r}: other jobs kept committing conflicting changes at the same time "
+                    f"({type(error).__name__}); nothing was written"
+                ) from None
+            _log.info("table %r: another job committed first (Delta's %s conflict); writing again",
+                      name, type(error).__name__.removesuffix("Exception"))
+
+
 def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.StructType) -> None:
     """Create table `name`, empty, with `schema` unless it exists (another job creating it at the same time is no error)."""
     if not exists(spark, config, name):
@@ -254,7 +276,6 @@ def create_if_missing(spark: SparkSession, config: Config, name: str, schema: T.
         except _CONFLICTS:
             if not exists(spark, config, name):
                 raise
-    register(spark, config, name)
 
 
 def append_unless(df: DataFrame, config: Config, name: str, condition: str) -> int | None:
@@ -330,12 +351,50 @@ def summary(spark: SparkSession, config: Config, name: str, partition_by: str | 
     )
 
 
+def lake_tables(config: Config) -> list[str]:
+    """The names of the use case's Delta tables that exist now: the folders of its own that hold a
+    Delta log, and the shared sources its configuration points at. Lists folders, reads no table."""
+    fs, root = filesystem(use_case_root(config))
+    children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = {
+        child.base_name for child in children
+        if child.type == pafs.FileType.Directory and _has_commit(fs, f"{root}/{child.base_name}")
+    }
+    for source in config.use_case.sources.values():
+        if source.path:
+            shared_fs, shared = filesystem(table_path(config, source.table))
+            if _has_commit(shared_fs, shared):
+                names.add(source.table)
+    return sorted(names)
+
+
+def _has_commit(fs: pafs.FileSystem, folder: str) -> bool:
+    # A table that another job is creating right now has a log folder and no commit yet.
+    log = fs.get_file_info(pafs.FileSelector(f"{folder}/_delta_log", allow_not_found=True))
+    return any(entry.base_name.endswith((".json", ".parquet")) for entry in log)
+
+
+def register_all(spark: SparkSession, config: Config) -> list[str]:
+    """Make every table of the use case queryable by name, `<database>.<table>`, and return their names.
+
+    Each entry points at the table's path under the current lake root; registering reads the
+    table's Delta log, never its data. Jobs never need this (they address tables by path): it is
+    for queries by name, in the session's own catalog (in memory unless a shared metastore is
+    configured, where the entries stay for other tools).
+    """
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database(config)}")
+    names = lake_tables(config)
+    for name in names:
+        register(spark, config, name)
+    return names
+
+
 def register(spark: SparkSession, config: Config, name: str) -> None:
     """Point the catalog entry `<database>.<name>` at the table under the current lake root.
 
-    Jobs writing the same table at once may re-point the entry at the same moment, and the
+    With a shared metastore, two sessions may re-point the entry at the same moment, and the
     catalog's own checks (`IF EXISTS`, `IF NOT EXISTS`) are not atomic: a step that loses such a
-    race is tried again, and finds the entry pointed where it belongs by the other job.
+    race is tried again, and finds the entry pointed where it belongs by the other session.
     """
     for attempt in range(_REGISTER_ATTEMPTS):
         try:
@@ -374,7 +433,6 @@ def _writer(df: DataFrame, metadata: dict[str, Any] | None) -> DataFrameWriter:
 
 
 def _after_write(spark: SparkSession, config: Config, name: str) -> int:
-    register(spark, config, name)
     return version(spark, config, name) or 0
 
 

@@ -35,18 +35,12 @@ PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
 
 
 @pytest.fixture(scope="session")
-def metastore_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's Derby metastore: fixed when the session starts, shared by every test lake."""
-    return tmp_path_factory.mktemp("metastore")
-
-
-@pytest.fixture(scope="session")
-def make_config(metastore_dir: Path) -> Callable[..., Config]:
+def make_config() -> Callable[..., Config]:
     """Build a `test` configuration whose lake is `lake`, with extra `--set` overrides."""
 
     def build(lake: Path, *overrides: str) -> Config:
         return load_config(
-            "test", [f"lake.root={lake}", f"lake.metastore_dir={metastore_dir}", *overrides]
+            "test", [f"lake.root={lake}", *overrides]
         )
 
     return build
@@ -203,9 +197,9 @@ def run_launcher(*arguments: str, timeout: float = 600, **environment: str) -> s
     )
 
 
-def run_in_process(job_module, lake: Path, metastore: Path, *argv: str) -> int:  # noqa: ANN001
+def run_in_process(job_module, lake: Path, *argv: str) -> int:  # noqa: ANN001
     """Run a job module the way its `__main__` would, in this process and its SparkSession."""
     return cli.run_job(
         job_module.JOB, job_module.__doc__ or "", job_module.add_arguments, job_module.run, "optional",
-        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}", *argv],
+        ["--env", "test", "--set", f"lake.root={lake}", *argv],
     )

@@ -9,11 +9,14 @@ its validation result and an updated Data Docs site: static HTML under the lake
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -94,6 +97,33 @@ def run_suite(
         statistics: one row per (date, column) and one metric column per rule.
         run_id: the Nightjar run id; Data Docs list the result under it.
     """
+    with _project_lock(config):
+        return _run_suite(config, name, expectations, statistics, run_id)
+
+
+@contextmanager
+def _project_lock(config: Config) -> Iterator[None]:
+    """Hold the GX project for one suite run, while other processes wait.
+
+    Jobs running side by side share the project's files: GX saves a suite, its validation
+    definition and checkpoint by name, then refuses to run when another process rewrote one of
+    them in between ("has changed since it has last been saved"), and a Data Docs build reads
+    every stored result while another may be half written. A suite run takes seconds; the lock
+    is the operating system's, so a killed process releases it.
+    """
+    root = Path(tables.gx_root(config))
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".nightjar.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_suite(
+    config: Config, name: str, expectations: list[gxe.Expectation], statistics: pd.DataFrame, run_id: str,
+) -> StoredRun:
     ctx = context(config)
     if config.validation.keep_results_days is not None:
         _prune(ctx, config.validation.keep_results_days)

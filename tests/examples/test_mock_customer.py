@@ -38,14 +38,14 @@ LAST_DAY = "2014-03-01"
 
 
 def test_the_mock_customer_walkthrough_scores_every_customer(
-    spark: SparkSession, tmp_path: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     lake = tmp_path / "lake"
     written = subprocess.run([sys.executable, str(SCRIPT), "--lake", str(lake), *SIZES],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     assert f"customers: {CUSTOMERS:,} rows" in written.stdout and "transactions: 80,000 rows" in written.stdout
-    config = load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore_dir}"], use_case="mock_customer")
+    config = load_config("test", [f"lake.root={lake}"], use_case="mock_customer")
     assert sorted(p.name for p in Path(tables.use_case_root(config)).iterdir()) == \
         ["customers", "products", "sessions", "transactions"]
 
@@ -55,7 +55,7 @@ def test_the_mock_customer_walkthrough_scores_every_customer(
         (train_job, ("--date", LAST_DAY)),
         (score_job, ("--date", LAST_DAY)),
     ]:
-        assert run_in_process(job, lake, metastore_dir, *USE_CASE, *argv) == 0, job.JOB
+        assert run_in_process(job, lake, *USE_CASE, *argv) == 0, job.JOB
 
     scores = tables.read(spark, config, "scores").where(F.col("ds") == date.fromisoformat(LAST_DAY)).toPandas()
     customers = tables.read(spark, config, "customers").select("customer_id").toPandas()
@@ -84,7 +84,7 @@ def test_the_mock_customer_walkthrough_scores_every_customer(
     write_deltalake(tables.table_path(config, "transactions"), orphan, mode="append")
     capsys.readouterr()
     argv = ("--table", "transactions", "--date", LAST_DAY)
-    assert run_in_process(validate_job, lake, metastore_dir, *USE_CASE, *argv) == 3
+    assert run_in_process(validate_job, lake, *USE_CASE, *argv) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         f"nightjar validate: error: validation failed: table 'transactions' transaction_day={LAST_DAY}: "
         "column session_id: references failed: 1 row whose session_id is not in table 'sessions', expected none"

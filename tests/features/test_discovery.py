@@ -125,7 +125,7 @@ def test_discovered_definitions_are_valid_configuration(
 
 
 def test_the_discover_job_writes_a_reviewable_file(
-    spark: SparkSession, config: Config, lake: Path, metastore_dir: Path, tmp_path: Path,
+    spark: SparkSession, config: Config, lake: Path, tmp_path: Path,
     frames: dict[str, pd.DataFrame],
 ) -> None:
     tables.overwrite(spark.createDataFrame(frames["customers"], SCHEMAS["customers"](SCENARIO)), config, "customers",
@@ -133,7 +133,7 @@ def test_the_discover_job_writes_a_reviewable_file(
     tables.overwrite(spark.createDataFrame(frames["transactions"], SCHEMAS["transactions"](SCENARIO)), config,
                      "transactions", partition_by="event_date")
     output = tmp_path / "candidates.yaml"
-    assert run_in_process(features_job, lake, metastore_dir, "discover", "--sample", "50", "--output", str(output)) == 0
+    assert run_in_process(features_job, lake, "discover", "--sample", "50", "--output", str(output)) == 0
     proposal = yaml.safe_load(output.read_text())
     expand(with_features(config, proposal["features"]))
     assert proposal["unsupported"]

@@ -19,18 +19,18 @@ FEATURES_START, FEATURES_END = "2026-02-16", "2026-03-01"
 
 
 @pytest.fixture(scope="session")
-def prepared_lake(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+def prepared_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated sources and the features of FEATURES_START..FEATURES_END. Copy it before writing."""
     lake = tmp_path_factory.mktemp("prepared") / "lake"
-    assert run_in_process(generate_job, lake, metastore_dir) == 0
-    assert run_in_process(features_job, lake, metastore_dir, "--start", FEATURES_START, "--end", FEATURES_END) == 0
+    assert run_in_process(generate_job, lake) == 0
+    assert run_in_process(features_job, lake, "--start", FEATURES_START, "--end", FEATURES_END) == 0
     return lake
 
 
 @pytest.fixture(scope="session")
-def trained_lake(prepared_lake: Path, tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+def trained_lake(prepared_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The prepared lake with a champion (version 1) trained on it. Copy it before writing."""
     lake = tmp_path_factory.mktemp("trained") / "lake"
     shutil.copytree(prepared_lake, lake)
-    assert run_in_process(train_job, lake, metastore_dir, "--date", TRAIN_DATE) == 0
+    assert run_in_process(train_job, lake, "--date", TRAIN_DATE) == 0
     return lake

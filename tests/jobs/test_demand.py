@@ -33,10 +33,10 @@ DATE = "2026-03-31"
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test chain's sources and truth, written once. Copy it before writing."""
     lake = tmp_path_factory.mktemp("demand") / "lake"
-    assert run_in_process(generate_job, lake, metastore_dir, *MINE) == 0
+    assert run_in_process(generate_job, lake, *MINE) == 0
     return lake
 
 
@@ -47,14 +47,14 @@ def lake(generated: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _config(lake: Path, metastore: Path) -> Config:
-    return load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore}"], use_case="demand")
+def _config(lake: Path) -> Config:
+    return load_config("test", [f"lake.root={lake}"], use_case="demand")
 
 
 def test_generate_features_train_and_score_seven_forecasts_per_series(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     first, logical = demo_dates(config)
     assert (first.isoformat(), logical.isoformat()) == ("2026-03-04", DATE)
     for job, argv in [
@@ -62,7 +62,7 @@ def test_generate_features_train_and_score_seven_forecasts_per_series(
         (train_job, ("--date", DATE)),
         (score_job, ("--date", DATE)),
     ]:
-        assert run_in_process(job, lake, metastore_dir, *MINE, *argv) == 0, job.JOB
+        assert run_in_process(job, lake, *MINE, *argv) == 0, job.JOB
     assert "top 5 series on 2026-03-31:" in capsys.readouterr().out
 
     series = tables.read(spark, config, "series")
@@ -117,7 +117,7 @@ def test_generate_features_train_and_score_seven_forecasts_per_series(
     before = scores.collect()
 
     # A rerun writes the same rows; only run_id names the new run.
-    assert run_in_process(score_job, lake, metastore_dir, *MINE, "--date", DATE, "--force") == 0
+    assert run_in_process(score_job, lake, *MINE, "--date", DATE, "--force") == 0
     rerun = tables.read(spark, config, config.tables.scores).where(F.col("ds") == DATE)
     assertDataFrameEqual(rerun.drop("run_id"), spark.createDataFrame(before, scores.schema).drop("run_id"))
 
@@ -144,13 +144,13 @@ def _same_day_twice(day: DataFrame) -> DataFrame:
     ],
 )
 def test_bad_sales_stop_features_before_anything_is_written(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
     tamper, message: str,  # noqa: ANN001
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     day = tables.read(spark, config, "sales").where(F.col("sale_date") == DATE)
     tables.append(tamper(day).localCheckpoint(), config, "sales")
-    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--date", DATE) == 3
+    assert run_in_process(features_job, lake, *MINE, "--date", DATE) == 3
     err = capsys.readouterr().err
     assert f"table 'sales' sale_date={DATE}" in err and message in err, err
     assert not tables.exists(spark, config, config.tables.features)
@@ -158,25 +158,25 @@ def test_bad_sales_stop_features_before_anything_is_written(
 
 
 def test_plans_are_known_before_their_day_and_pass_their_suite(
-    spark: SparkSession, lake: Path, metastore_dir: Path,
+    spark: SparkSession, lake: Path,
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     plans = tables.read(spark, config, "plans")
     assert plans.where(F.col("known_at") >= F.col("target_date").cast("timestamp")).count() == 0
     assert plans.groupBy(*KEYS, "target_date").count().where("count > 1").count() > 0  # revisions
     last_target = plans.agg(F.max("target_date")).first()[0]
     assert last_target == demo_dates(config)[1] + timedelta(days=14)  # plans reach 14 days past the window
-    assert run_in_process(validate_job, lake, metastore_dir, *MINE, "--table", "plans", "--date", DATE) == 0
+    assert run_in_process(validate_job, lake, *MINE, "--table", "plans", "--date", DATE) == 0
 
 
 def test_a_backtest_replays_retraining_against_the_model_of_the_first_origin(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     # Origins up to 2026-03-24: their forecasts' last target (D + 7) is the data's last day.
-    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--start", "2026-02-19", "--end", "2026-03-24") == 0
+    assert run_in_process(features_job, lake, *MINE, "--start", "2026-02-19", "--end", "2026-03-24") == 0
     argv = ("--start", "2026-03-18", "--end", "2026-03-24", "--every", "3d")
-    assert run_in_process(backtest_job, lake, metastore_dir, *MINE, *argv) == 0
+    assert run_in_process(backtest_job, lake, *MINE, *argv) == 0
     assert "origin 2026-03-24: rmsse" in capsys.readouterr().out
     report = tables.read(spark, config, config.tables.backtest).toPandas()
     origins = [date(2026, 3, 18), date(2026, 3, 21), date(2026, 3, 24)]

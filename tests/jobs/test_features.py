@@ -31,8 +31,8 @@ def sources(spark: SparkSession, config: Config) -> Config:
     return config
 
 
-def _run(lake: Path, metastore: Path, *argv: str) -> int:
-    return run_in_process(features_job, lake, metastore, *argv)
+def _run(lake: Path, *argv: str) -> int:
+    return run_in_process(features_job, lake, *argv)
 
 
 def _features(spark: SparkSession, config: Config):  # noqa: ANN202
@@ -40,19 +40,19 @@ def _features(spark: SparkSession, config: Config):  # noqa: ANN202
 
 
 def test_features_for_a_range_and_a_rerun(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, sources: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _run(lake, metastore_dir, "--start", "2026-01-08", "--end", "2026-01-10") == 0
+    assert _run(lake, "--start", "2026-01-08", "--end", "2026-01-10") == 0
     written = _features(spark, sources)
     assert written.count() == 2 + 2 + 2  # both customers are known on all three dates
     assert written.where((F.col("customer_id") == 1) & (F.col("ds") == D)).first()["transactions_count_7d"] == 3
     before = written.collect()
 
-    assert _run(lake, metastore_dir, "--date", "2026-01-10") == 0
+    assert _run(lake, "--date", "2026-01-10") == 0
     assert "already computed" in capsys.readouterr().out
     assert tables.version(spark, sources, sources.tables.features) == 0
 
-    assert _run(lake, metastore_dir, "--date", "2026-01-10", "--force") == 0
+    assert _run(lake, "--date", "2026-01-10", "--force") == 0
     assert tables.version(spark, sources, sources.tables.features) == 1
     assertDataFrameEqual(_features(spark, sources), spark.createDataFrame(before, written.schema))
     run = tables.read(spark, sources, sources.tables.runs).orderBy(F.col("started_at").desc()).first()
@@ -61,12 +61,12 @@ def test_features_for_a_range_and_a_rerun(
 
 
 def test_replacing_a_date_leaves_the_others_untouched(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path,
+    spark: SparkSession, sources: Config, lake: Path,
 ) -> None:
-    assert _run(lake, metastore_dir, "--start", "2026-01-09", "--end", "2026-01-10") == 0
+    assert _run(lake, "--start", "2026-01-09", "--end", "2026-01-10") == 0
     ninth = _features(spark, sources).where(F.col("ds") == date(2026, 1, 9)).collect()
     tables.append(events_frame(spark, [event(2, "2026-01-10 20:00:00", 100.0)]), sources, "transactions")
-    assert _run(lake, metastore_dir, "--date", "2026-01-10", "--force") == 0
+    assert _run(lake, "--date", "2026-01-10", "--force") == 0
     assertDataFrameEqual(_features(spark, sources).where(F.col("ds") == date(2026, 1, 9)), spark.createDataFrame(ninth, _features(spark, sources).schema))
     tenth = _features(spark, sources).where((F.col("ds") == D) & (F.col("customer_id") == 2)).first()
     assert tenth["transactions_amount_sum_7d"] == 105.0
@@ -77,9 +77,9 @@ def _unchanged(spark: SparkSession, config: Config, version: int | None) -> None
 
 
 def test_a_missing_partition_exits_4_and_writes_nothing(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, sources: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _run(lake, metastore_dir, "--start", "2026-01-10", "--end", "2026-01-12") == 4
+    assert _run(lake, "--start", "2026-01-10", "--end", "2026-01-12") == 4
     assert capsys.readouterr().err.strip().endswith(
         "table 'transactions' has no partition event_date=2026-01-11 (and 1 more dates)"
     )
@@ -87,14 +87,14 @@ def test_a_missing_partition_exits_4_and_writes_nothing(
 
 
 def test_changed_definitions_need_a_rebuild(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, sources: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _run(lake, metastore_dir, "--date", "2026-01-10") == 0
+    assert _run(lake, "--date", "2026-01-10") == 0
     changed = ("--set", "features.windows=[1, 7, 30]")
-    assert _run(lake, metastore_dir, "--date", "2026-01-09", *changed) == 2
+    assert _run(lake, "--date", "2026-01-09", *changed) == 2
     assert "rerun with --rebuild" in capsys.readouterr().err
     _unchanged(spark, sources, 0)
-    assert _run(lake, metastore_dir, "--date", "2026-01-09", "--rebuild", *changed) == 0
+    assert _run(lake, "--date", "2026-01-09", "--rebuild", *changed) == 0
     rebuilt = _features(spark, sources)
     assert "transactions_count_90d" not in rebuilt.columns
     assert {row.ds for row in rebuilt.select("ds").distinct().collect()} == {date(2026, 1, 9)}
@@ -112,23 +112,23 @@ def test_changed_definitions_need_a_rebuild(
     ],
 )
 def test_definitions_that_do_not_fit_the_data(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, sources: Config, lake: Path, capsys: pytest.CaptureFixture[str],
     override: str, code: int, message: str,
 ) -> None:
-    assert _run(lake, metastore_dir, "--date", "2026-01-10", "--set", override, "--set", "features.ratios=[]") == code
+    assert _run(lake, "--date", "2026-01-10", "--set", override, "--set", "features.ratios=[]") == code
     assert message in capsys.readouterr().err
     _unchanged(spark, sources, None)
 
 
 def test_duplicate_entities_exit_3(
-    spark: SparkSession, sources: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, sources: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     tables.append(entities_frame(spark, [entity(2, "2026-01-06 09:00:00")]), sources, "customers")
-    assert _run(lake, metastore_dir, "--date", "2026-01-10") == 3
+    assert _run(lake, "--date", "2026-01-10") == 3
     assert "table 'customers': customer_id=2 appears 2 times" in capsys.readouterr().err
     _unchanged(spark, sources, None)
 
 
-def test_a_date_is_required(lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(lake, metastore_dir) == 2
+def test_a_date_is_required(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(lake) == 2
     assert "a date is required" in capsys.readouterr().err

@@ -27,12 +27,12 @@ TRAINING = (date(2026, 1, 19), date(2026, 1, 30))  # matured: 60 days before the
 FRAUD = ("--use-case", "fraud")
 
 
-def _config(lake: Path, metastore: Path) -> Config:
-    return load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore}"], use_case="fraud")
+def _config(lake: Path) -> Config:
+    return load_config("test", [f"lake.root={lake}"], use_case="fraud")
 
 
 @pytest.fixture(scope="module")
-def fraud_lake(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+def fraud_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fraud lake through its nightly path: generated, features of the training dates and of the
     logical date, a calibrated champion, the logical date scored."""
     lake = tmp_path_factory.mktemp("fraud") / "lake"
@@ -43,14 +43,14 @@ def fraud_lake(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) ->
         (train_job, ("--date", LOGICAL.isoformat())),
         (score_job, ("--date", LOGICAL.isoformat())),
     ]:
-        assert run_in_process(job, lake, metastore_dir, *FRAUD, *argv) == 0, job.JOB
+        assert run_in_process(job, lake, *FRAUD, *argv) == 0, job.JOB
     return lake
 
 
 def test_every_transaction_of_the_day_gets_a_calibrated_score_and_an_interval(
-    spark: SparkSession, fraud_lake: Path, metastore_dir: Path,
+    spark: SparkSession, fraud_lake: Path,
 ) -> None:
-    config = _config(fraud_lake, metastore_dir)
+    config = _config(fraud_lake)
     scores = tables.read(spark, config, "scores").where(F.col("ds") == F.lit(LOGICAL))
     day = tables.read(spark, config, "transactions").where(F.col("tx_date") == F.lit(LOGICAL))
     assert scores.count() == day.count() > 1000
@@ -70,13 +70,13 @@ def test_every_transaction_of_the_day_gets_a_calibrated_score_and_an_interval(
     assert "card_count_1h" in metadata["features"] and "merchant_chargeback_rate_30d" in metadata["features"]
 
 
-def test_rescoring_a_day_gives_the_same_table(spark: SparkSession, fraud_lake: Path, metastore_dir: Path,
+def test_rescoring_a_day_gives_the_same_table(spark: SparkSession, fraud_lake: Path,
                                               tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(fraud_lake, lake)
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     before = tables.read(spark, config, "scores").drop("run_id").collect()
-    assert run_in_process(score_job, lake, metastore_dir, *FRAUD, "--date", LOGICAL.isoformat(), "--force") == 0
+    assert run_in_process(score_job, lake, *FRAUD, "--date", LOGICAL.isoformat(), "--force") == 0
     after = tables.read(spark, config, "scores").drop("run_id")
     assertDataFrameEqual(after, spark.createDataFrame(before, after.schema))
 
@@ -89,11 +89,11 @@ def _rewrite_day(spark: SparkSession, config: Config, table: str, partition: str
 
 @pytest.mark.parametrize("case", ["duplicate_id", "outside_day"])
 def test_blocking_bad_transactions_stop_features_and_leave_the_tables(
-    spark: SparkSession, fraud_lake: Path, metastore_dir: Path, tmp_path: Path, case: str,
+    spark: SparkSession, fraud_lake: Path, tmp_path: Path, case: str,
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(fraud_lake, lake)
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     day = LOGICAL - timedelta(days=1)
     if case == "duplicate_id":
         def change(frame):  # noqa: ANN001, ANN202
@@ -105,16 +105,16 @@ def test_blocking_bad_transactions_stop_features_and_leave_the_tables(
             return frame
     _rewrite_day(spark, config, "transactions", "tx_date", day, change)
     before = tables.version(spark, config, "features")
-    assert run_in_process(features_job, lake, metastore_dir, *FRAUD, "--date", day.isoformat()) == 3
+    assert run_in_process(features_job, lake, *FRAUD, "--date", day.isoformat()) == 3
     assert tables.version(spark, config, "features") == before
 
 
 def test_unknown_cards_and_chargebacks_of_unknown_transactions_are_warnings(
-    spark: SparkSession, fraud_lake: Path, metastore_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    spark: SparkSession, fraud_lake: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(fraud_lake, lake)
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     day = LOGICAL - timedelta(days=1)
 
     def unknown_card(frame):  # noqa: ANN001, ANN202
@@ -128,7 +128,7 @@ def test_unknown_cards_and_chargebacks_of_unknown_transactions_are_warnings(
     _rewrite_day(spark, config, "transactions", "tx_date", day, unknown_card)
     # The chargebacks reported that day are checked with its transactions.
     _rewrite_day(spark, config, "chargebacks", "reported_date", day, unknown_transaction)
-    assert run_in_process(features_job, lake, metastore_dir, *FRAUD, "--date", day.isoformat()) == 0
+    assert run_in_process(features_job, lake, *FRAUD, "--date", day.isoformat()) == 0
     out = caplog.text
     features = tables.read(spark, config, "features").where(F.col("ds") == F.lit(day))
     # The unknown card's transaction is there, with the empty history it has.

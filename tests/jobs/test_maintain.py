@@ -46,7 +46,7 @@ def _plant_orphan(table: Path, name: str, age_hours: float) -> Path:
 
 
 def test_maintain_compacts_small_files_and_keeps_every_row(
-    spark: SparkSession, prepared_lake: Path, tmp_path: Path, metastore_dir: Path, make_config,  # noqa: ANN001
+    spark: SparkSession, prepared_lake: Path, tmp_path: Path, make_config,  # noqa: ANN001
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(prepared_lake, lake)
@@ -61,7 +61,7 @@ def test_maintain_compacts_small_files_and_keeps_every_row(
     old = _plant_orphan(lake / "churn" / "customers", "part-99999-orphan-old.c000.snappy.parquet", 216)
     recent = _plant_orphan(lake / "churn" / "customers", "part-99999-orphan-recent.c000.snappy.parquet", 192)
 
-    assert run_in_process(maintain_job, lake, metastore_dir, "--retention-hours", "200") == 0
+    assert run_in_process(maintain_job, lake, "--retention-hours", "200") == 0
 
     for name in SHRINKING:
         after = tables.file_counts(config, name)
@@ -84,19 +84,19 @@ def test_maintain_compacts_small_files_and_keeps_every_row(
 
     # Idempotent: a second run compacts nothing and changes no row.
     compacted = {name: tables.file_counts(config, name) for name in kept}
-    assert run_in_process(maintain_job, lake, metastore_dir, "--retention-hours", "200") == 0
+    assert run_in_process(maintain_job, lake, "--retention-hours", "200") == 0
     for name in kept:
         assert tables.file_counts(config, name) == compacted[name]
         assertDataFrameEqual(tables.read(spark, config, name), spark.createDataFrame(rows[name], schemas[name]))
 
 
 def test_maintain_refuses_a_retention_below_deltas_safety_limit(
-    prepared_lake: Path, metastore_dir: Path, make_config, capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+    prepared_lake: Path, make_config, capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
     config: Config = make_config(prepared_lake)
     versions = {name: tables.current_version(config, name) for name in SOURCES}
-    assert run_in_process(maintain_job, prepared_lake, metastore_dir, "--retention-hours", "24") == 2
+    assert run_in_process(maintain_job, prepared_lake, "--retention-hours", "24") == 2
     assert "below Delta's safety limit of 168 hours" in capsys.readouterr().err
-    assert run_in_process(maintain_job, prepared_lake, metastore_dir, "--set", "housekeeping.retention_hours=1") == 2
+    assert run_in_process(maintain_job, prepared_lake, "--set", "housekeeping.retention_hours=1") == 2
     assert "housekeeping.retention_hours" in capsys.readouterr().err
     assert {name: tables.current_version(config, name) for name in SOURCES} == versions

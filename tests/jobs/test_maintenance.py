@@ -26,10 +26,10 @@ MINE = ("--use-case", "maintenance")
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory, metastore_dir: Path) -> Path:
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Nine days of a small fleet: enough history for the 7-day windows of one date."""
     lake = tmp_path_factory.mktemp("maintenance") / "lake"
-    assert run_in_process(generate_job, lake, metastore_dir, *MINE, "--date", DATE, "--days", "9", "--entities", "60") == 0
+    assert run_in_process(generate_job, lake, *MINE, "--date", DATE, "--days", "9", "--entities", "60") == 0
     return lake
 
 
@@ -40,8 +40,8 @@ def lake(generated: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _config(lake: Path, metastore: Path) -> Config:
-    return load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore}"], use_case="maintenance")
+def _config(lake: Path) -> Config:
+    return load_config("test", [f"lake.root={lake}"], use_case="maintenance")
 
 
 def _unknown_machine(readings: DataFrame) -> DataFrame:
@@ -65,28 +65,28 @@ def _same_hour_twice(readings: DataFrame) -> DataFrame:
     ],
 )
 def test_bad_telemetry_stops_features_before_anything_is_written(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
     tamper, message: str,  # noqa: ANN001
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     readings = tables.read(spark, config, "telemetry").where(F.col("telemetry_date") == DATE)
     tables.append(tamper(readings).localCheckpoint(), config, "telemetry")
-    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--date", DATE) == 3
+    assert run_in_process(features_job, lake, *MINE, "--date", DATE) == 3
     err = capsys.readouterr().err
     assert "table 'telemetry'" in err and message in err, err
     assert not tables.exists(spark, config, config.tables.features)
 
 
 def test_a_day_without_failures_is_no_missing_input(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = _config(lake, metastore_dir)
+    config = _config(lake)
     tables.overwrite(
         tables.read(spark, config, "failures").where(F.col("failure_date") != DATE).localCheckpoint(),
         config, "failures", partition_by="failure_date",
     )
     assert DATE not in {str(day) for day in tables.partition_dates(config, "failures", "failure_date")}
-    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--date", DATE) == 0
+    assert run_in_process(features_job, lake, *MINE, "--date", DATE) == 0
     assert tables.read(spark, config, config.tables.features).count() == 60
 
     # A dense source is another matter: telemetry missing its day is a missing input (exit 4).
@@ -94,5 +94,5 @@ def test_a_day_without_failures_is_no_missing_input(
         tables.read(spark, config, "telemetry").where(F.col("telemetry_date") != DATE).localCheckpoint(),
         config, "telemetry", partition_by="telemetry_date",
     )
-    assert run_in_process(features_job, lake, metastore_dir, *MINE, "--date", DATE, "--force") == 4
+    assert run_in_process(features_job, lake, *MINE, "--date", DATE, "--force") == 4
     assert f"table 'telemetry' has no partition telemetry_date={DATE}" in capsys.readouterr().err

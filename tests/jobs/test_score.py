@@ -33,8 +33,8 @@ def trained(trained_lake: Path, lake: Path, config: Config) -> Config:
     return config
 
 
-def _score(lake: Path, metastore: Path, *argv: str) -> int:
-    return run_in_process(score_job, lake, metastore, *argv)
+def _score(lake: Path, *argv: str) -> int:
+    return run_in_process(score_job, lake, *argv)
 
 
 def _scores(spark: SparkSession, config: Config):  # noqa: ANN202
@@ -47,9 +47,9 @@ def _last_run(spark: SparkSession, config: Config):  # noqa: ANN202
 
 
 def test_scores_with_lineage_equal_plain_lightgbm_and_reruns_change_nothing(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _score(lake, metastore_dir, "--date", D) == 0
+    assert _score(lake, "--date", D) == 0
     out = capsys.readouterr().out
     assert "top 5 customers on 2026-03-01" in out and "median" in out
     scores = _scores(spark, trained)
@@ -71,11 +71,11 @@ def test_scores_with_lineage_equal_plain_lightgbm_and_reruns_change_nothing(
     np.testing.assert_allclose(joined["score"], expected, rtol=0, atol=1e-9)
 
     before = scores.collect()
-    assert _score(lake, metastore_dir, "--date", D) == 0
+    assert _score(lake, "--date", D) == 0
     assert "already scored" in capsys.readouterr().out
     assert tables.version(spark, trained, trained.tables.scores) == 0
 
-    assert _score(lake, metastore_dir, "--date", D, "--force") == 0
+    assert _score(lake, "--date", D, "--force") == 0
     rerun = _scores(spark, trained)
     assert tables.version(spark, trained, trained.tables.scores) == 1
     # Identical rows; only run_id names the run that wrote them.
@@ -84,13 +84,13 @@ def test_scores_with_lineage_equal_plain_lightgbm_and_reruns_change_nothing(
 
 
 def test_replacing_a_date_leaves_the_other_dates_untouched(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path,
+    spark: SparkSession, trained: Config, lake: Path,
 ) -> None:
-    assert _score(lake, metastore_dir, "--start", "2026-02-27", "--end", "2026-02-28") == 0
+    assert _score(lake, "--start", "2026-02-27", "--end", "2026-02-28") == 0
     assert tables.version(spark, trained, trained.tables.scores) == 0  # one commit for the range
     other = _scores(spark, trained).where(F.col("ds") == date(2026, 2, 27)).collect()
     # The rescore also explains only the scores of at least 0.5 (scoring.reasons_min_score).
-    assert _score(lake, metastore_dir, "--date", "2026-02-28", "--force", "--set", "scoring.reasons_min_score=0.5") == 0
+    assert _score(lake, "--date", "2026-02-28", "--force", "--set", "scoring.reasons_min_score=0.5") == 0
     assertDataFrameEqual(_scores(spark, trained).where(F.col("ds") == date(2026, 2, 27)),
                          spark.createDataFrame(other, _scores(spark, trained).schema))
     rescored = _scores(spark, trained).where(F.col("ds") == date(2026, 2, 28))
@@ -99,12 +99,12 @@ def test_replacing_a_date_leaves_the_other_dates_untouched(
 
 
 def test_missing_features_are_computed_when_configured(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _score(lake, metastore_dir, "--date", "2026-03-05") == 4
+    assert _score(lake, "--date", "2026-03-05") == 4
     assert "table 'features' has no partition ds=2026-03-05" in capsys.readouterr().err
     assert not tables.exists(spark, trained, trained.tables.scores)
-    assert _score(lake, metastore_dir, "--date", "2026-03-05", "--set", "scoring.compute_missing_features=true") == 0
+    assert _score(lake, "--date", "2026-03-05", "--set", "scoring.compute_missing_features=true") == 0
     assert _scores(spark, trained).count() == tables.read(spark, trained, trained.tables.features).where(
         F.col("ds") == date(2026, 3, 5)).count() > 0
 
@@ -134,13 +134,13 @@ def _no_champion(config: Config) -> None:
     ids=["no-champion", "corrupt-model", "unknown-version", "feature-set-mismatch"],
 )
 def test_bad_models_exit_with_their_code_and_write_nothing(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
     damage, argv: list[str], code: int, message: str,  # noqa: ANN001
 ) -> None:
-    assert _score(lake, metastore_dir, "--date", "2026-02-28") == 0
+    assert _score(lake, "--date", "2026-02-28") == 0
     damage(trained)
     capsys.readouterr()
-    assert _score(lake, metastore_dir, "--date", D, *argv) == code
+    assert _score(lake, "--date", D, *argv) == code
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
     assert tables.version(spark, trained, trained.tables.scores) == 0
@@ -149,13 +149,13 @@ def test_bad_models_exit_with_their_code_and_write_nothing(
 
 
 def test_the_sql_job_queries_the_catalog_and_records_no_run(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _score(lake, metastore_dir, "--date", D) == 0
+    assert _score(lake, "--date", D) == 0
     runs_version = tables.version(spark, trained, trained.tables.runs)
     capsys.readouterr()
     query = "SELECT ds, count(*) AS n FROM nightjar_churn.scores GROUP BY ds"
-    argv = ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore_dir}", query]
+    argv = ["--env", "test", "--set", f"lake.root={lake}", query]
     assert cli.run_job(sql_job.JOB, "", sql_job.add_arguments, sql_job.run, "none", argv, record_runs=False) == 0
     assert "|2026-03-01|" in capsys.readouterr().out
     assert cli.run_job(sql_job.JOB, "", sql_job.add_arguments, sql_job.run, "none", [*argv[:-1], "SELEC"],
@@ -164,13 +164,13 @@ def test_the_sql_job_queries_the_catalog_and_records_no_run(
 
 
 def test_a_blocking_check_failure_writes_nothing(
-    spark: SparkSession, trained: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _score(lake, metastore_dir, "--date", "2026-02-28") == 0
+    assert _score(lake, "--date", "2026-02-28") == 0
     capsys.readouterr()
     # A suite no honest churn score passes: every score at most 0.01.
     strict = "validation.suites.scores.scores=[{expect: between, columns: [score], min: 0, max: 0.01}]"
-    assert _score(lake, metastore_dir, "--date", D, "--set", strict) == 3
+    assert _score(lake, "--date", D, "--set", strict) == 3
     # Warnings (here the features' drift) go to stderr too; the job ends with its one error line.
     stderr = capsys.readouterr().err.strip().splitlines()
     error = [line for line in stderr if line.startswith("nightjar score: error:")]

@@ -32,8 +32,8 @@ def ready(prepared_lake: Path, lake: Path, config: Config) -> Config:
     return config
 
 
-def _train(lake: Path, metastore: Path, *argv: str) -> int:
-    return run_in_process(train_job, lake, metastore, *argv)
+def _train(lake: Path, *argv: str) -> int:
+    return run_in_process(train_job, lake, *argv)
 
 
 def _registry(spark: SparkSession, config: Config) -> list[dict]:
@@ -55,9 +55,9 @@ def _psi_by_hand(column: pd.Series, reference: dict) -> float:
 
 
 def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _train(lake, metastore_dir, "--date", T) == 0
+    assert _train(lake, "--date", T) == 0
     rows = _registry(spark, ready)
     assert [(r["action"], r["version"], r["alias"]) for r in rows] == [("register", 1, None), ("gate", 1, "champion")]
     assert rows[1]["reason"] == "first model" and rows[1]["user"] and rows[1]["metric"] == "auc"
@@ -83,7 +83,7 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     # Drift reference: the training rows' bins per feature, against which the features are validated.
     assert list(meta["reference_statistics"]["features"]) == meta["features"]
     assert meta["reference_statistics"]["rows"] == meta["training_data"]["fit_rows"]
-    assert run_in_process(validate_job, lake, metastore_dir, "--table", "features", "--date", "2026-03-01") == 0
+    assert run_in_process(validate_job, lake, "--table", "features", "--date", "2026-03-01") == 0
     check = json.loads(tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "validate").first().checks)[0]
     day = tables.read(spark, ready, ready.tables.features).where(F.col("ds") == "2026-03-01").toPandas()
     by_hand = {name: _psi_by_hand(day[name], bins) for name, bins in meta["reference_statistics"]["features"].items()}
@@ -95,12 +95,12 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     assert snapshot.count() == tables.read(spark, ready, ready.tables.features).count()
     assert snapshot.where(F.col("label").isNull()).count() == 0
 
-    assert _train(lake, metastore_dir, "--date", T) == 0
+    assert _train(lake, "--date", T) == 0
     assert "already trained as churn version 1" in capsys.readouterr().out
     assert len(_registry(spark, ready)) == 2
 
     # Retrained from the same data and seed: the same model, which does not beat its twin.
-    assert _train(lake, metastore_dir, "--date", T, "--force") == 0
+    assert _train(lake, "--date", T, "--force") == 0
     rows = _registry(spark, ready)
     assert [(r["action"], r["version"], r["alias"]) for r in rows[2:]] == [("register", 2, None), ("gate", 2, "challenger")]
     assert _model_text(ready, 2) == _model_text(ready, 1)
@@ -108,53 +108,53 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
 
 
 def test_a_better_model_is_promoted_and_people_can_roll_back_and_promote(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
+    spark: SparkSession, ready: Config, lake: Path,
 ) -> None:
     weak = ["--set", "training.max_rounds=1", "--set", "training.params.num_leaves=2", "--set", "training.search.space={}"]
-    assert _train(lake, metastore_dir, "--date", T, *weak) == 0
-    assert _train(lake, metastore_dir, "--date", T) == 0
+    assert _train(lake, "--date", T, *weak) == 0
+    assert _train(lake, "--date", T) == 0
     rows = _registry(spark, ready)
     assert registry.champion_version(rows) == 2
     assert rows[-1]["baseline_value"] < rows[-1]["metric_value"] and "beats" in rows[-1]["reason"]
     assert rows[-1]["previous_version"] == 1
 
-    assert _train(lake, metastore_dir, "--rollback", "--reason", "v2 misbehaves in production") == 0
+    assert _train(lake, "--rollback", "--reason", "v2 misbehaves in production") == 0
     rows = _registry(spark, ready)
     assert (rows[-1]["action"], rows[-1]["version"], rows[-1]["previous_version"]) == ("rollback", 1, 2)
     assert rows[-1]["reason"] == "v2 misbehaves in production" and rows[-1]["recorded_at"] is not None
     assert registry.champion_version(rows) == 1
-    assert _train(lake, metastore_dir, "--rollback") == 4  # nothing before v1
-    assert _train(lake, metastore_dir, "--promote", "7") == 4
-    assert _train(lake, metastore_dir, "--promote", "2", "--reason", "fixed upstream") == 0
+    assert _train(lake, "--rollback") == 4  # nothing before v1
+    assert _train(lake, "--promote", "7") == 4
+    assert _train(lake, "--promote", "2", "--reason", "fixed upstream") == 0
     assert registry.champion_version(_registry(spark, ready)) == 2
     # The weak model loses to the champion on the same holdout: it is registered as challenger only.
-    assert _train(lake, metastore_dir, "--date", T, *weak, "--force") == 0
+    assert _train(lake, "--date", T, *weak, "--force") == 0
     rows = _registry(spark, ready)
     assert (rows[-1]["version"], rows[-1]["alias"]) == (3, "challenger")
     assert registry.champion_version(rows) == 2
 
 
 def test_a_corrupt_champion_stops_training_and_registers_nothing(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert _train(lake, metastore_dir, "--date", T) == 0
+    assert _train(lake, "--date", T) == 0
     version = tables.version(spark, ready, ready.tables.registry)
     model_file = Path(tables.model_path(ready, ready.model_name, 1)) / registry.MODEL_FILE
     model_file.write_text(model_file.read_text()[:1000])
     capsys.readouterr()
-    assert _train(lake, metastore_dir, "--date", T, "--force") == 4
+    assert _train(lake, "--date", T, "--force") == 4
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("nightjar train: error: model churn version 1") and "model.txt is corrupt" in error
     assert tables.version(spark, ready, ready.tables.registry) == version
     assert tables.model_versions(ready, ready.model_name) == [1]
-    assert _train(lake, metastore_dir, "--promote", "1") == 4
+    assert _train(lake, "--promote", "1") == 4
 
 
 def test_training_on_real_dask_processes_gives_the_local_model(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, dask_scheduler: str,
+    spark: SparkSession, ready: Config, lake: Path, dask_scheduler: str,
 ) -> None:
-    assert _train(lake, metastore_dir, "--date", T, "--set", f"dask.scheduler={dask_scheduler}") == 0
-    assert _train(lake, metastore_dir, "--date", T, "--force") == 0  # a LocalCluster
+    assert _train(lake, "--date", T, "--set", f"dask.scheduler={dask_scheduler}") == 0
+    assert _train(lake, "--date", T, "--force") == 0  # a LocalCluster
     assert _model_text(ready, 1) == _model_text(ready, 2)
 
 
@@ -166,11 +166,11 @@ def test_training_on_real_dask_processes_gives_the_local_model(
     ids=["fit-timeout"],
 )
 def test_a_failed_training_registers_nothing(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
     overrides: Callable[[], list[str]], message: str,
 ) -> None:
     arguments = [part for item in overrides() for part in ("--set", item)]
-    assert _train(lake, metastore_dir, "--date", T, *arguments) == 1
+    assert _train(lake, "--date", T, *arguments) == 1
     assert message in capsys.readouterr().err
     assert not tables.exists(spark, ready, ready.tables.registry)
     assert tables.model_versions(ready, ready.model_name) == []
@@ -189,34 +189,34 @@ def test_a_failed_training_registers_nothing(
     ids=["labels-not-ripe", "features-missing"],
 )
 def test_missing_inputs_exit_4(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
     argv: list[str], message: str,
 ) -> None:
-    assert _train(lake, metastore_dir, *argv) == 4
+    assert _train(lake, *argv) == 4
     assert message in capsys.readouterr().err
     assert not tables.exists(spark, ready, ready.tables.registry)
     assert not tables.exists(spark, ready, ready.tables.training)
 
 
 def test_a_lake_root_given_as_a_file_uri_trains_registers_and_scores_in_the_lake(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, tmp_path: Path,
+    spark: SparkSession, ready: Config, lake: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # pathlib once wrote the models of `file:///...` under the working directory
     uri = ["--set", f"lake.root=file://{lake}"]
-    assert _train(lake, metastore_dir, "--date", T, *uri) == 0
+    assert _train(lake, "--date", T, *uri) == 0
     assert sorted(p.name for p in (lake / "churn" / "models" / ready.model_name / "1").iterdir()) == ["metadata.json", "model.txt"]
     assert registry.history(spark, ready, ready.model_name)[0]["path"] == f"file://{lake}/churn/models/{ready.model_name}/1"
-    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *uri) == 0
+    assert run_in_process(score_job, lake, "--date", "2026-03-01", *uri) == 0
     assert tables.read(spark, ready, ready.tables.scores).count() > 0
     assert [p.name for p in tmp_path.iterdir()] == ["lake"]  # nothing beside the lake: no `file:` folder
 
 
 def test_alerts_are_chosen_on_the_folds_reported_on_the_holdout_and_flagged_by_score(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     alert = ["--set", "scoring.alert.min_precision=0.5"]
-    assert _train(lake, metastore_dir, "--date", T, *alert) == 0
+    assert _train(lake, "--date", T, *alert) == 0
     out = capsys.readouterr().out
     model = registry.load(ready, ready.model_name, 1)
     report = model.metadata["holdout"]["alert"]
@@ -242,9 +242,9 @@ def test_alerts_are_chosen_on_the_folds_reported_on_the_holdout_and_flagged_by_s
     assert reference["pr_auc"] == pytest.approx(model.metadata["holdout"]["reference"]["metrics"]["pr_auc"])
 
     # A date scored before alerts were turned on keeps its rows; the column is added, null there.
-    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-02-28") == 0
+    assert run_in_process(score_job, lake, "--date", "2026-02-28") == 0
     assert "alert" not in tables.read(spark, ready, ready.tables.scores).columns
-    assert run_in_process(score_job, lake, metastore_dir, "--date", "2026-03-01", *alert) == 0
+    assert run_in_process(score_job, lake, "--date", "2026-03-01", *alert) == 0
     every = tables.read(spark, ready, ready.tables.scores).toPandas()
     before, scores = every[every["ds"].astype(str) == "2026-02-28"], every[every["ds"].astype(str) == "2026-03-01"]
     assert len(before) > 0 and before["alert"].isna().all()
@@ -301,11 +301,11 @@ def test_the_alert_report_of_an_event_label_by_hand(
 
 
 def test_an_ensemble_is_trained_registered_scored_and_rolled_back_as_one_version(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path,
+    spark: SparkSession, ready: Config, lake: Path,
 ) -> None:
-    assert _train(lake, metastore_dir, "--date", T) == 0  # a single booster: version 1
+    assert _train(lake, "--date", T) == 0  # a single booster: version 1
     members = "training.ensemble.members=[{seed: 1}, {seed: 2, feature_fraction: 0.6}, {seed: 3, num_leaves: 7}]"
-    assert _train(lake, metastore_dir, "--date", T, "--force", "--set", members) == 0
+    assert _train(lake, "--date", T, "--force", "--set", members) == 0
     model = registry.load(ready, ready.model_name, 2)
     ensemble = model.metadata["ensemble"]
     assert len(ensemble["members"]) == 3 and ensemble["members"][1]["params"] == {"seed": 2, "feature_fraction": 0.6}
@@ -317,14 +317,14 @@ def test_an_ensemble_is_trained_registered_scored_and_rolled_back_as_one_version
 
     # Champion by hand if it lost the gate (then it is the challenger): scored inside Spark as the
     # mean of its three members, like the registry's model.
-    assert _train(lake, metastore_dir, "--promote", "2", "--reason", "the ensemble") == 0
+    assert _train(lake, "--promote", "2", "--reason", "the ensemble") == 0
     scored = "2026-03-01"  # the prepared lake's last feature date
-    assert run_in_process(score_job, lake, metastore_dir, "--date", scored) == 0
+    assert run_in_process(score_job, lake, "--date", scored) == 0
     scores = tables.read(spark, ready, ready.tables.scores).where(F.col("ds") == scored).toPandas()
     assert set(scores["model_version"]) == {2}
     features = tables.read(spark, ready, ready.tables.features).where(F.col("ds") == scored).toPandas()
     merged = features.merge(scores[["customer_id", "score"]], on="customer_id")
     expected = model.booster.predict(merged[model.features].to_numpy(dtype=np.float64))
     np.testing.assert_allclose(merged["score"], expected, rtol=0, atol=1e-12)
-    assert _train(lake, metastore_dir, "--rollback") == 0
+    assert _train(lake, "--rollback") == 0
     assert registry.champion_version(_registry(spark, ready)) == 1

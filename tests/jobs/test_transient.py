@@ -17,7 +17,7 @@ from tests.jobs.conftest import TRAIN_DATE
 
 
 def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(
-    spark: SparkSession, prepared_lake: Path, lake: Path, config: Config, metastore_dir: Path,
+    spark: SparkSession, prepared_lake: Path, lake: Path, config: Config,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     shutil.copytree(prepared_lake, lake)
@@ -27,7 +27,7 @@ def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(
     capsys.readouterr()
 
     code = run_in_process(
-        train_job, lake, metastore_dir, "--date", TRAIN_DATE,
+        train_job, lake, "--date", TRAIN_DATE,
         "--set", f"dask.scheduler={address}", "--set", "dask.connect_timeout_s=2",
     )
 

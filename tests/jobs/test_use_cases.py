@@ -27,8 +27,8 @@ from tests.conftest import run_in_process
 from tests.jobs.conftest import FEATURES_END
 
 
-def _config(lake: Path, metastore: Path, use_case: str) -> Config:
-    return load_config("test", [f"lake.root={lake}", f"lake.metastore_dir={metastore}"], use_case=use_case)
+def _config(lake: Path, use_case: str) -> Config:
+    return load_config("test", [f"lake.root={lake}"], use_case=use_case)
 
 
 def _state(config: Config) -> dict[str, Any]:
@@ -49,11 +49,11 @@ def _state(config: Config) -> dict[str, Any]:
 
 
 def test_two_use_cases_in_one_lake_leave_each_other_untouched(
-    spark: SparkSession, trained_lake: Path, tmp_path: Path, metastore_dir: Path,
+    spark: SparkSession, trained_lake: Path, tmp_path: Path,
 ) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(trained_lake, lake)  # churn: generated, features, a champion
-    churn, maintenance = _config(lake, metastore_dir, "churn"), _config(lake, metastore_dir, "maintenance")
+    churn, maintenance = _config(lake, "churn"), _config(lake, "maintenance")
     churn_before = _state(churn)
     assert {"customers", "transactions", "truth", "features", "training_set", "registry", "runs"} <= set(churn_before)
     assert not Path(tables.use_case_root(maintenance)).exists()
@@ -66,7 +66,7 @@ def test_two_use_cases_in_one_lake_leave_each_other_untouched(
         (train_job, ("--date", logical)),
         (score_job, ("--date", logical)),
     ]:
-        assert run_in_process(job, lake, metastore_dir, *mine, *argv) == 0, job.JOB
+        assert run_in_process(job, lake, *mine, *argv) == 0, job.JOB
         assert _state(churn) == churn_before, f"{job.JOB} --use-case maintenance changed churn's lake"
 
     after = _state(maintenance)
@@ -82,10 +82,11 @@ def test_two_use_cases_in_one_lake_leave_each_other_untouched(
     # Hour windows and the 48-hour label made it through: the model saw them and beat chance.
     assert "telemetry_voltage_mean_3h" in metadata["features"]
     assert metadata["holdout"]["metrics"]["auc"] > 0.55
+    assert "scores" in tables.register_all(spark, maintenance)
     by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(maintenance, 'scores')}").first().n
     assert by_name == scores.count()
 
     # And the other way round: churn scoring leaves maintenance's lake as it was.
-    assert run_in_process(score_job, lake, metastore_dir, "--date", FEATURES_END) == 0
+    assert run_in_process(score_job, lake, "--date", FEATURES_END) == 0
     assert _state(maintenance) == after
     assert sorted(p.name for p in lake.iterdir()) == ["churn", "maintenance"]

@@ -41,8 +41,9 @@ def _day(day: date | str, count: int = 3) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def prepared_lake(spark: SparkSession, make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathFactory,
-                  metastore_dir: Path) -> Path:
+def prepared_lake(
+    spark: SparkSession, make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """Ten ordinary days of events and D's, customers, and the features of the last ordinary day."""
     lake = tmp_path_factory.mktemp("validate-sources") / "lake"
     config = make_config(lake)
@@ -50,7 +51,7 @@ def prepared_lake(spark: SparkSession, make_config: Callable[..., Config], tmp_p
     tables.overwrite(entities_frame(spark, customers), config, "customers", partition_by="signup_date")
     rows = [row for day in [*HISTORY, D] for row in _day(day)]
     tables.overwrite(events_frame(spark, rows), config, "transactions", partition_by="event_date")
-    assert run_in_process(features_job, lake, metastore_dir, "--date", "2026-01-10") == 0
+    assert run_in_process(features_job, lake, "--date", "2026-01-10") == 0
     return lake
 
 
@@ -114,7 +115,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_a_bad_source_partition_stops_both_jobs_and_writes_nothing(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str], case: str,
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str], case: str,
 ) -> None:
     spoil, code, message = BAD_INPUTS[case]
     spoil(spark, ready)
@@ -122,7 +123,7 @@ def test_a_bad_source_partition_stops_both_jobs_and_writes_nothing(
     capsys.readouterr()
     for job in (features_job, validate_job):
         extra = ("--table", "transactions") if job is validate_job else ()
-        assert run_in_process(job, lake, metastore_dir, "--date", D, *extra) == code
+        assert run_in_process(job, lake, "--date", D, *extra) == code
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert last.startswith(f"nightjar {job.JOB}: error: {'validation failed: ' if code == 3 else ''}{message}")
         assert {table: tables.version(spark, ready, table) for table in TABLES} == before
@@ -134,11 +135,11 @@ def test_a_bad_source_partition_stops_both_jobs_and_writes_nothing(
 
 
 def test_clean_partitions_pass_and_the_runs_point_at_data_docs(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run_in_process(validate_job, lake, metastore_dir, "--table", "transactions", "--start", "2026-01-08", "--end", D) == 0
+    assert run_in_process(validate_job, lake, "--table", "transactions", "--start", "2026-01-08", "--end", D) == 0
     assert "source.transactions: 20 checks passed" in capsys.readouterr().out
-    assert run_in_process(validate_job, lake, metastore_dir, "--table", "features", "--date", "2026-01-10") == 0
+    assert run_in_process(validate_job, lake, "--table", "features", "--date", "2026-01-10") == 0
     assert "no champion reference statistics: drift not checked" in capsys.readouterr().out
     runs = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "validate").orderBy("started_at").collect()
     index = Path(tables.data_docs_dir(ready)) / "index.html"
@@ -155,11 +156,11 @@ def test_clean_partitions_pass_and_the_runs_point_at_data_docs(
 
 
 def test_a_blocking_feature_check_keeps_the_features_table_as_it_was(
-    spark: SparkSession, ready: Config, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     strict = "validation.suites.features.features=[{expect: between, columns: [transactions_count_1d], max: 0}]"
     before = tables.version(spark, ready, "features")
-    assert run_in_process(features_job, lake, metastore_dir, "--date", D, "--set", strict) == 3
+    assert run_in_process(features_job, lake, "--date", D, "--set", strict) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "nightjar features: error: validation failed: table 'features' ds=2026-01-11: column transactions_count_1d: "
         "between failed: 3 values above 0, expected none"
@@ -176,7 +177,7 @@ def test_a_blocking_feature_check_keeps_the_features_table_as_it_was(
     ],
 )
 def test_validate_usage_errors_exit_2(
-    lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str,
+    lake: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str,
 ) -> None:
-    assert run_in_process(validate_job, lake, metastore_dir, *argv) == 2
+    assert run_in_process(validate_job, lake, *argv) == 2
     assert message in capsys.readouterr().err

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import date
 from pathlib import Path
 
@@ -65,10 +66,10 @@ def _no_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flag", action="store_true")
 
 
-def _run(lake: Path, metastore: Path, body, *extra: str) -> int:  # noqa: ANN001
+def _run(lake: Path, body, *extra: str) -> int:  # noqa: ANN001
     return cli.run_job(
         "probe", "a test job", _no_options, body, "optional",
-        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}", *extra],
+        ["--env", "test", "--set", f"lake.root={lake}", *extra],
     )
 
 
@@ -77,13 +78,13 @@ def _run(lake: Path, metastore: Path, body, *extra: str) -> int:  # noqa: ANN001
     [(UsageError("bad"), 2), (DataCheckError("check failed"), 3), (MissingInputError("no partition"), 4), (RuntimeError("boom"), 1)],
 )
 def test_errors_map_to_exit_codes_and_are_recorded(
-    spark: SparkSession, config: Config, lake: Path, metastore_dir: Path, error: Exception, code: int,
+    spark: SparkSession, config: Config, lake: Path, error: Exception, code: int,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def body(context: cli.JobContext) -> None:
         raise error
 
-    assert _run(lake, metastore_dir, body, "--date", "2026-01-05") == code
+    assert _run(lake, body, "--date", "2026-01-05") == code
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("nightjar probe: error: ")
     run = tables.read(spark, config, config.tables.runs).first()
@@ -92,13 +93,17 @@ def test_errors_map_to_exit_codes_and_are_recorded(
 
 
 def test_a_successful_run_is_recorded_with_its_counts(
-    spark: SparkSession, config: Config, lake: Path, metastore_dir: Path,
+    spark: SparkSession, config: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     def body(context: cli.JobContext) -> None:
         with context.timed("work"):
             context.record.row_counts["things"] = 3
+            context.record.output_versions["things"] = 7
 
-    assert _run(lake, metastore_dir, body, "--start", "2026-01-01", "--end", "2026-01-03", "--flag") == 0
+    assert _run(lake, body, "--start", "2026-01-01", "--end", "2026-01-03", "--flag") == 0
+    # The last line says what the run did.
+    assert re.search(r"done in [\d.]+s: wrote things version 7 \(3 rows\) \(run [-0-9a-f]+\)$",
+                     capsys.readouterr().out.strip().splitlines()[-1])
     run = tables.read(spark, config, config.tables.runs).first()
     assert run.status == "succeeded" and run.exit_code == 0 and run.message is None
     assert (run.ds, run.start_date, run.end_date) == (None, date(2026, 1, 1), date(2026, 1, 3))

@@ -97,12 +97,12 @@ def _no_options(parser) -> None:  # noqa: ANN001
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
 )
 def test_run_job_maps_transient_failures_to_5(
-    spark: SparkSession, lake: Path, metastore_dir: Path, error: BaseException, code: int,
+    spark: SparkSession, lake: Path, error: BaseException, code: int,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def body(context: cli.JobContext) -> None:
         raise error
 
-    argv = ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore_dir}"]
+    argv = ["--env", "test", "--set", f"lake.root={lake}"]
     assert cli.run_job("probe", "a test job", _no_options, body, "optional", argv) == code
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nightjar probe: error: ")

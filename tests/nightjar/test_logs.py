@@ -37,22 +37,22 @@ def _no_options(parser) -> None:  # noqa: ANN001
     pass
 
 
-def _run(lake: Path, metastore: Path, body) -> int:  # noqa: ANN001
+def _run(lake: Path, body) -> int:  # noqa: ANN001
     return cli.run_job(
         "probe", "a test job", _no_options, body, "optional",
-        ["--env", "test", "--set", f"lake.root={lake}", "--set", f"lake.metastore_dir={metastore}"],
+        ["--env", "test", "--set", f"lake.root={lake}"],
     )
 
 
 def test_progress_lines_carry_a_utc_timestamp_and_level_and_warnings_go_to_stderr(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str], far_time_zone: None,
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str], far_time_zone: None,
 ) -> None:
     def body(context: cli.JobContext) -> None:
         context.progress("step one")
         logging.getLogger("models.something").warning("a feature is constant")
 
     began = datetime.now(timezone.utc).replace(microsecond=0)
-    assert _run(lake, metastore_dir, body) == 0
+    assert _run(lake, body) == 0
     ended = datetime.now(timezone.utc)
     out, err = capsys.readouterr()
 
@@ -94,12 +94,12 @@ def test_libraries_log_warnings_only(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_an_unexpected_failure_logs_its_traceback_then_ends_with_the_one_error_line(
-    spark: SparkSession, lake: Path, metastore_dir: Path, capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     def body(context: cli.JobContext) -> None:
         raise RuntimeError("boom")
 
-    assert _run(lake, metastore_dir, body) == 1
+    assert _run(lake, body) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert LINE.match(err[0]).group(2, 3) == ("ERROR", "probe")
     assert "Traceback (most recent call last):" in err and 'raise RuntimeError("boom")' in "\n".join(err)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.errors import MissingInputError
+from nightjar.session import spark_conf
 
 
 def _events(spark: SparkSession, days: list[int], value: int = 1) -> DataFrame:
@@ -57,15 +59,31 @@ def test_tables_are_registered_by_name_and_follow_a_moved_lake(
     spark: SparkSession, config: Config, make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
+    tables.overwrite(_events(spark, [1]), config, "other", partition_by="ds")
+    Path(tables.use_case_root(config), "_gx").mkdir()  # a folder that is no table
+    assert tables.register_all(spark, config) == ["events", "other"]
     by_name = spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(config, 'events')}").first().n
     assert by_name == 3
+    # Writes go by path and leave the catalog alone; the entry reads the table's latest version.
+    tables.append(_events(spark, [2]), config, "events")
+    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(config, 'events')}").first().n == 6
 
     moved_root = tmp_path / "moved"
     shutil.copytree(config.lake.root, moved_root)
     moved = make_config(moved_root)
-    tables.append(_events(spark, [2]), moved, "events")
-    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(moved, 'events')}").first().n == 6
-    assert tables.read(spark, config, "events").count() == 3  # the original lake is untouched
+    tables.overwrite(_events(spark, [3]), moved, "events", partition_by="ds")
+    tables.register_all(spark, moved)
+    assert spark.sql(f"SELECT count(*) AS n FROM {tables.catalog_name(moved, 'events')}").first().n == 3
+    assert tables.read(spark, config, "events").count() == 6  # the original lake is untouched
+
+
+def test_jobs_use_no_metastore_unless_a_shared_one_is_configured(
+    spark: SparkSession, config: Config, make_config: Callable[..., Config], lake: Path,
+) -> None:
+    assert spark.conf.get("spark.sql.catalogImplementation") == "in-memory"
+    assert spark_conf(config)["spark.sql.catalogImplementation"] == "in-memory"
+    shared = make_config(lake, "spark.settings.spark.hadoop.hive.metastore.uris=thrift://metastore:9083")
+    assert spark_conf(shared)["spark.sql.catalogImplementation"] == "hive"
 
 
 def test_delta_rs_reads_what_spark_wrote(spark: SparkSession, config: Config) -> None:
@@ -75,3 +93,30 @@ def test_delta_rs_reads_what_spark_wrote(spark: SparkSession, config: Config) ->
     assert sorted(frame["entity"].tolist()) == [0, 1, 2]
     assert set(frame["ds"].astype(str)) == {"2026-01-02"}
     assert frame["value"].sum() == written.filter(F.col("ds") == date(2026, 1, 2)).agg(F.sum("value")).first()[0]
+
+
+def test_replacements_of_the_same_date_racing_each_other_all_commit_whole(spark: SparkSession, config: Config) -> None:
+    tables.overwrite(_events(spark, [1, 2]), config, "events", partition_by="ds")
+    values = [10, 20, 30]
+    frames = [_events(spark, [2], value=value) for value in values]
+    errors: list[BaseException] = []
+
+    def replace(frame: DataFrame) -> None:
+        try:
+            tables.replace_partitions(frame, config, "events", "ds", [date(2026, 1, 2)])
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=replace, args=(frame,)) for frame in frames]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    # Every write committed (a conflict is written again on top), and the date holds one of them, whole.
+    assert tables.version(spark, config, "events") == 3
+    stored = tables.read(spark, config, "events")
+    winners = [value for value, frame in zip(values, frames)
+               if stored.where("ds = DATE'2026-01-02'").exceptAll(frame).count() == 0]
+    assert len(winners) == 1 and stored.where("ds = DATE'2026-01-02'").count() == 3
+    assertDataFrameEqual(stored.where("ds = DATE'2026-01-01'"), _events(spark, [1]))

@@ -27,7 +27,6 @@ def test_churn_is_the_default_use_case_and_is_named_by_its_file() -> None:
     assert config.use_case.name == "churn" and config.model_name == "churn"
     assert tables.table_path(config, "scores") == "/data/lake/churn/scores"
     assert tables.model_path(config, "churn", 3) == "/data/lake/churn/models/churn/3"
-    assert tables.metastore_dir(config) == "/data/lake/churn/_metastore"
     assert tables.catalog_name(config, "scores") == "nightjar_churn.scores"
     assert "churn" in use_cases()
 
@@ -155,8 +154,8 @@ def test_a_lake_in_the_old_layout_is_refused_with_the_command_that_moves_it(tmp_
     config = load_config("test", [f"lake.root={lake}"])
     with pytest.raises(ConfigError) as caught:
         tables.require_layout(config)
-    moved = " ".join(f"{lake}/{name}" for name in ("_gx", "_metastore", "customers", "features", "models", "runs",
-                                                    "transactions"))
+    # The old embedded metastore is not moved: no job uses one any more.
+    moved = " ".join(f"{lake}/{name}" for name in ("_gx", "customers", "features", "models", "runs", "transactions"))
     assert str(caught.value) == (
         f"lake.root {lake} holds one use case's tables directly under it (the layout before use cases): "
         f"move them into <lake.root>/<use case>/, for churn: mkdir {lake}/churn && mv {moved} {lake}/churn/ "
