@@ -171,6 +171,15 @@ def mark_interrupted(config: Config, record: RunRecord) -> list[dict[str, Any]]:
     return ended
 
 
+def interrupted(config: Config, run_ids: set[str]) -> set[str]:
+    """Which of `run_ids` are recorded `interrupted`."""
+    if not run_ids:
+        return set()
+    found = tables.read_rows(config, config.tables.runs,
+                             (pc.field("status") == INTERRUPTED) & pc.field("run_id").isin(sorted(run_ids)))
+    return set() if found is None else set(found.column("run_id").to_pylist())
+
+
 def _described(row: dict[str, Any]) -> str:
     dates = row["ds"] or (f"{row['start_date']}..{row['end_date']}" if row["start_date"] else None)
     on = f" for {dates}" if dates else ""
