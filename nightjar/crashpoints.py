@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
+from pyspark import TaskContext
 from pyspark.sql import DataFrame
 
 KILL_AT = "NIGHTJAR_KILL_AT"
@@ -42,7 +43,7 @@ CRASH_DIR = "NIGHTJAR_CRASH_DIR"
 LAUNCHER_PID = "NIGHTJAR_LAUNCHER_PID"
 
 # A stalled write task waits at most this long for the kill (a bound, should the watcher miss).
-_STALL_S = 300.0
+_STALL_S = 120.0
 _log = logging.getLogger(__name__)
 
 
@@ -94,8 +95,6 @@ def fail_task_once(point: str) -> None:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
         return
-    from pyspark import TaskContext
-
     task = TaskContext.get()
     where = f"partition {task.partitionId()} attempt {task.attemptNumber()}" if task else "the driver"
     marker.write_text(where + "\n")
@@ -107,11 +106,13 @@ def around_write(df: DataFrame, table: str, location: str | None) -> DataFrame:
     killed mid-write or fail one task of the write.
 
     A Delta write cannot be interrupted from Python between its data files and its commit:
-    the commit is one JVM call that returns when it is done. So for `NIGHTJAR_KILL_AT`, each
-    write task hands Spark its first batch of rows and then stalls, which holds the commit
-    back: Spark has opened that task's data file in the table's folder and no task can finish.
-    A thread of the driver watches the folder and kills the job as soon as a new data file
-    appears: a real kill, at a point where half-written files exist and no commit does.
+    the commit is one JVM call that returns when it is done. So for `NIGHTJAR_KILL_AT`, the
+    rows are split over two write tasks: the first writes its data file (in the table's folder:
+    Delta writes data files in place and commits them by naming them in its log), the second
+    stalls, which holds the commit back. A thread of the driver watches the folder and kills
+    the job as soon as a new data file appears: a real kill, at a point where data files exist
+    and no commit does. (Stalling a task partway through its rows would not do: a write
+    partitioned by a column sorts each task's rows before writing any.)
     `location` is the table's local folder (the watcher needs one); None elsewhere.
     """
     point = f"writing:{table}"
@@ -126,13 +127,13 @@ def around_write(df: DataFrame, table: str, location: str | None) -> DataFrame:
 
     def passed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fail_task_once(point)
-        for index, batch in enumerate(batches):
-            yield batch
-            if kill and index == 0:
-                # One stalled task is enough: the commit waits for every task. A task with an
-                # empty partition writes no file and may finish.
-                time.sleep(_STALL_S)
+        if kill and TaskContext.get().partitionId() != 0:
+            time.sleep(_STALL_S)
+        yield from batches
 
+    if kill:
+        # Round robin: both tasks get rows, and the first one's file is written whole.
+        df = df.repartition(2)
     return df.mapInArrow(passed, df.schema)
 
 
