@@ -7,6 +7,7 @@ environment variable names the point, so a run without them pays one dictionary 
   that dies, the OOM killer or a scheduler's `kill -9` would: no `finally`, no shutdown hook,
   nothing written afterwards. Only under the launcher (`./spark-submit.sh`), whose process is
   the driver's JVM (see `nightjar.submit`): the JVM is killed first, then the Python driver.
+  With `NIGHTJAR_CRASH_DIR`, a marker file `killed-<point>` there says it happened.
 - `NIGHTJAR_FAIL_TASK_ONCE=<point>[,<point>...]`: the first Spark task that reaches `<point>`
   raises, once per point and per `NIGHTJAR_CRASH_DIR` (a marker file there claims the failure,
   so the retried attempt and every other task run normally). Executors inherit the variables
@@ -73,8 +74,10 @@ def kill_job(point: str) -> None:
     if not launcher:
         raise RuntimeError(f"{KILL_AT}={point}: kills only a job started by ./spark-submit.sh")
     _log.warning("%s=%s: killing the job (pid %s and %d)", KILL_AT, point, launcher, os.getpid())
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    folder = os.environ.get(CRASH_DIR)
+    if folder:
+        # The log line may not get out: the driver's output passes through the JVM killed here.
+        (Path(folder) / f"killed-{point.replace(':', '-')}").write_text(f"{launcher} {os.getpid()}\n")
     if int(launcher) != os.getpid():
         os.kill(int(launcher), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -202,11 +203,14 @@ def run_killed_at(point: str, *arguments: str, timeout: float = 600, **environme
     a real SIGKILL (nothing runs after it, not even `finally`), at a deterministic point. The
     launcher's process is the driver's JVM, so it reports -9, as a scheduler would see it.
     """
-    done = run_launcher(*arguments, timeout=timeout, NIGHTJAR_KILL_AT=point, **environment)
-    assert done.returncode == -signal.SIGKILL, (
-        f"expected a SIGKILL at {point}, got exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    )
-    assert f"NIGHTJAR_KILL_AT={point}: killing the job" in done.stderr
+    with tempfile.TemporaryDirectory() as markers:
+        done = run_launcher(*arguments, timeout=timeout, NIGHTJAR_KILL_AT=point, NIGHTJAR_CRASH_DIR=markers,
+                            **environment)
+        assert done.returncode == -signal.SIGKILL, (
+            f"expected a SIGKILL at {point}, got exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
+        # Killed by the crash point, not by anything else.
+        assert (Path(markers) / f"killed-{point.replace(':', '-')}").exists()
     return done
 
 
