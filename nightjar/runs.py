@@ -26,6 +26,7 @@ from pyspark.sql import SparkSession
 from nightjar import tables
 from nightjar.config import Config
 
+
 def _counts(value: pa.DataType) -> pa.DataType:
     return pa.map_(pa.string(), value)
 
@@ -193,4 +194,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        # A killed driver whose parent (the JVM) died with it stays a zombie until init reaps it.
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
