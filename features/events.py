@@ -43,6 +43,7 @@ from pyspark.sql import types as T
 
 from features.definitions import ZERO_WHEN_EMPTY, AggregateSpec, FeatureSet
 from features.engine import DATE, attribute_value, event_micros, prepared_events, ratio_value
+from nightjar import crashpoints
 from nightjar.keys import all_present
 from nightjar.config import SourceConfig
 from nightjar.durations import DAY_MICROS, HOUR_MICROS
@@ -374,6 +375,7 @@ def _per_windows(
     history_columns = history.columns
 
     def compute(history_rows: pd.DataFrame, query_rows: pd.DataFrame) -> pd.DataFrame:
+        crashpoints.fail_task_once("features.events")  # tests: a retried task gives the same features
         if query_rows.empty:
             return pd.DataFrame({field.name: pd.Series([], dtype=object) for field in schema.fields})
         if history_rows.empty:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
@@ -23,11 +24,13 @@ from models import evaluate, registry
 from models.ensemble import Model
 from models.search import Task
 from models.training_set import LABEL
-from nightjar import tables
+from nightjar import crashpoints, runs, tables
 from nightjar.config import Config
+from nightjar.errors import MissingInputError
 
 # Registration retries when another job registered or changed an alias in between.
 ATTEMPTS = 5
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def register(
     """
     name = config.model_name
     version, path = _claim_version(spark, config, booster, metadata)
+    crashpoints.reached("model-written")
     try:
         committed = _append_until_committed(
             spark, config, lambda rows: dataclasses.replace(decide(rows), version=version),
@@ -192,6 +196,7 @@ def _claim_version(spark: SparkSession, config: Config, booster: Model, metadata
     is not registered by anyone else, so registry commits can be retried with it.
     """
     name = config.model_name
+    _reclaim_interrupted(config, registry.history(spark, config, name))
     for _ in range(ATTEMPTS):
         version = registry.next_version(config, registry.history(spark, config, name), name)
         files = registry.model_files(booster, {"name": name, "version": version, **metadata})
@@ -200,6 +205,31 @@ def _claim_version(spark: SparkSession, config: Config, booster: Model, metadata
         except FileExistsError:
             continue
     raise tables.CommitConflict(f"model {name}: {ATTEMPTS} attempts to claim a version collided with other jobs")
+
+
+def _reclaim_interrupted(config: Config, rows: list[dict[str, Any]]) -> None:
+    """Remove the version directories that a run recorded `interrupted` wrote without registering them.
+
+    Such a run was killed between its files and its registry row; its version number goes to
+    the next model, as it would have had the run never started. A directory of a run that may
+    still be running (`started`) is another job's claim in progress and stays.
+    """
+    name = config.model_name
+    registered = {row["version"] for row in rows}
+    writers: dict[int, str] = {}
+    for version in tables.model_versions(config, name):
+        if version in registered:
+            continue
+        try:
+            writers[version] = json.loads(tables.read_model_file(config, name, version, registry.METADATA_FILE))["run_id"]
+        except (MissingInputError, ValueError, KeyError, TypeError):
+            continue  # not a whole version: nothing says whose it is
+    killed = runs.interrupted(config, set(writers.values()))
+    for version, run_id in sorted(writers.items()):
+        if run_id in killed:
+            _log.warning("model %s version %d: removing the files of interrupted run %s, never registered",
+                         name, version, run_id)
+            tables.delete_model(config, name, version)
 
 
 def set_champion(

@@ -24,6 +24,7 @@ from models.alerts import alerted
 from models.calibration import VennAbers
 from models.ensemble import Model, from_text
 from models.intervals import bounds as interval_bounds
+from nightjar import crashpoints
 
 SCORE = "score"
 SCORE_LOW = "score_low"    # a calibrated classifier's Venn-Abers bounds (`models.calibration`)
@@ -172,6 +173,7 @@ def score(
     calibrator = VennAbers.from_dict(calibration) if calibration is not None else None
 
     def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        crashpoints.fail_task_once("score.predict")  # tests: a retried task gives the same scores
         booster = _booster(shipped.value, digest)
         for batch in batches:
             matrix = _matrix(batch, names)

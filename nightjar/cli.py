@@ -26,7 +26,7 @@ from nightjar.config import Config
 from nightjar.config_loader import load_config
 from nightjar.errors import NightjarError, UsageError, is_transient
 from nightjar.lineage import code_version
-from nightjar.runs import RunRecord, record_run
+from nightjar.runs import FAILED, SUCCEEDED, RunRecord, mark_interrupted, record_run, record_start
 from nightjar.session import get_spark
 
 DatePolicy = Literal["required", "optional", "none"]
@@ -190,6 +190,8 @@ def run_job(
         tables.require_layout(config)
         if spark:
             context.spark = get_spark(config)
+        if record_runs:
+            _record_start(context)
         body(context)
     except NightjarError as error:
         # A generic failure (exit 1) raised because of a transient one, say a training
@@ -200,11 +202,11 @@ def run_job(
         _log.exception("unexpected failure")
         exit_code = 5 if is_transient(error) else 1
         message = f"{type(error).__name__}: {_first_line(str(error))}"
-    record.status = "succeeded" if exit_code == 0 else "failed"
+    record.status = SUCCEEDED if exit_code == 0 else FAILED
     record.exit_code, record.message, record.finished_at = exit_code, message, _utc_now()
     if context.spark is not None and record_runs:
         try:
-            record_run(context.spark, config, record)
+            record_run(config, record)
         except Exception as error:  # noqa: BLE001 - never hide the job's own outcome
             _log.warning("could not record the run: %s", _first_line(str(error)))
     if exit_code:
@@ -221,6 +223,19 @@ def _outcome(record: RunRecord) -> str:
         for table, version in sorted(record.output_versions.items())
     ]
     return f"wrote {', '.join(written)}" if written else "wrote no table"
+
+
+def _record_start(context: JobContext) -> None:
+    """The run's `started` row, before the job writes anything, and the runs found interrupted.
+
+    A job killed from here on leaves that row `started`; the next run reports it (`runs.mark_interrupted`).
+    """
+    for step in (record_start, mark_interrupted):
+        try:
+            step(context.config, context.record)
+        except Exception as error:  # noqa: BLE001 - bookkeeping never stops the job itself
+            _log.warning("could not record the run's start: %s", _first_line(str(error)))
+            return
 
 
 def _report(job: str, exit_code: int, message: str) -> int:

@@ -118,6 +118,9 @@ def main(argv: list[str]) -> int:
             "NIGHTJAR_CODE_VERSION": code_version(),
             "NIGHTJAR_CONF_DIR": str(conf_dir()),
             "NIGHTJAR_JARS_DIR": str(jars_dir()),
+            # `exec` keeps this pid for spark-submit's JVM, the process a test's kill must take down
+            # (nightjar.crashpoints).
+            "NIGHTJAR_LAUNCHER_PID": str(os.getpid()),
         }
     )
     os.execve(command[0], command, environment)

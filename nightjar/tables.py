@@ -16,17 +16,21 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import DeltaTable as DeltaReader
+from deltalake import write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from delta.exceptions import (
     ConcurrentAppendException,
@@ -42,6 +46,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from nightjar import crashpoints
 from nightjar.config import Config, SourceConfig
 from nightjar.errors import ConfigError, MissingInputError, TransientError
 
@@ -169,7 +174,7 @@ def overwrite(
     metadata: dict[str, Any] | None = None,
 ) -> int:
     """Replace the whole table `name` with `df` in one commit; returns the new version."""
-    writer = _writer(df, metadata).mode("overwrite").option("overwriteSchema", "true")
+    writer = _writer(_killable(df, config, name), metadata).mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(partition_by)
     _save(writer, config, name)
@@ -211,7 +216,7 @@ def replace_where(
     `replace_partitions`. Returns the new version.
     """
     writer = (
-        _writer(df, metadata)
+        _writer(_killable(df, config, name), metadata)
         .mode("overwrite")
         .option("replaceWhere", condition)
         .partitionBy(partition_by)
@@ -224,8 +229,77 @@ def replace_where(
 
 def append(df: DataFrame, config: Config, name: str, metadata: dict[str, Any] | None = None) -> int:
     """Append `df` to `name` (created when missing) in one commit; returns the new version."""
-    _save(_writer(df, metadata).mode("append").option("mergeSchema", "true"), config, name)
+    _save(_writer(_killable(df, config, name), metadata).mode("append").option("mergeSchema", "true"), config, name)
     return _after_write(df.sparkSession, config, name)
+
+
+# Small bookkeeping tables (`runs`) are written with delta-rs, without Spark: a one-row commit
+# there takes milliseconds where a Spark MERGE takes seconds, and every run writes two. Spark
+# reads what delta-rs writes, and the other way round (STACK.md).
+
+
+def read_rows(config: Config, name: str, where: pc.Expression | None = None) -> pa.Table | None:
+    """The rows of `name` (those matching `where`), read without Spark; None when there is no table."""
+    try:
+        reader = DeltaReader(table_path(config, name))
+    except Exception:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
+        return None
+    return reader.to_pyarrow_dataset().to_table(filter=where)
+
+
+def append_rows(config: Config, name: str, rows: pa.Table) -> int:
+    """Append `rows` to `name` without Spark, in one commit (the table is created when missing; a
+    column it lacks is added); returns the new version."""
+    path = table_path(config, name)
+    write_deltalake(path, rows, mode="append", schema_mode="merge")
+    crashpoints.reached(f"committed:{name}")
+    return DeltaReader(path).version()
+
+
+def upsert_rows(config: Config, name: str, rows: pa.Table, keys: list[str]) -> int:
+    """Replace the rows of `name` whose `keys` match a row of `rows` by that row, and append the
+    others, in one commit without Spark (the table is created when missing; a column it lacks is
+    added); returns the new version.
+
+    Raises:
+        CommitConflict: other jobs kept committing to the table in between; nothing was written.
+    """
+    path = table_path(config, name)
+    condition = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+
+    def merge() -> None:
+        (DeltaReader(path).merge(rows, condition, source_alias="s", target_alias="t", merge_schema=True)
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+
+    if read_rows(config, name) is None:
+        return append_rows(config, name, rows)
+    return _retrying_conflicts(config, name, merge)
+
+
+def update_rows(config: Config, name: str, predicate: str, updates: dict[str, str]) -> int:
+    """Set the columns of `updates` (SQL expressions) on the rows of `name` matching the SQL
+    `predicate`, in one commit without Spark, retried like `upsert_rows`; returns the new version."""
+    path = table_path(config, name)
+    return _retrying_conflicts(config, name, lambda: DeltaReader(path).update(updates=updates, predicate=predicate))
+
+
+# Attempts of a row-level change colliding with other jobs' commits (Delta cannot always tell
+# that two commits touched different rows).
+_ROW_CHANGE_ATTEMPTS = 5
+
+
+def _retrying_conflicts(config: Config, name: str, change: Callable[[], object]) -> int:
+    collided = ""
+    for attempt in range(_ROW_CHANGE_ATTEMPTS):
+        try:
+            change()
+        except CommitFailedError as error:
+            collided = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            time.sleep(0.2 * (attempt + 1))
+            continue
+        crashpoints.reached(f"committed:{name}")
+        return DeltaReader(table_path(config, name)).version()
+    raise CommitConflict(f"table {name!r}: {_ROW_CHANGE_ATTEMPTS} attempts collided with other jobs ({collided})")
 
 
 class CommitConflict(TransientError):
@@ -432,7 +506,13 @@ def _writer(df: DataFrame, metadata: dict[str, Any] | None) -> DataFrameWriter:
     return writer
 
 
+def _killable(df: DataFrame, config: Config, name: str) -> DataFrame:
+    # Tests kill a job, or fail a task, in the middle of this write (nightjar.crashpoints).
+    return crashpoints.around_write(df, name, local_path(table_path(config, name)))
+
+
 def _after_write(spark: SparkSession, config: Config, name: str) -> int:
+    crashpoints.reached(f"committed:{name}")
     return version(spark, config, name) or 0
 
 

@@ -6,9 +6,11 @@ import importlib.machinery
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -195,6 +197,24 @@ def run_launcher(*arguments: str, timeout: float = 600, **environment: str) -> s
         [str(PROJECT_ROOT / "spark-submit.sh"), *arguments],
         capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **environment),
     )
+
+
+def run_killed_at(point: str, *arguments: str, timeout: float = 600, **environment: str) -> subprocess.CompletedProcess:
+    """Run `./spark-submit.sh` with `NIGHTJAR_KILL_AT=point` and check that it died there, by SIGKILL.
+
+    The job kills itself at the named commit point (`nightjar.crashpoints`): a real process,
+    a real SIGKILL (nothing runs after it, not even `finally`), at a deterministic point. The
+    launcher's process is the driver's JVM, so it reports -9, as a scheduler would see it.
+    """
+    with tempfile.TemporaryDirectory() as markers:
+        done = run_launcher(*arguments, timeout=timeout, NIGHTJAR_KILL_AT=point, NIGHTJAR_CRASH_DIR=markers,
+                            **environment)
+        assert done.returncode == -signal.SIGKILL, (
+            f"expected a SIGKILL at {point}, got exit {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
+        # Killed by the crash point, not by anything else.
+        assert (Path(markers) / f"killed-{point.replace(':', '-')}").exists()
+    return done
 
 
 def run_in_process(job_module, lake: Path, *argv: str) -> int:  # noqa: ANN001
