@@ -38,13 +38,15 @@ demo: setup
 	./spark-submit.sh score --use-case $(USE_CASE) --date $$2
 
 # Two test processes (pytest-xdist), each with its own session-scoped SparkSession; a file's
-# tests stay in one process, so module fixtures are built once. Most of the suite's time is JVM
+# tests stay in one process, so module fixtures are built once. Much of the suite's time is JVM
 # starts, Delta commits and single-threaded driver work of launched jobs, which two processes
-# overlap on two cores. `make test TEST_WORKERS=0` runs in one process.
+# overlap on two cores. Files run in collection order (tests/benchmarks, the longest, first;
+# xdist would otherwise start with the files of most tests and leave the long ones to the end).
+# `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 
 test: setup
-	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean-lake:
 	rm -rf lake
