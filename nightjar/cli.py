@@ -212,7 +212,9 @@ def run_job(
     if exit_code:
         return _report(job, exit_code, message or "failed")
     elapsed = (record.finished_at - record.started_at).total_seconds()
-    context.progress(f"done in {elapsed:.1f}s: {_outcome(record)} (run {record.run_id})")
+    # A job that records no run (`sql`, `status`) has no run id to name.
+    run = f" (run {record.run_id})" if record_runs and context.spark is not None else ""
+    context.progress(f"done in {elapsed:.1f}s: {_outcome(record)}{run}")
     return 0
 
 
