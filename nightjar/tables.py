@@ -271,7 +271,7 @@ def upsert_rows(config: Config, name: str, rows: pa.Table, keys: list[str]) -> i
         (DeltaReader(path).merge(rows, condition, source_alias="s", target_alias="t", merge_schema=True)
          .when_matched_update_all().when_not_matched_insert_all().execute())
 
-    if read_rows(config, name) is None:
+    if current_version(config, name) is None:
         return append_rows(config, name, rows)
     return _retrying_conflicts(config, name, merge)
 
