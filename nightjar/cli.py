@@ -158,9 +158,9 @@ def run_job(
     """Run a job and return its exit code; see `main`.
 
     `record_runs=False` is for read-only jobs (queries), which must not need write access.
-    `spark=False` is for jobs that read with delta-rs alone (`status`): no session, so no JVM,
-    and no run is recorded (recording one takes a session). The launcher runs such a job with
-    plain Python when its module says `SPARK = False` (see `nightjar.submit`).
+    `spark=False` is for jobs that read with delta-rs alone (`status`): no session, so no JVM.
+    The launcher runs such a job with plain Python when its module says `SPARK = False` (see
+    `nightjar.submit`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     logs.configure(job)
@@ -204,7 +204,9 @@ def run_job(
         message = f"{type(error).__name__}: {_first_line(str(error))}"
     record.status = SUCCEEDED if exit_code == 0 else FAILED
     record.exit_code, record.message, record.finished_at = exit_code, message, _utc_now()
-    if context.spark is not None and record_runs:
+    # A run whose session never started recorded no `started` row either.
+    recorded = record_runs and context.spark is not None
+    if recorded:
         try:
             record_run(config, record)
         except Exception as error:  # noqa: BLE001 - never hide the job's own outcome
@@ -213,7 +215,7 @@ def run_job(
         return _report(job, exit_code, message or "failed")
     elapsed = (record.finished_at - record.started_at).total_seconds()
     # A job that records no run (`sql`, `status`) has no run id to name.
-    run = f" (run {record.run_id})" if record_runs and context.spark is not None else ""
+    run = f" (run {record.run_id})" if recorded else ""
     context.progress(f"done in {elapsed:.1f}s: {_outcome(record)}{run}")
     return 0
 
