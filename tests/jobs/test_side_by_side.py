@@ -81,16 +81,11 @@ def _config(lake: Path) -> Config:
     return load_config("test", [f"lake.root={lake}"])
 
 
-@pytest.fixture(scope="module")
-def side_lake(trained_lake: Path) -> Path:
-    """Churn at the test size: sources, features of 2026-02-16..2026-03-01, champion version 1. Copy before writing."""
-    return trained_lake
-
-
 @pytest.fixture
-def lake(side_lake: Path, tmp_path: Path) -> Path:
+def lake(trained_lake: Path, tmp_path: Path) -> Path:
+    """A copy of churn at the test size: sources, features of 2026-02-16..2026-03-01, champion version 1."""
     copy = tmp_path / "lake"
-    shutil.copytree(side_lake, copy)
+    shutil.copytree(trained_lake, copy)
     return copy
 
 
@@ -104,7 +99,7 @@ def _runs(spark: SparkSession, config: Config) -> list[tuple[str, str, int]]:
     return sorted((row.job, row.status, row.exit_code) for row in rows)
 
 
-def test_features_for_two_dates_at_once(spark: SparkSession, side_lake: Path, lake: Path, tmp_path: Path) -> None:
+def test_features_for_two_dates_at_once(spark: SparkSession, trained_lake: Path, lake: Path, tmp_path: Path) -> None:
     config = _config(lake)
     runs_before = _runs(spark, config)
     first = _launch(tmp_path, lake, "first", "features", "--date", "2026-03-02")
@@ -120,7 +115,7 @@ def test_features_for_two_dates_at_once(spark: SparkSession, side_lake: Path, la
     for day, rows in counts.items():
         cutoff = date.fromisoformat(day) + timedelta(days=1)
         assert rows == customers.where(F.col(entities.timestamp) < F.lit(cutoff)).count(), day
-    before = tables.read(spark, _config(side_lake), config.tables.features)
+    before = tables.read(spark, _config(trained_lake), config.tables.features)
     after = tables.read(spark, config, config.tables.features).where(F.col("ds") <= F.lit(FEATURES_END))
     assert before.exceptAll(after).count() == 0 and after.exceptAll(before).count() == 0
     assert _runs(spark, config) == sorted([*runs_before, ("features", "succeeded", 0), ("features", "succeeded", 0)])
