@@ -2,31 +2,62 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import dask.dataframe as dd
 import lightgbm as lgb
-from distributed import Client, wait
+from distributed import Client
 from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
 from models.config import TrainingConfig
 from models.ensemble import Ensemble, Model, Offset
 from models.search import Task, TrainingFailed, offset_of_training
 from models.training_set import LABEL, WEIGHT
+from nightjar.errors import LostWorkerError
 
 # The scikit-learn wrapper always passes its `n_jobs` default, which lightgbm.dask replaces by
 # each worker's thread count and warns about on every fit.
 warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored", category=UserWarning)
 
+# How often a fit looks for lost workers: the scheduler knows within moments that one died.
+_WATCH_INTERVAL_S = 0.5
 
-def spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
-    """`frame` in one partition per worker, partition i held by the i-th worker by address.
+
+def watch_workers(client: Client, workers: list[str], finished: Callable[[], bool], timeout_s: float, stage: str) -> None:
+    """Wait until `finished()` holds, watching that every one of `workers` stays in the cluster.
+
+    A fit pins its work to particular workers (`spread`, and `lightgbm.dask` after it): when
+    one of them dies, its tasks wait for it forever and its peers wait on it inside LightGBM's
+    network code. So a lost worker ends the wait at once, as a transient failure (exit 5).
+
+    Raises:
+        TrainingFailed: from LostWorkerError when a worker left the cluster; or `timeout_s` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not finished():
+        lost = set(workers) - set(client.scheduler_info()["workers"])
+        if lost:
+            message = f"lost Dask worker {', '.join(sorted(lost))} during {stage}"
+            raise TrainingFailed(message) from LostWorkerError(message)
+        if time.monotonic() > deadline:
+            raise TrainingFailed(f"{stage} did not finish within training.fit_timeout_s={timeout_s:g}s")
+        time.sleep(_WATCH_INTERVAL_S)
+
+
+def spread(client: Client, frame: dd.DataFrame, timeout_s: float) -> tuple[dd.DataFrame, list[str]]:
+    """`frame` in one partition per worker, partition i held by the i-th worker by address;
+    and those workers.
 
     LightGBM fails when a worker holds no data (LightGBM #4074), and which rows each worker
     bins depends on where the partitions sit; a fixed placement makes the distributed model
     depend on the data and seed only, not on the scheduler's choices.
+
+    Raises:
+        TrainingFailed: no workers; a partition failed to load; a worker was lost (transient).
     """
     workers = sorted(client.scheduler_info()["workers"])
     if not workers:
@@ -36,14 +67,15 @@ def spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
         client.compute(part, workers=[workers[index]], allow_other_workers=False)
         for index, part in enumerate(parts)
     ]
-    wait(futures)
+    watch_workers(client, workers, lambda: all(f.status in ("finished", "error") for f in futures), timeout_s,
+                  "loading the training data")
     for index, future in enumerate(futures):
         if future.status == "error":
             # Chained so that a lost worker (KilledWorker) is reported as transient, exit 5.
             raise TrainingFailed(
                 f"loading training partition {index} failed: {future.exception()}"
             ) from future.exception()
-    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
+    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False), workers
 
 
 class _PartsInOrder:
@@ -82,13 +114,18 @@ def fit(
     raw score starting from `offset`'s log of its feature when one is given.
 
     Raises:
-        TrainingFailed: the fit raised, or did not finish within `timeout_s` (a lost worker can
-            leave `lightgbm.dask` waiting forever, LightGBM #3882 and #5920).
+        TrainingFailed: the fit raised, or did not finish within `timeout_s`; from LostWorkerError
+            (exit 5) when one of its workers left the cluster (a lost worker leaves
+            `lightgbm.dask` waiting forever, LightGBM #3882 and #5920).
     """
-    data = spread(client, frame)
+    data, workers = spread(client, frame, timeout_s)
     model_class = DaskLGBMClassifier if task == "classification" else DaskLGBMRegressor
     # lightgbm.dask sets each worker's threads from its Dask thread count and warns about ours.
     fit_params = {k: v for k, v in params.items() if k not in ("metric", "num_threads")}
+    # LightGBM's own wait for a peer (minutes; 120 by default): after a lost worker, the job
+    # gives up at once but the survivors stay inside LightGBM until this passes, unable to run
+    # anything else. No longer than the fit may take.
+    fit_params["time_out"] = max(1, math.ceil(timeout_s / 60))
     model = model_class(client=_PartsInOrder(client), n_estimators=rounds, **fit_params)
     outcome: dict[str, Any] = {}
 
@@ -100,11 +137,9 @@ def fit(
             outcome["error"] = error
 
     # A daemon thread: a hung fit must not keep the process alive after the job gives up.
-    worker = threading.Thread(target=work, name="lightgbm-dask-fit", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise TrainingFailed(f"distributed LightGBM fit did not finish within training.fit_timeout_s={timeout_s:g}s")
+    fitting = threading.Thread(target=work, name="lightgbm-dask-fit", daemon=True)
+    fitting.start()
+    watch_workers(client, workers, lambda: not fitting.is_alive(), timeout_s, "the distributed LightGBM fit")
     if "error" in outcome:
         error = outcome["error"]
         # Chained so that a lost worker or a dropped connection is reported as transient, exit 5.

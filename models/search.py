@@ -11,6 +11,7 @@ out-of-fold predictions) are kept: they choose the alert threshold on dates the 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -21,17 +22,21 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from distributed import Client, Future, Worker, wait
+from distributed.client import FutureCancelledError, FuturesCancelledError
 
 from models.config import SearchDimension, TrainingConfig
 from models.ensemble import Ensemble, Offset
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from nightjar.errors import ConfigError, NightjarError
+from nightjar.errors import ConfigError, LostWorkerError, NightjarError
 
 Task = Literal["classification", "regression"]
 PREDICTION = "prediction"
 # The early-stopping metric, and whether larger is better.
 METRIC: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
+_log = logging.getLogger(__name__)
+# How many times a search starts over after losing its data with a worker (see `run_search`).
+SEARCH_ATTEMPTS = 3
 
 
 class TrainingFailed(NightjarError):
@@ -222,12 +227,42 @@ def run_search(
     Trials still running when `training.search.time_budget_s` is spent are cancelled and the
     search goes on with the trials that finished every fold.
 
+    A worker that dies mid-search is replaced by the others: Dask runs its tasks again
+    elsewhere. Dask may hold the scattered data on that worker alone (its memory manager
+    drops copies no task waits for), and losing it cancels every task that read it; the search
+    then starts over with the workers left, at most SEARCH_ATTEMPTS times, within the same
+    time budget. Trials give the same result on any worker, so the outcome does not change.
+
     Raises:
-        TrainingFailed: a trial raised or a worker died; or no trial finished in the time budget.
+        TrainingFailed: a trial raised; no trial finished in the time budget; the data was
+            lost SEARCH_ATTEMPTS times (from LostWorkerError: exit 5).
     """
+    began = time.perf_counter()
+    attempt = 1
+    while True:
+        try:
+            return _search_once(client, frame, features, folds, training, task, threads, began)
+        except (FutureCancelledError, FuturesCancelledError) as error:
+            if attempt == SEARCH_ATTEMPTS:
+                message = f"the search lost its data with a Dask worker {attempt} times ({_first_line(error)})"
+                raise TrainingFailed(message) from LostWorkerError(message)
+            _log.warning("the search lost its data with a Dask worker (%s); starting over", _first_line(error))
+            attempt += 1
+
+
+def _search_once(
+    client: Client,
+    frame: pd.DataFrame,
+    features: list[str],
+    folds: tuple[Fold, ...],
+    training: TrainingConfig,
+    task: Task,
+    threads: int,
+    began: float,
+) -> SearchResult:
+    """One attempt of `run_search`, its time budget counted from `began`."""
     metric, larger_is_better = METRIC[task]
     drawn = draw_params(training.search.space, training.search.trials, training.seed)
-    began = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     # One copy of the data per worker, not one per task.
     # Not keyed by a hash of its content: a second search on the same data in the same client
@@ -244,7 +279,8 @@ def run_search(
             futures[future] = (index, fold.index)
     try:
         try:
-            wait(list(futures), timeout=training.search.time_budget_s, return_when="ALL_COMPLETED")
+            wait(list(futures), timeout=max(0.0, training.search.time_budget_s - (time.perf_counter() - began)),
+                 return_when="ALL_COMPLETED")
         except TimeoutError:
             pass  # `wait` raises when the budget runs out; the trials finished by then are kept below
         done = [future for future in futures if future.status in ("finished", "error")]

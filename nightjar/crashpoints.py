@@ -12,6 +12,12 @@ environment variable names the point, so a run without them pays one dictionary 
   raises, once per point and per `NIGHTJAR_CRASH_DIR` (a marker file there claims the failure,
   so the retried attempt and every other task run normally). Executors inherit the variables
   in local mode; on a cluster, pass them with `spark.executorEnv.*`.
+- `NIGHTJAR_KILL_WORKER_AT=<task key prefix>`: in a Dask worker started with
+  `--preload nightjar.crashpoints`, SIGKILL the worker as a task whose key starts with the
+  prefix begins executing there: a worker machine that dies mid-run. Once per
+  `NIGHTJAR_CRASH_DIR` (a marker file claims it), so exactly one worker of the cluster dies,
+  and a worker its nanny restarts is not killed again. Prefixes: `nightjar-trial-` (a trial
+  of the search), `_train_part` (a worker's share of the distributed fit).
 
 Points:
 
@@ -38,6 +44,7 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame
 
 KILL_AT = "NIGHTJAR_KILL_AT"
+KILL_WORKER_AT = "NIGHTJAR_KILL_WORKER_AT"
 FAIL_TASK_ONCE = "NIGHTJAR_FAIL_TASK_ONCE"
 CRASH_DIR = "NIGHTJAR_CRASH_DIR"
 # Set by the launcher to its own pid, which `exec` hands to spark-submit's JVM: the process to kill.
@@ -90,14 +97,10 @@ def fail_task_once(point: str) -> None:
     if not named or point not in named.split(","):
         return
     folder = os.environ.get(CRASH_DIR)
-    if not folder:
-        raise RuntimeError(f"{FAIL_TASK_ONCE} needs {CRASH_DIR}, where the failure is claimed once")
-    marker = Path(folder) / f"failed-{point.replace(':', '-')}"
-    try:
-        # O_EXCL: of the tasks running at once, exactly one claims the failure.
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
+    marker_name = f"failed-{point.replace(':', '-')}"
+    if not _claim(folder, marker_name, FAIL_TASK_ONCE):
         return
+    marker = Path(folder) / marker_name  # type: ignore[arg-type]
     task = TaskContext.get()
     where = f"partition {task.partitionId()} attempt {task.attemptNumber()}" if task else "the driver"
     marker.write_text(where + "\n")
@@ -138,6 +141,47 @@ def around_write(df: DataFrame, table: str, location: str | None) -> DataFrame:
         # Round robin: both tasks get rows, and the first one's file is written whole.
         df = df.repartition(2)
     return df.mapInArrow(passed, df.schema)
+
+
+def _claim(folder: str | None, name: str, variable: str) -> bool:
+    """Whether this process is the first to claim the marker `name` in `folder`."""
+    if not folder:
+        raise RuntimeError(f"{variable} needs {CRASH_DIR}, where the injection is claimed once")
+    try:
+        # O_EXCL: of the processes reaching the point at once, exactly one claims it.
+        os.close(os.open(Path(folder) / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+class _KillWorkerAt:
+    """A Dask worker plugin that SIGKILLs its worker when a task with the key prefix starts.
+
+    Dask calls a worker plugin's hooks by name, so this needs no import of `distributed`
+    (this module is imported by every Spark task too).
+    """
+
+    def __init__(self, prefix: str, folder: str | None) -> None:
+        self.prefix, self.folder = prefix, folder
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish != "executing" or not str(key).startswith(self.prefix):
+            return
+        if _claim(self.folder, f"killed-worker-{self.prefix}", KILL_WORKER_AT):
+            _log.warning("%s=%s: killing this Dask worker (pid %d) at task %s",
+                         KILL_WORKER_AT, self.prefix, os.getpid(), key)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def dask_setup(worker: object) -> None:
+    """Dask's preload hook (`dask worker --preload nightjar.crashpoints`): arm the worker
+    when `NIGHTJAR_KILL_WORKER_AT` names a task key prefix."""
+    prefix = os.environ.get(KILL_WORKER_AT)
+    if prefix:
+        # Straight into the worker's table of plugins: `Worker.plugin_add` is a coroutine and
+        # asks for a `WorkerPlugin` subclass; the state machine only looks the hooks up.
+        worker.plugins["nightjar-kill-worker-at"] = _KillWorkerAt(prefix, os.environ.get(CRASH_DIR))  # type: ignore[attr-defined]
 
 
 def _watch_and_kill(folder: Path, point: str) -> None:

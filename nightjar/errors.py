@@ -49,6 +49,10 @@ class EngineUnavailableError(TransientError):
     """A compute engine could not be reached or started (a Dask scheduler, a Spark master)."""
 
 
+class LostWorkerError(TransientError):
+    """A worker that a run's work was pinned to left the cluster mid-run (died, or was stopped)."""
+
+
 # Failures of other libraries known to be transient, by qualified class name (matched along
 # the class's bases), so that recognising them imports neither Dask nor Py4J.
 TRANSIENT_TYPES = frozenset(

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -158,20 +159,21 @@ def _master_state(ui_port: int) -> dict | None:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="session")
-def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields the address."""
-    work = tmp_path_factory.mktemp("dask")
+@contextmanager
+def dask_cluster(work: Path, *worker_arguments: str, **environment: str) -> Iterator[str]:
+    """Real `dask scheduler` and two `dask worker` processes on 127.0.0.1, each worker with its
+    nanny; yields the scheduler's address. Extra `dask worker` arguments and environment
+    variables (say a `--preload`) go to the workers."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     dask_cli = shutil.which("dask", path=str(bin_dir)) or str(bin_dir / "dask")
-    environment = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    base = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     processes = [
         subprocess.Popen(
             [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",
              "--no-show"],
-            env=environment, stdout=open(work / "scheduler.log", "w"), stderr=subprocess.STDOUT,
+            env=base, stdout=open(work / "scheduler.log", "w"), stderr=subprocess.STDOUT,
         )
     ]
     try:
@@ -182,13 +184,23 @@ def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 subprocess.Popen(
                     [dask_cli, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
                      "--memory-limit", "2GiB", "--name", f"worker-{index}", "--no-dashboard",
-                     "--local-directory", str(work / f"worker-{index}")],
-                    env=environment, stdout=open(work / f"worker-{index}.log", "w"), stderr=subprocess.STDOUT,
+                     "--local-directory", str(work / f"worker-{index}"), *worker_arguments],
+                    env=dict(base, **environment), stdout=open(work / f"worker-{index}.log", "w"),
+                    stderr=subprocess.STDOUT,
                 )
             )
+        wait_until(lambda: all("Registered to:" in (work / f"worker-{index}.log").read_text() for index in range(2)),
+                   90, "two Dask workers to register")
         yield address
     finally:
         _stop(processes)
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test session's Dask cluster (`dask_cluster`); yields the scheduler's address."""
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as address:
+        yield address
 
 
 def run_launcher(*arguments: str, timeout: float = 600, **environment: str) -> subprocess.CompletedProcess:
