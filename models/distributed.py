@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored", ca
 _WATCH_INTERVAL_S = 0.5
 
 
-def watch_workers(client: Client, workers: list[str], finished: Callable[[], bool], timeout_s: float, stage: str) -> None:
+def _watch_workers(client: Client, workers: list[str], finished: Callable[[], bool], timeout_s: float, stage: str) -> None:
     """Wait until `finished()` holds, watching that every one of `workers` stays in the cluster.
 
     A fit pins its work to particular workers (`spread`, and `lightgbm.dask` after it): when
@@ -67,7 +67,7 @@ def spread(client: Client, frame: dd.DataFrame, timeout_s: float) -> tuple[dd.Da
         client.compute(part, workers=[workers[index]], allow_other_workers=False)
         for index, part in enumerate(parts)
     ]
-    watch_workers(client, workers, lambda: all(f.status in ("finished", "error") for f in futures), timeout_s,
+    _watch_workers(client, workers, lambda: all(f.status in ("finished", "error") for f in futures), timeout_s,
                   "loading the training data")
     for index, future in enumerate(futures):
         if future.status == "error":
@@ -139,7 +139,7 @@ def fit(
     # A daemon thread: a hung fit must not keep the process alive after the job gives up.
     fitting = threading.Thread(target=work, name="lightgbm-dask-fit", daemon=True)
     fitting.start()
-    watch_workers(client, workers, lambda: not fitting.is_alive(), timeout_s, "the distributed LightGBM fit")
+    _watch_workers(client, workers, lambda: not fitting.is_alive(), timeout_s, "the distributed LightGBM fit")
     if "error" in outcome:
         error = outcome["error"]
         # Chained so that a lost worker or a dropped connection is reported as transient, exit 5.
