@@ -758,6 +758,8 @@ def push_folder(folder: str, location: str, pulled: dict[str, str]) -> None:
     now = _digests(folder)
     for relative, digest in sorted(now.items()):
         if pulled.get(relative) != digest:
+            if isinstance(fs, pafs.LocalFileSystem):  # an object store has keys, not folders to create
+                fs.create_dir(f"{target}/{relative}".rsplit("/", 1)[0], recursive=True)
             with fs.open_output_stream(f"{target}/{relative}") as stream:
                 stream.write((Path(folder) / relative).read_bytes())
     for relative in sorted(pulled.keys() - now.keys()):

@@ -8,10 +8,13 @@ what they wrote.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -19,10 +22,12 @@ import boto3
 import pytest
 from deltalake import DeltaTable
 
+from jobs import score as score_job
+
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.session import spark_conf
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, run_in_process, wait_until
 from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
 BUCKET = "nightjar-test"
@@ -120,6 +125,12 @@ def _table(environment: dict[str, str], name: str) -> DeltaTable:
     return DeltaTable(f"{LAKE}/churn/{name}", storage_options=options)
 
 
+def _rows(table: DeltaTable) -> list[str]:
+    """The table's rows but their run id, as sorted JSON (exact values; any column type compares)."""
+    rows = table.to_pyarrow_table().to_pylist()
+    return sorted(json.dumps({k: v for k, v in row.items() if k != "run_id"}, sort_keys=True, default=str) for row in rows)
+
+
 def _launch(environment: dict[str, str], cwd: Path, job: str, *argv: str) -> subprocess.CompletedProcess:
     """`./spark-submit.sh JOB` on the object-store lake, from `cwd`, with the S3 variables in its environment only."""
     # Nothing from this process's own AWS settings may leak in: the job sees exactly `environment`.
@@ -130,7 +141,9 @@ def _launch(environment: dict[str, str], cwd: Path, job: str, *argv: str) -> sub
     )
 
 
-def test_the_nightly_path_runs_on_an_object_store(s3_environment: dict[str, str], tmp_path: Path) -> None:
+def test_the_nightly_path_runs_on_an_object_store(
+    s3_environment: dict[str, str], trained_lake: Path, tmp_path: Path,
+) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     local_lake = PROJECT_ROOT / "lake"
@@ -149,8 +162,9 @@ def test_the_nightly_path_runs_on_an_object_store(s3_environment: dict[str, str]
         finished.append(done)
 
     # delta-rs reads the scores from the store: one row per customer with features on the date.
-    scores = _table(s3_environment, "scores").to_pandas(filters=[("ds", "=", FEATURES_END)])
-    features = _table(s3_environment, "features").to_pandas(filters=[("ds", "=", FEATURES_END)], columns=["customer_id"])
+    day = [("ds", "=", date.fromisoformat(FEATURES_END))]
+    scores = _table(s3_environment, "scores").to_pandas(filters=day)
+    features = _table(s3_environment, "features").to_pandas(filters=day, columns=["customer_id"])
     assert len(scores) == len(features) > 0
     assert set(scores["customer_id"]) == set(features["customer_id"])
     assert scores["score"].between(0, 1).all() and (scores["model_version"] == 1).all()
@@ -163,14 +177,25 @@ def test_the_nightly_path_runs_on_an_object_store(s3_environment: dict[str, str]
     for expected in (f"lake/churn/models/{name}/1/model.txt", f"lake/churn/models/{name}/1/metadata.json",
                      "lake/churn/_gx/data_docs/index.html"):
         assert expected in keys, expected
-    for table in ("registry", "training_set", "runs", "features", "feature_partials", "scores"):
+    for table in ("registry", "training_set", "runs", "features", "scores"):
         assert f"lake/churn/{table}/_delta_log/00000000000000000000.json" in keys, table
     results = [key for key in keys if key.startswith("lake/churn/_gx/gx/uncommitted/validations/")]
-    assert any("/features.features/" in key for key in results), results
+    assert any(key.startswith("lake/churn/_gx/gx/uncommitted/validations/features/features/") for key in results)
+    assert any(key.startswith("lake/churn/_gx/gx/uncommitted/validations/source/transactions/") for key in results)
     runs = _table(s3_environment, "runs").to_pandas()
     assert sorted(runs["job"]) == ["features", "generate", "score", "train"]
     assert set(runs["status"]) == {"succeeded"}
 
+    # The same model and the same scores, value for value, as the same path on a local lake
+    # (the session's trained lake, scored here in-process on a copy).
+    local_config = load_config("test", [f"lake.root={tmp_path / 'local'}"])
+    shutil.copytree(trained_lake, tmp_path / "local")
+    assert run_in_process(score_job, tmp_path / "local", "--date", FEATURES_END) == 0
+    stored = _s3(s3_environment).get_object(Bucket=BUCKET, Key=f"lake/churn/models/{name}/1/model.txt")
+    assert stored["Body"].read().decode() == (trained_lake / "churn" / "models" / name / "1" / "model.txt").read_text()
+    local_scores = DeltaTable(tables.table_path(local_config, "scores"))
+    assert _rows(_table(s3_environment, "scores")) == _rows(local_scores) and len(_rows(local_scores)) == len(scores)
+
     # Nothing went to a local lake: not the default ./lake, not the working directory.
     assert local_lake.exists() == local_lake_before
-    assert not [path for path in cwd.rglob("*") if path.is_file()]
+    assert not [path for path in cwd.rglob("*") if path.suffix in (".parquet", ".json", ".txt") or path.name == "churn"]
