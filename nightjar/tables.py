@@ -719,7 +719,9 @@ def gx_root(config: Config) -> str:
     """
     if config.validation.gx_root:
         return f"{config.validation.gx_root.rstrip('/')}/{config.use_case.name}"
-    return f"{use_case_root(config)}/_gx"
+    # A `file:` lake's project as a plain path: GX and Data Docs links want one.
+    root = use_case_root(config)
+    return f"{local_path(root) or root}/_gx"
 
 
 def data_docs_dir(config: Config) -> str:
