@@ -18,10 +18,17 @@ $(VENV_STAMP): setup.cfg pyproject.toml
 	touch $@
 
 # Only the io.delta artifacts: everything else they depend on ships inside pyspark.
+# .jars/s3a: the s3a file system (hadoop-aws, matching pyspark's Hadoop client 3.5.0) and what it
+# needs that pyspark lacks: the AWS SDK v2 bundle (about 690 MB, so sessions load it only for
+# an s3a:// lake), the analytics accelerator and wildfly-openssl. Not Delta's Hadoop client:
+# pyspark ships its own.
 $(JARS_STAMP): deps/pom.xml
 	rm -rf .jars
 	cd deps && mvn --batch-mode --quiet dependency:copy-dependencies \
 	  -DincludeScope=runtime -DincludeGroupIds=io.delta -DoutputDirectory=../.jars
+	cd deps && mvn --batch-mode --quiet dependency:copy-dependencies -DincludeScope=runtime \
+	  -DincludeGroupIds=org.apache.hadoop,software.amazon.awssdk,software.amazon.s3.analyticsaccelerator,org.wildfly.openssl \
+	  -DexcludeArtifactIds=hadoop-client-api,hadoop-client-runtime -DoutputDirectory=../.jars/s3a
 	touch $@
 
 # The use case the demo runs: `make demo USE_CASE=NAME` runs conf/use_cases/NAME.yaml.

@@ -153,8 +153,9 @@ def train(context: cli.JobContext) -> None:
             + (f"; trials {result.cancelled} cancelled at training.search.time_budget_s" if result.cancelled else "")
         )
         params = {**search.base_params(training, task, threads, training.seed), **best.params}
-        files = sorted(tables.snapshot_files(config, config.tables.training, snapshot_version))
-        data = dd.read_parquet(files, columns=[*names, LABEL, WEIGHT], filters=[(DATE, "in", list(plan.fit))])
+        fs, files = tables.snapshot_files(config, config.tables.training, snapshot_version)
+        data = dd.read_parquet(sorted(files), filesystem=fs, columns=[*names, LABEL, WEIGHT],
+                               filters=[(DATE, "in", list(plan.fit))])
         data = data.astype({column: "float64" for column in [*names, LABEL, WEIGHT]})
         with context.timed("distributed_fit"):
             booster = distributed.fit_model(client, data, names, params, best.rounds, task, training)

@@ -2,6 +2,13 @@
 
 The Delta jars are loaded from the local `.jars` folder that `make` fills with Maven, so no
 session downloads anything at run time and a cluster without internet works too.
+
+A lake on an S3-compatible object store (`s3a://bucket/lake`) is reached the same way by Spark,
+pyarrow and delta-rs: the standard AWS environment variables. The endpoint
+(`AWS_ENDPOINT_URL`, or `AWS_ENDPOINT_URL_S3`) and region (`AWS_REGION`/`AWS_DEFAULT_REGION`)
+are read by pyarrow and delta-rs themselves and mapped here into Hadoop's `fs.s3a.*` settings;
+credentials are never copied into any setting: s3a's default provider chain reads
+`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or an instance profile) itself.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 from pyspark.sql import SparkSession
 
@@ -31,6 +39,41 @@ def delta_jars() -> list[str]:
     return jars
 
 
+def s3a_jars() -> list[str]:
+    """Absolute paths of the s3a file system's jars (`.jars/s3a`), or a ConfigError telling how to fetch them."""
+    jars = sorted(str(path) for path in (jars_dir() / "s3a").glob("*.jar"))
+    if not any(Path(jar).name.startswith("hadoop-aws-") for jar in jars):
+        raise ConfigError(f"no hadoop-aws jar in {jars_dir() / 's3a'}: run `make setup` to fetch it")
+    return jars
+
+
+def uses_s3a(config: Config) -> bool:
+    """Whether a location of the run (the lake, a shared source path, the GX project) is on `s3a://`."""
+    locations = [config.lake.root, config.validation.gx_root or ""]
+    locations += [source.path or "" for source in config.use_case.sources.values()]
+    return any(location.startswith("s3a://") for location in locations)
+
+
+def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
+    """Hadoop's s3a settings for the endpoint and region named by the standard AWS variables in `environ`.
+
+    pyarrow and delta-rs read the same variables, so every reader and writer of the lake reaches
+    the same store. An endpoint of one's own (MinIO, Ceph, moto) is addressed path-style
+    (`http://host:port/bucket/key`), as pyarrow and delta-rs do by default: virtual-host style
+    needs a DNS name per bucket. Credentials stay out: s3a reads them from the environment.
+    """
+    conf = {}
+    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https:")).lower()
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = region
+    return conf
+
+
 def warehouse_dir() -> str:
     """Where an in-memory catalog puts its (empty) database folders: a temporary folder of the user's."""
     return str(Path(tempfile.gettempdir()) / f"nightjar-spark-warehouse-{os.getuid()}")
@@ -42,7 +85,8 @@ def spark_conf(config: Config) -> dict[str, str]:
         "spark.app.name": config.spark.app_name,
         "spark.master": config.spark.master,
         "spark.driver.memory": config.spark.driver_memory,
-        "spark.jars": ",".join(delta_jars()),
+        # The s3a jars (the AWS SDK bundle alone is ~690 MB) only for runs that touch s3a://.
+        "spark.jars": ",".join(delta_jars() + (s3a_jars() if uses_s3a(config) else [])),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(config.spark.shuffle_partitions),
@@ -68,7 +112,9 @@ def spark_conf(config: Config) -> dict[str, str]:
         conf["spark.sql.warehouse.dir"] = warehouse_dir()
     if java_options:
         conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
-    conf.update(config.spark.settings)
+    if uses_s3a(config):
+        conf.update(s3a_conf(os.environ))
+    conf.update(config.spark.settings)  # an environment's own fs.s3a.* settings win
     return conf
 
 

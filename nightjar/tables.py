@@ -31,6 +31,7 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable as DeltaReader
 from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError
+from fsspec.implementations.arrow import ArrowFSWrapper
 
 from delta.exceptions import (
     ConcurrentAppendException,
@@ -566,16 +567,23 @@ def _partition_files(config: Config, name: str, partition: str) -> list[tuple[An
     ]
 
 
-def snapshot_files(config: Config, name: str, table_version: int) -> list[str]:
-    """The Parquet files that make up version `table_version` of table `name` (for Dask to read).
+def snapshot_files(config: Config, name: str, table_version: int) -> tuple[ArrowFSWrapper, list[str]]:
+    """The Parquet files that make up version `table_version` of table `name`, and the file system
+    that holds them, for Dask: `dd.read_parquet(paths, filesystem=fs)`.
 
-    Local files as plain paths, files on an object store as URIs.
+    The file system is pyarrow's (`filesystem`), which reaches the lake wherever the rest of
+    Nightjar does: Dask's own fsspec ones know neither `s3a://` nor the endpoint variables. It is
+    wrapped as an fsspec file system because Dask splits the files into partitions the same way
+    for any fsspec one, one per file, while with a bare pyarrow one it may merge small files into
+    fewer partitions than there are workers (a worker without data fails LightGBM's fit).
     """
     reader = DeltaReader(table_path(config, name), version=table_version)
     if reader.metadata().partition_columns:
         # Partition values live in the paths, not the files: Dask would lose those columns.
         raise ValueError(f"table {name!r} is partitioned; snapshots must not be")
-    return [local_path(uri) or uri for uri in reader.file_uris()]
+    fs, _ = filesystem(table_path(config, name))
+    # A URI's path within its file system is what follows the scheme (`bucket/key` on S3).
+    return ArrowFSWrapper(fs), [local_path(uri) or uri.split("://", 1)[1] for uri in reader.file_uris()]
 
 
 def read_snapshot(config: Config, name: str, table_version: int) -> pd.DataFrame:
@@ -702,23 +710,73 @@ def read_model_file(config: Config, name: str, model_version: int, filename: str
 
 
 def gx_root(config: Config) -> str:
-    """The folder of the use case's file-backed Great Expectations project: `<validation.gx_root>/<use case>`,
-    else `<lake root>/<use case>/_gx`.
+    """The folder of the use case's file-backed Great Expectations project (a path or a URI, like the
+    lake root): `<validation.gx_root>/<use case>`, else `<lake root>/<use case>/_gx`.
 
-    GX keeps its project on a local file system; a lake on an object store needs `validation.gx_root`.
-    Each use case has its own project there, as its suites are named after tables every use case has.
+    Each use case has its own project there, as its suites are named after tables every use case
+    has. GX itself works on a local folder: a project on an object store is worked on in a local
+    copy (`pull_folder`, `push_folder`; see `validation.results`).
     """
     if config.validation.gx_root:
         return f"{config.validation.gx_root.rstrip('/')}/{config.use_case.name}"
-    root = local_path(use_case_root(config))
-    if root is None:
-        raise ConfigError(f"validation.gx_root: required when lake.root is not a local path ({config.lake.root})")
-    return f"{root}/_gx"
+    # A `file:` lake's project as a plain path: GX and Data Docs links want one.
+    root = use_case_root(config)
+    return f"{local_path(root) or root}/_gx"
 
 
 def data_docs_dir(config: Config) -> str:
     """The static HTML site of every stored validation result; open `index.html` in a browser."""
     return f"{gx_root(config)}/data_docs"
+
+
+def pull_folder(location: str, folder: str) -> dict[str, str]:
+    """Make the local `folder` an exact copy of the folder at `location` (a path or a URI; missing: empty).
+
+    Returns:
+        The SHA-256 of each file copied, by its path relative to `folder`: what `push_folder`
+        compares with to send back only what changed.
+    """
+    fs, source = filesystem(location)
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(folder).mkdir(parents=True)
+    for info in fs.get_file_info(pafs.FileSelector(source, recursive=True, allow_not_found=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        target = Path(folder) / info.path[len(source):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as stream:
+            target.write_bytes(stream.read())
+    return _digests(folder)
+
+
+def push_folder(folder: str, location: str, pulled: dict[str, str]) -> None:
+    """Write back to `location` what changed in the local `folder` since `pull_folder` returned `pulled`.
+
+    Files new or changed since are written, files deleted since are deleted; files that others
+    added at `location` in between are left alone, so processes pushing at the same time lose
+    none of each other's new files (a file both changed holds the last one written).
+    """
+    fs, target = filesystem(location)
+    now = _digests(folder)
+    for relative, digest in sorted(now.items()):
+        if pulled.get(relative) != digest:
+            if isinstance(fs, pafs.LocalFileSystem):  # an object store has keys, not folders to create
+                fs.create_dir(f"{target}/{relative}".rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(f"{target}/{relative}") as stream:
+                stream.write((Path(folder) / relative).read_bytes())
+    for relative in sorted(pulled.keys() - now.keys()):
+        try:
+            fs.delete_file(f"{target}/{relative}")
+        except FileNotFoundError:
+            pass  # deleted by another process's push already
+
+
+def _digests(folder: str) -> dict[str, str]:
+    root = Path(folder)
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*")) if path.is_file()
+    }
 
 
 # The Delta log read without Spark (delta-rs and the log's own JSON commits), for `status`,

@@ -5,13 +5,20 @@ stores its suite (rewritten from the configuration, so the stored suite is the o
 its validation result and an updated Data Docs site: static HTML under the lake
 (`tables.data_docs_dir`) whose `index.html` lists every run by its run id. With
 `validation.keep_results_days`, results older than that are deleted first.
+
+GX keeps a file-backed project on a local file system only. A project on an object store (the
+default for an `s3a://` lake, `<lake root>/<use case>/_gx`) is worked on in a local copy, one per
+process: copied down before each suite run and what the run changed copied back after it.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -56,10 +63,9 @@ class StoredRun:
     index: str
 
 
-def context(config: Config) -> FileDataContext:
-    """The project's GX context, created with its Data Docs site on first use."""
+def context(root: str) -> FileDataContext:
+    """The GX context of the project in the local folder `root`, created with its Data Docs site on first use."""
     global _current
-    root = tables.gx_root(config)
     if _current is not None and _current[0] == root:
         return _current[1]
     Path(root).mkdir(parents=True, exist_ok=True)
@@ -97,34 +103,72 @@ def run_suite(
         statistics: one row per (date, column) and one metric column per rule.
         run_id: the Nightjar run id; Data Docs list the result under it.
     """
-    with _project_lock(config):
-        return _run_suite(config, name, expectations, statistics, run_id)
+    root = tables.gx_root(config)
+    with _project(root) as folder:
+        stored = _run_suite(config, folder, name, expectations, statistics, run_id)
+    # Where the project is kept, not the working copy a remote project was run in.
+    return StoredRun(
+        result=stored.result,
+        result_id=stored.result_id,
+        result_path=_kept(stored.result_path, folder, root),
+        page=_kept(stored.page, folder, root),
+        index=f"{tables.data_docs_dir(config)}/index.html",
+    )
 
 
 @contextmanager
-def _project_lock(config: Config) -> Iterator[None]:
-    """Hold the GX project for one suite run, while other processes wait.
+def _project(root: str) -> Iterator[str]:
+    """The local folder of the project at `root`, held for one suite run; on an object store, a working copy.
 
-    Jobs running side by side share the project's files: GX saves a suite, its validation
+    Jobs running side by side share a local project's files: GX saves a suite, its validation
     definition and checkpoint by name, then refuses to run when another process rewrote one of
     them in between ("has changed since it has last been saved"), and a Data Docs build reads
-    every stored result while another may be half written. A suite run takes seconds; the lock
-    is the operating system's, so a killed process releases it.
+    every stored result while another may be half written. So other processes wait on a lock; a
+    suite run takes seconds, and the lock is the operating system's, so a killed process releases it.
+
+    An object store has no such lock, and needs none for that: each process runs GX in its own
+    copy, pulled before the run, and pushes back only the files the run added, changed or
+    deleted. Two runs at once each add their own result (named by run id), and neither loses
+    the other's; the Data Docs index written last may lack the other's run until the next run
+    rebuilds it. A process killed before its push leaves the stored project as it was.
     """
-    root = Path(tables.gx_root(config))
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".nightjar.lock", "a") as handle:
+    local = tables.local_path(root)
+    if local is None:
+        folder = _working_copy(root)
+        pulled = tables.pull_folder(root, folder)
+        yield folder
+        tables.push_folder(folder, root, pulled)
+        return
+    Path(local).mkdir(parents=True, exist_ok=True)
+    with open(Path(local) / ".nightjar.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield local
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# A process's local working copies of remote projects, by their location, removed at its exit.
+_copies: dict[str, str] = {}
+
+
+def _working_copy(root: str) -> str:
+    if root not in _copies:
+        _copies[root] = tempfile.mkdtemp(prefix="nightjar-gx-")
+        atexit.register(shutil.rmtree, _copies[root], True)
+    return _copies[root]
+
+
+def _kept(path: str, folder: str, root: str) -> str:
+    """`path` in the working copy `folder` as a location under the project's `root`."""
+    return root + path[len(folder):] if path.startswith(f"{folder}/") else path
+
+
 def _run_suite(
-    config: Config, name: str, expectations: list[gxe.Expectation], statistics: pd.DataFrame, run_id: str,
+    config: Config, folder: str, name: str, expectations: list[gxe.Expectation], statistics: pd.DataFrame,
+    run_id: str,
 ) -> StoredRun:
-    ctx = context(config)
+    ctx = context(folder)
     if config.validation.keep_results_days is not None:
         _prune(ctx, config.validation.keep_results_days)
     source = ctx.data_sources.add_or_update_pandas(DATASOURCE)
@@ -151,7 +195,7 @@ def _run_suite(
         result_id="/".join(key.to_tuple()),
         result_path=_local(stored),
         page=_local(page),
-        index=f"{tables.data_docs_dir(config)}/index.html",
+        index=f"{folder}/data_docs/index.html",
     )
 
 
