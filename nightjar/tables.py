@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -739,13 +740,15 @@ def pull_folder(location: str, folder: str) -> dict[str, str]:
     fs, source = filesystem(location)
     shutil.rmtree(folder, ignore_errors=True)
     Path(folder).mkdir(parents=True)
-    for info in fs.get_file_info(pafs.FileSelector(source, recursive=True, allow_not_found=True)):
-        if info.type != pafs.FileType.File:
-            continue
+    found = fs.get_file_info(pafs.FileSelector(source, recursive=True, allow_not_found=True))
+
+    def copy(info: pafs.FileInfo) -> None:
         target = Path(folder) / info.path[len(source):].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         with fs.open_input_stream(info.path) as stream:
             target.write_bytes(stream.read())
+
+    _each_at_once(copy, [info for info in found if info.type == pafs.FileType.File])
     return _digests(folder)
 
 
@@ -758,17 +761,33 @@ def push_folder(folder: str, location: str, pulled: dict[str, str]) -> None:
     """
     fs, target = filesystem(location)
     now = _digests(folder)
-    for relative, digest in sorted(now.items()):
-        if pulled.get(relative) != digest:
-            if isinstance(fs, pafs.LocalFileSystem):  # an object store has keys, not folders to create
-                fs.create_dir(f"{target}/{relative}".rsplit("/", 1)[0], recursive=True)
-            with fs.open_output_stream(f"{target}/{relative}") as stream:
-                stream.write((Path(folder) / relative).read_bytes())
-    for relative in sorted(pulled.keys() - now.keys()):
+
+    def write(relative: str) -> None:
+        if isinstance(fs, pafs.LocalFileSystem):  # an object store has keys, not folders to create
+            fs.create_dir(f"{target}/{relative}".rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(f"{target}/{relative}") as stream:
+            stream.write((Path(folder) / relative).read_bytes())
+
+    def delete(relative: str) -> None:
         try:
             fs.delete_file(f"{target}/{relative}")
         except FileNotFoundError:
             pass  # deleted by another process's push already
+
+    _each_at_once(write, [relative for relative, digest in sorted(now.items()) if pulled.get(relative) != digest])
+    _each_at_once(delete, sorted(pulled.keys() - now.keys()))
+
+
+# Files moved to or from an object store at once: each is a request whose time is mostly waiting.
+_TRANSFERS_AT_ONCE = 16
+Item = TypeVar("Item")
+
+
+def _each_at_once(action: Callable[[Item], None], items: list[Item]) -> None:
+    """`action` on every item, up to _TRANSFERS_AT_ONCE at a time; the first error raised, after all finished."""
+    with ThreadPoolExecutor(_TRANSFERS_AT_ONCE) as pool:
+        for _ in pool.map(action, items):
+            pass
 
 
 def _digests(folder: str) -> dict[str, str]:
