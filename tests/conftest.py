@@ -185,7 +185,11 @@ def dask_cluster(work: Path, *worker_arguments: str, **environment: str) -> Iter
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     dask_cli = shutil.which("dask", path=str(bin_dir)) or str(bin_dir / "dask")
-    base = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    # The workers import the code the tests run (models.search's trials are pickled by reference,
+    # and `--preload nightjar.crashpoints`), not whatever copy of the project the virtualenv's
+    # editable install points at.
+    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    base = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=python_path)
     processes = [
         subprocess.Popen(
             [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",

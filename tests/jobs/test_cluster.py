@@ -5,6 +5,7 @@ on a Spark standalone master with two workers and a Dask scheduler with two work
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import time
 from datetime import date
@@ -20,6 +21,7 @@ from jobs import score as score_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT
 from tests.conftest import SparkStandalone, get_json, run_in_process, run_launcher
 from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
@@ -62,6 +64,13 @@ def _training_tasks_by_worker(scheduler: str) -> dict[str, int]:
         )
 
 
+def _code_of_dask_workers(scheduler: str) -> set[Path]:
+    """The project folders the Dask workers import `models` from."""
+    with Client(scheduler, timeout=30) as client:
+        found = client.run(lambda: str(Path(importlib.import_module("models").__file__).resolve().parent.parent))
+    return {Path(folder) for folder in found.values()}
+
+
 def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
     spark: SparkSession, spark_standalone: SparkStandalone, dask_scheduler: str, trained_lake: Path,
     make_config: Callable[..., Config], tmp_path: Path,
@@ -88,8 +97,7 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
 
     # Every job was a Spark application on the standalone master, each with an executor on both
     # workers, so each job's tasks, shuffles and writes crossed processes.
-    apps = {app["id"]: app["name"] for app in spark_standalone.state()["completedapps"]}.items()
-    ours = {app_id for app_id, name in apps if app_id not in apps_before}
+    ours = {app["id"] for app in spark_standalone.state()["completedapps"]} - apps_before
     assert len(ours) == len(seconds), f"expected one completed application per job, got {sorted(ours)}"
     for worker, app_ids in _executors_by_worker(spark_standalone).items():
         assert ours <= app_ids, f"worker {worker} ran no executor for {sorted(ours - app_ids)}"
@@ -98,6 +106,9 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
     trained_after = _training_tasks_by_worker(dask_scheduler)
     assert len(trained_after) == 2
     assert all(trained_after[w] > trained_before.get(w, 0) for w in trained_after), (trained_before, trained_after)
+    # ... with the code under test: the search's trials are functions of `models`, which the workers
+    # import themselves (nothing ships them code, unlike Spark's --py-files).
+    assert _code_of_dask_workers(dask_scheduler) == {PROJECT_ROOT.resolve()}
 
     assertDataFrameEqual(
         tables.read(spark, cluster, cluster.tables.features), tables.read(spark, local, local.tables.features),
