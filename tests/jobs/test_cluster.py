@@ -22,7 +22,7 @@ from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT
-from tests.conftest import SparkStandalone, get_json, run_in_process, run_launcher
+from tests.conftest import SparkStandalone, get_json, run_in_process, run_launcher, wait_until
 from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
 SCORE_DATE = "2026-03-01"  # the last date of prepared_lake's features, the one the score tests use
@@ -44,12 +44,20 @@ def _on_the_cluster(lake: Path, cluster: SparkStandalone, scheduler: str, *argv:
     return time.monotonic() - started
 
 
+def _completed_apps(cluster: SparkStandalone) -> set[str]:
+    """The ids of the applications the master lists as completed."""
+    return {app["id"] for app in cluster.state()["completedapps"]}
+
+
 def _executors_by_worker(cluster: SparkStandalone) -> dict[str, set[str]]:
-    """For each worker (by id), the application ids whose executors ran there and have finished."""
-    return {
-        worker["id"]: {executor["appid"] for executor in get_json(f"{worker['webuiaddress']}/json/")["finishedexecutors"]}
-        for worker in cluster.state()["workers"]
-    }
+    """For each worker (by id), the ids of the applications that had an executor there."""
+    found: dict[str, set[str]] = {}
+    for worker in cluster.state()["workers"]:
+        report = get_json(f"{worker['webuiaddress']}/json/")
+        # A worker moves an executor to `finishedexecutors` once it has stopped it, shortly after
+        # its application ends; either list shows that the executor ran there.
+        found[worker["id"]] = {e["appid"] for e in report["executors"] + report["finishedexecutors"]}
+    return found
 
 
 def _training_tasks_by_worker(scheduler: str) -> dict[str, int]:
@@ -75,7 +83,7 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
     spark: SparkSession, spark_standalone: SparkStandalone, dask_scheduler: str, trained_lake: Path,
     make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
-    apps_before = {app["id"] for app in spark_standalone.state()["completedapps"]}
+    apps_before = _completed_apps(spark_standalone)
     trained_before = _training_tasks_by_worker(dask_scheduler)
 
     cluster_lake = tmp_path / "cluster-lake"
@@ -97,7 +105,11 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
 
     # Every job was a Spark application on the standalone master, each with an executor on both
     # workers, so each job's tasks, shuffles and writes crossed processes.
-    ours = {app["id"] for app in spark_standalone.state()["completedapps"]} - apps_before
+    # The master marks an application completed when its driver disconnects, which it learns
+    # a moment after the launcher has exited.
+    wait_until(lambda: len(_completed_apps(spark_standalone) - apps_before) >= len(seconds), 30,
+               "the master to list every job as a completed application")
+    ours = _completed_apps(spark_standalone) - apps_before
     assert len(ours) == len(seconds), f"expected one completed application per job, got {sorted(ours)}"
     for worker, app_ids in _executors_by_worker(spark_standalone).items():
         assert ours <= app_ids, f"worker {worker} ran no executor for {sorted(ours - app_ids)}"
