@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -112,23 +113,36 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-@pytest.fixture(scope="session")
-def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Spark standalone cluster on 127.0.0.1: one master and one 1-core worker.
+@dataclass(frozen=True)
+class SparkStandalone:
+    """A running Spark standalone cluster: where to submit, and where its master reports."""
 
-    Yields the master URL (spark://127.0.0.1:PORT).
+    master_url: str  # spark://127.0.0.1:PORT
+    ui_url: str  # the master's web UI; GET {ui_url}/json/ lists workers and applications
+
+    def state(self) -> dict:
+        """The master's JSON report: `workers` (each with its `webuiaddress`), `activeapps`, `completedapps`."""
+        return get_json(f"{self.ui_url}/json/")
+
+
+@pytest.fixture(scope="session")
+def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkStandalone]:
+    """A real Spark standalone cluster on 127.0.0.1: one master and two 1-core workers.
+
+    Two workers, so that a job's tasks, shuffles and broadcasts cross executor processes as on a
+    real cluster; 1 core and 1.5 GiB each fit beside a second xdist process on 2 cores and 24 GiB.
+    Yields once both workers have registered.
     """
     work = tmp_path_factory.mktemp("spark-standalone")
-    port, ui_port, worker_ui_port = free_port(), free_port(), free_port()
+    port, ui_port = free_port(), free_port()
     environment = dict(
         os.environ,
         SPARK_HOME=str(PYSPARK_HOME),
         SPARK_LOCAL_IP="127.0.0.1",
-        SPARK_WORKER_DIR=str(work / "worker"),
         SPARK_LOG_DIR=str(work / "logs"),
     )
     spark_class = str(PYSPARK_HOME / "bin" / "spark-class")
-    master_url = f"spark://127.0.0.1:{port}"
+    cluster = SparkStandalone(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
     processes = [
         subprocess.Popen(
             [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -137,25 +151,28 @@ def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     ]
     try:
-        wait_until(lambda: _master_state(ui_port) is not None, 90, "the Spark master")
-        processes.append(
-            subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                 "--cores", "1", "--memory", "1536m", "--webui-port", str(worker_ui_port), master_url],
-                env=environment, stdout=open(work / "worker.log", "w"), stderr=subprocess.STDOUT,
+        wait_until(lambda: cluster.state() is not None, 90, "the Spark master")
+        for index in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                     "--cores", "1", "--memory", "1536m", "--webui-port", str(free_port()),
+                     "--work-dir", str(work / f"worker-{index}"), cluster.master_url],
+                    env=environment, stdout=open(work / f"worker-{index}.log", "w"), stderr=subprocess.STDOUT,
+                )
             )
-        )
         wait_until(
-            lambda: any(w["state"] == "ALIVE" for w in (_master_state(ui_port) or {}).get("workers", [])),
-            90, "a Spark worker to register",
+            lambda: sum(w["state"] == "ALIVE" for w in cluster.state()["workers"]) == 2,
+            90, "two Spark workers to register",
         )
-        yield master_url
+        yield cluster
     finally:
         _stop(processes)
 
 
-def _master_state(ui_port: int) -> dict | None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
+def get_json(url: str) -> dict:
+    """The JSON document at `url` (a web UI's report), fetched with a short timeout."""
+    with urllib.request.urlopen(url, timeout=2) as response:
         return json.loads(response.read())
 
 
@@ -168,7 +185,11 @@ def dask_cluster(work: Path, *worker_arguments: str, **environment: str) -> Iter
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     dask_cli = shutil.which("dask", path=str(bin_dir)) or str(bin_dir / "dask")
-    base = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    # The workers import the code the tests run (models.search's trials are pickled by reference,
+    # and `--preload nightjar.crashpoints`), not whatever copy of the project the virtualenv's
+    # editable install points at.
+    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    base = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=python_path)
     processes = [
         subprocess.Popen(
             [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",

@@ -13,7 +13,7 @@ from nightjar import tables
 from nightjar.config import Config
 from nightjar.generators.churn import ChurnScenario, generate
 from nightjar.submit import available_jobs
-from tests.conftest import run_in_process, run_launcher
+from tests.conftest import SparkStandalone, run_in_process, run_launcher
 
 SMALL = ["--entities", "300", "--days", "20", "--date", "2026-03-31"]
 
@@ -103,11 +103,11 @@ def test_launcher_rejects_bad_configuration_before_starting_spark() -> None:
 
 
 def test_generate_on_a_standalone_cluster_matches_local_mode(
-    spark: SparkSession, spark_standalone: str, make_config: Callable[..., Config], tmp_path: Path,
+    spark: SparkSession, spark_standalone: SparkStandalone, make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     lake = tmp_path / "cluster-lake"
     result = run_launcher(
-        "generate", "--env", "test", "--set", f"spark.master={spark_standalone}", "--set", f"lake.root={lake}",
+        "generate", "--env", "test", "--set", f"spark.master={spark_standalone.master_url}", "--set", f"lake.root={lake}",
         "--set", "spark.driver_memory=1g", "--set", "spark.executor_memory=1g", *SMALL,
         SPARK_LOCAL_IP="127.0.0.1",
     )
