@@ -43,9 +43,11 @@ def _watch_workers(client: Client, workers: list[str], finished: Callable[[], bo
         if lost:
             message = f"lost Dask worker {', '.join(sorted(lost))} during {stage}"
             raise TrainingFailed(message) from LostWorkerError(message)
-        if time.monotonic() > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise TrainingFailed(f"{stage} did not finish within training.fit_timeout_s={timeout_s:g}s")
-        time.sleep(_WATCH_INTERVAL_S)
+        # Never past the deadline: the next look comes at it at the latest.
+        time.sleep(min(_WATCH_INTERVAL_S, remaining))
 
 
 def spread(client: Client, frame: dd.DataFrame, timeout_s: float) -> tuple[dd.DataFrame, list[str]]:
