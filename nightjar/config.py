@@ -45,6 +45,8 @@ class SparkConfig(Strict):
     driver_memory: str = "4g"
     executor_memory: str | None = None
     shuffle_partitions: int = Field(8, ge=1)
+    # JVM options of the driver and the executors, after Nightjar's own (the log settings).
+    java_options: list[str] = Field(default_factory=list)
     settings: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("settings", mode="before")

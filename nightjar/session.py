@@ -110,8 +110,11 @@ def spark_conf(config: Config) -> dict[str, str]:
         # The in-memory catalog still makes a folder per database; keep them out of the
         # working directory and out of the lake.
         conf["spark.sql.warehouse.dir"] = warehouse_dir()
+    java_options += config.spark.java_options
     if java_options:
         conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
+    if config.spark.java_options:
+        conf["spark.executor.extraJavaOptions"] = " ".join(config.spark.java_options)
     if uses_s3a(config):
         conf.update(s3a_conf(os.environ))
     conf.update(config.spark.settings)  # an environment's own fs.s3a.* settings win

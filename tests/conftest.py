@@ -36,6 +36,11 @@ from nightjar.session import get_spark  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
+# The environment of a process that launches jobs of other environments than `test` (the
+# benchmarks' smoke runs): as conf/test.yaml's `spark.java_options` does for `--env test`, their
+# driver JVMs, which live seconds on tiny data, get the C1 compiler alone (spark-submit passes
+# SPARK_SUBMIT_OPTS to the driver's JVM).
+SHORT_LIVED_JVMS = {**os.environ, "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1"}
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +82,12 @@ def config(make_config: Callable[..., Config], lake: Path) -> Config:
 
 @pytest.fixture(scope="session")
 def spark(make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    """The one SparkSession of the test run, built by the same factory the jobs use."""
-    session = get_spark(make_config(tmp_path_factory.mktemp("session-lake")))
+    """The one SparkSession of the test run, built by the same factory the jobs use.
+
+    With the JIT compilers the JVM has by default: conf/test.yaml keeps launched jobs to the C1
+    compiler, which saves CPU in a JVM of seconds but cost this JVM of a whole run about 20%.
+    """
+    session = get_spark(make_config(tmp_path_factory.mktemp("session-lake"), "spark.java_options=[]"))
     yield session
     session.stop()
 

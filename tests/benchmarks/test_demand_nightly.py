@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nightjar.config_loader import PROJECT_ROOT
+from tests.conftest import SHORT_LIVED_JVMS
 
 BENCHMARK = PROJECT_ROOT / "benchmarks" / "demand_nightly.py"
 
@@ -18,7 +19,7 @@ def test_the_demand_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, str(BENCHMARK), "--series", "40", "--stores", "2", "--days", "70",
          "--lake", str(tmp_path / "lake"), "--driver-memory", "2g"],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True, text=True, timeout=1800, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -39,7 +40,7 @@ def test_the_benchmark_refuses_a_lake_it_did_not_make(tmp_path: Path) -> None:
     (lake / "keep.txt").write_text("not the benchmark's")
     completed = subprocess.run(
         [sys.executable, str(BENCHMARK), "--series", "40", "--stores", "2", "--lake", str(lake)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode != 0
     assert "no lake of this benchmark" in completed.stderr

@@ -13,6 +13,7 @@ import pandas as pd
 from benchmarks import event_features_vs as bench
 from features.definitions import expand
 from nightjar.config_loader import PROJECT_ROOT
+from tests.conftest import SHORT_LIVED_JVMS
 
 
 def test_the_event_features_benchmark_runs_at_a_tiny_size_and_both_engines_agree(tmp_path: Path) -> None:
@@ -21,7 +22,7 @@ def test_the_event_features_benchmark_runs_at_a_tiny_size_and_both_engines_agree
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "event_features_vs.py"), "--entities", "300",
          "--days", "5", "--data", str(tmp_path / "data"), "--driver-memory", "2g", "--duckdb-memory", "1GB"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nightjar.config_loader import PROJECT_ROOT
+from tests.conftest import SHORT_LIVED_JVMS
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_each_mode_runs_at_a_tiny_size(lakes: Path, mode: str, entities: int, la
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "features_incremental.py"), mode,
          "--entities", str(entities), "--lake", str(lakes / lake), "--driver-memory", "2g", *extra],
-        capture_output=True, text=True, timeout=1500,
+        capture_output=True, text=True, timeout=1500, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nightjar.config_loader import PROJECT_ROOT
+from tests.conftest import SHORT_LIVED_JVMS
 
 BENCHMARK = PROJECT_ROOT / "benchmarks" / "fraud_nightly.py"
 
@@ -21,7 +22,7 @@ def test_the_fraud_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, str(BENCHMARK), "--entities", "1000", "--days", "14", "--lake", str(tmp_path / "lake"),
          "--driver-memory", "2g", "--shuffle-partitions", "2", "--set", "training.majority_sample_rate=1"],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True, text=True, timeout=1800, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from nightjar.config_loader import PROJECT_ROOT
+from tests.conftest import SHORT_LIVED_JVMS
 
 
 def test_the_scoring_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "score_vs.py"), "--entities", "3000",
          "--reason-rows", "300", "--rounds", "10", "--features", "10", "--lake", str(tmp_path / "lake")],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True, text=True, timeout=1200, env=SHORT_LIVED_JVMS,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     figures = json.loads(completed.stdout.strip().splitlines()[-1])

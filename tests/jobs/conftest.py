@@ -9,6 +9,7 @@ import pytest
 
 from jobs import features as features_job
 from jobs import generate as generate_job
+from jobs import score as score_job
 from jobs import train as train_job
 from tests.conftest import run_in_process
 
@@ -33,4 +34,13 @@ def trained_lake(prepared_lake: Path, tmp_path_factory: pytest.TempPathFactory) 
     lake = tmp_path_factory.mktemp("trained") / "lake"
     shutil.copytree(prepared_lake, lake)
     assert run_in_process(train_job, lake, "--date", TRAIN_DATE) == 0
+    return lake
+
+
+@pytest.fixture(scope="session")
+def scored_lake(trained_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained lake with the scores of FEATURES_END from an uninterrupted run. Copy it before writing."""
+    lake = tmp_path_factory.mktemp("scored") / "lake"
+    shutil.copytree(trained_lake, lake)
+    assert run_in_process(score_job, lake, "--date", FEATURES_END) == 0
     return lake

@@ -6,7 +6,6 @@ on a Spark standalone master with two workers and a Dask scheduler with two work
 from __future__ import annotations
 
 import importlib
-import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -17,15 +16,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import score as score_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT
-from tests.conftest import SparkStandalone, get_json, run_in_process, run_launcher, wait_until
+from tests.conftest import SparkStandalone, get_json, run_launcher, wait_until
 from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
-SCORE_DATE = "2026-03-01"  # the last date of prepared_lake's features, the one the score tests use
+SCORE_DATE = FEATURES_END  # the date scored_lake holds scores of
 
 
 def _on_the_cluster(lake: Path, cluster: SparkStandalone, scheduler: str, *argv: str) -> float:
@@ -80,7 +78,7 @@ def _code_of_dask_workers(scheduler: str) -> set[Path]:
 
 
 def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
-    spark: SparkSession, spark_standalone: SparkStandalone, dask_scheduler: str, trained_lake: Path,
+    spark: SparkSession, spark_standalone: SparkStandalone, dask_scheduler: str, scored_lake: Path,
     make_config: Callable[..., Config], tmp_path: Path,
 ) -> None:
     apps_before = _completed_apps(spark_standalone)
@@ -96,12 +94,9 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
     }
     print(f"on the cluster: {', '.join(f'{job} {s:.1f}s' for job, s in seconds.items())}")
 
-    # The local counterpart: trained_lake is generate, features and train in local mode (local[2]
-    # and a 2 × 1-thread LocalCluster); only its scores are still to be computed.
-    local_lake = tmp_path / "local-lake"
-    shutil.copytree(trained_lake, local_lake)
-    assert run_in_process(score_job, local_lake, "--date", SCORE_DATE) == 0
-    cluster, local = make_config(cluster_lake), make_config(local_lake)
+    # The local counterpart: scored_lake is generate, features, train and score in local mode
+    # (local[2] and a 2 × 1-thread LocalCluster).
+    cluster, local = make_config(cluster_lake), make_config(scored_lake)
 
     # Every job was a Spark application on the standalone master, each with an executor on both
     # workers, so each job's tasks, shuffles and writes crossed processes.
@@ -122,6 +117,8 @@ def test_the_whole_path_on_spark_standalone_and_dask_gives_local_modes_values(
     # import themselves (nothing ships them code, unlike Spark's --py-files).
     assert _code_of_dask_workers(dask_scheduler) == {PROJECT_ROOT.resolve()}
 
+    for generated in ("customers", "transactions", "truth"):  # churn's generator's tables
+        assertDataFrameEqual(tables.read(spark, cluster, generated), tables.read(spark, local, generated))
     assertDataFrameEqual(
         tables.read(spark, cluster, cluster.tables.features), tables.read(spark, local, local.tables.features),
     )

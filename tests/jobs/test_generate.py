@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from pyspark.sql import SparkSession
@@ -13,7 +12,7 @@ from nightjar import tables
 from nightjar.config import Config
 from nightjar.generators.churn import ChurnScenario, generate
 from nightjar.submit import available_jobs
-from tests.conftest import SparkStandalone, run_in_process, run_launcher
+from tests.conftest import run_in_process, run_launcher
 
 SMALL = ["--entities", "300", "--days", "20", "--date", "2026-03-31"]
 
@@ -100,22 +99,3 @@ def test_launcher_rejects_bad_configuration_before_starting_spark() -> None:
         "nightjar generate: error: invalid configuration: spark.shuffle_partitions: "
         "Input should be a valid integer, unable to parse string as an integer"
     )
-
-
-def test_generate_on_a_standalone_cluster_matches_local_mode(
-    spark: SparkSession, spark_standalone: SparkStandalone, make_config: Callable[..., Config], tmp_path: Path,
-) -> None:
-    lake = tmp_path / "cluster-lake"
-    result = run_launcher(
-        "generate", "--env", "test", "--set", f"spark.master={spark_standalone.master_url}", "--set", f"lake.root={lake}",
-        "--set", "spark.driver_memory=1g", "--set", "spark.executor_memory=1g", *SMALL,
-        SPARK_LOCAL_IP="127.0.0.1",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "nightjar_churn.transactions" in result.stdout
-    config = make_config(lake)
-    scenario = _scenario(config)
-    for output in ("customers", "transactions", "truth"):
-        assertDataFrameEqual(tables.read(spark, config, output), generate(spark, scenario, output))
-    run = tables.read(spark, config, config.tables.runs).first()
-    assert run.status == "succeeded" and run.code_version

@@ -82,15 +82,6 @@ def _reported_interrupted(config: Config, run_id: str, stderr: str) -> None:
     assert "started" not in statuses.values()
 
 
-@pytest.fixture(scope="module")
-def scored_lake(trained_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained lake with the scores of D from an uninterrupted run. Copy it before writing."""
-    lake = tmp_path_factory.mktemp("scored") / "lake"
-    shutil.copytree(trained_lake, lake)
-    assert run_in_process(score_job, lake, "--date", D) == 0
-    return lake
-
-
 def test_killed_while_writing_features(
     spark: SparkSession, prepared_lake: Path, lake: Path, config: Config,
     capsys: pytest.CaptureFixture[str],

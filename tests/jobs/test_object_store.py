@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,12 +21,11 @@ import boto3
 import pytest
 from deltalake import DeltaTable
 
-from jobs import score as score_job
 
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.session import spark_conf
-from tests.conftest import free_port, run_in_process, wait_until
+from tests.conftest import free_port, wait_until
 from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
 BUCKET = "nightjar-test"
@@ -142,7 +140,7 @@ def _launch(environment: dict[str, str], cwd: Path, job: str, *argv: str) -> sub
 
 
 def test_the_nightly_path_runs_on_an_object_store(
-    s3_environment: dict[str, str], trained_lake: Path, tmp_path: Path,
+    s3_environment: dict[str, str], scored_lake: Path, tmp_path: Path,
 ) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -187,12 +185,10 @@ def test_the_nightly_path_runs_on_an_object_store(
     assert set(runs["status"]) == {"succeeded"}
 
     # The same model and the same scores, value for value, as the same path on a local lake
-    # (the session's trained lake, scored here in-process on a copy).
-    local_config = load_config("test", [f"lake.root={tmp_path / 'local'}"])
-    shutil.copytree(trained_lake, tmp_path / "local")
-    assert run_in_process(score_job, tmp_path / "local", "--date", FEATURES_END) == 0
+    # (the session's scored lake: generate, features, train and score in local mode).
+    local_config = load_config("test", [f"lake.root={scored_lake}"])
     stored = _s3(s3_environment).get_object(Bucket=BUCKET, Key=f"lake/churn/models/{name}/1/model.txt")
-    assert stored["Body"].read().decode() == (trained_lake / "churn" / "models" / name / "1" / "model.txt").read_text()
+    assert stored["Body"].read().decode() == (scored_lake / "churn" / "models" / name / "1" / "model.txt").read_text()
     local_scores = DeltaTable(tables.table_path(local_config, "scores"))
     assert _rows(_table(s3_environment, "scores")) == _rows(local_scores) and len(_rows(local_scores)) == len(scores)
 

@@ -121,29 +121,19 @@ def test_features_for_two_dates_at_once(spark: SparkSession, trained_lake: Path,
     assert _runs(spark, config) == sorted([*runs_before, ("features", "succeeded", 0), ("features", "succeeded", 0)])
 
 
-def test_score_while_validate_runs(spark: SparkSession, lake: Path, tmp_path: Path) -> None:
+def test_score_while_validate_and_sql_run(spark: SparkSession, lake: Path, tmp_path: Path) -> None:
+    # Three JVMs on one lake at once: a write (score), a gate over every feature date
+    # (validate) and an analyst's query (sql), each reading what the others may be committing.
     config = _config(lake)
     runs_before = _runs(spark, config)
     checking = _launch(tmp_path, lake, "validate", "validate", "--table", "features",
                        "--start", FEATURES_START, "--end", FEATURES_END)
     scoring = _launch(tmp_path, lake, "score", "score", "--date", FEATURES_END)
-    validated, scored = checking.wait(), scoring.wait()
-    _quiet_success(validated, scored)
-    assert "features.features" in validated.out
-
-    features = _rows_per_date(spark, config, config.tables.features)
-    assert _rows_per_date(spark, config, config.tables.scores) == {FEATURES_END: features[FEATURES_END]}
-    assert _runs(spark, config) == sorted([*runs_before, ("score", "succeeded", 0), ("validate", "succeeded", 0)])
-
-
-def test_sql_during_a_score(spark: SparkSession, lake: Path, tmp_path: Path) -> None:
-    config = _config(lake)
-    runs_before = _runs(spark, config)
-    scoring = _launch(tmp_path, lake, "score", "score", "--date", "2026-02-28")
     query = "SELECT ds, count(*) AS n FROM nightjar_churn.features GROUP BY ds ORDER BY ds"
     querying = _launch(tmp_path, lake, "sql", "sql", query)
-    answered, scored = querying.wait(), scoring.wait()
-    _quiet_success(answered, scored)
+    validated, scored, answered = checking.wait(), scoring.wait(), querying.wait()
+    _quiet_success(validated, scored, answered)
+    assert "features.features" in validated.out
 
     features = _rows_per_date(spark, config, config.tables.features)
     printed = {
@@ -152,8 +142,9 @@ def test_sql_during_a_score(spark: SparkSession, lake: Path, tmp_path: Path) -> 
         if len(cells) == 4 and cells[1].startswith("2026-")
     }
     assert printed == features and len(printed) == 14
-    assert _rows_per_date(spark, config, config.tables.scores) == {"2026-02-28": features["2026-02-28"]}
-    assert _runs(spark, config) == sorted([*runs_before, ("score", "succeeded", 0)])  # sql records no run
+    assert _rows_per_date(spark, config, config.tables.scores) == {FEATURES_END: features[FEATURES_END]}
+    # sql records no run.
+    assert _runs(spark, config) == sorted([*runs_before, ("score", "succeeded", 0), ("validate", "succeeded", 0)])
 
 
 def test_two_train_runs_register_distinct_versions(spark: SparkSession, lake: Path, tmp_path: Path) -> None:

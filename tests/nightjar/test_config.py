@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from pydantic import ValidationError
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
+from nightjar.session import spark_conf
 from tests.conftest import conf_copy
 
 
@@ -170,3 +172,13 @@ def test_the_validation_project_lives_beside_the_lake_local_or_remote() -> None:
     assert tables.gx_root(load_config("local", ["lake.root=s3a://bucket/nightjar"])) == "s3a://bucket/nightjar/churn/_gx"
     remote = load_config("local", ["lake.root=s3a://bucket/nightjar", "validation.gx_root=/srv/nightjar_gx"])
     assert tables.gx_root(remote) == "/srv/nightjar_gx/churn"  # one GX project per use case
+
+
+def test_java_options_reach_the_driver_after_the_log_settings_and_the_executors() -> None:
+    options = '["-XX:TieredStopAtLevel=1", "-Dnightjar.example=1"]'
+    conf = spark_conf(load_config("test", [f"spark.java_options={options}"]))
+    driver = conf["spark.driver.extraJavaOptions"].split()
+    assert driver[0].startswith("-Dlog4j.configurationFile=file:") and driver[1:] == json.loads(options)
+    assert conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1 -Dnightjar.example=1"
+    none = spark_conf(load_config("test", ["spark.java_options=[]"]))
+    assert len(none["spark.driver.extraJavaOptions"].split()) == 1 and "spark.executor.extraJavaOptions" not in none
