@@ -21,7 +21,6 @@ import boto3
 import pytest
 from deltalake import DeltaTable
 
-
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.session import spark_conf
