@@ -37,10 +37,10 @@ from nightjar.session import get_spark  # noqa: E402
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PYSPARK_HOME = Path(__import__("pyspark").__file__).parent
 # The environment of a process that launches jobs of other environments than `test` (the
-# benchmarks' smoke runs): as conf/test.yaml's `spark.java_options` does for `--env test`, their
-# driver JVMs, which live seconds on tiny data, get the C1 compiler alone and the usual code
-# cache (spark-submit passes SPARK_SUBMIT_OPTS to the driver's JVM).
-SHORT_LIVED_JVMS = {**os.environ, "SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"}
+# benchmarks' smoke runs): their driver JVMs, which live seconds on tiny data, get the JVM
+# options conf/test.yaml gives `--env test` jobs (spark-submit passes SPARK_SUBMIT_OPTS to the
+# driver's JVM).
+SHORT_LIVED_JVMS = {**os.environ, "SPARK_SUBMIT_OPTS": " ".join(load_config("test").spark.java_options)}
 
 
 @pytest.fixture(scope="session")
