@@ -149,6 +149,10 @@ def spark_standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spark
         SPARK_HOME=str(PYSPARK_HOME),
         SPARK_LOCAL_IP="127.0.0.1",
         SPARK_LOG_DIR=str(work / "logs"),
+        # The master and workers only register and launch executors here: like launched test
+        # jobs (conf/test.yaml), they start faster on the C1 compiler alone (ready in 3.4 s and
+        # 5.3 s of CPU instead of 5.4 s and 9.9 s). Executors take the job's own options.
+        SPARK_DAEMON_JAVA_OPTS=" ".join(load_config("test").spark.java_options),
     )
     spark_class = str(PYSPARK_HOME / "bin" / "spark-class")
     cluster = SparkStandalone(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
