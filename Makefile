@@ -6,10 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 JARS_STAMP := .jars/.fetched
+CLASS_ARCHIVE := .jars/spark-classes.jsa
 
 .PHONY: setup demo test clean-lake clean
 
-setup: $(VENV_STAMP) $(JARS_STAMP)
+setup: $(VENV_STAMP) $(JARS_STAMP) $(CLASS_ARCHIVE)
 
 $(VENV_STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,12 @@ $(JARS_STAMP): deps/pom.xml
 	  -DincludeGroupIds=org.apache.hadoop,software.amazon.awssdk,software.amazon.s3.analyticsaccelerator,org.wildfly.openssl \
 	  -DexcludeArtifactIds=hadoop-client-api,hadoop-client-runtime -DoutputDirectory=../.jars/s3a
 	touch $@
+
+# The classes a Spark driver loads at start, archived once for JDK class data sharing: every
+# job's JVM then maps them instead of loading them (nightjar/class_archive.py). Remade when
+# pyspark's packages or the jars change; a stale one is ignored by the JVM.
+$(CLASS_ARCHIVE): $(VENV_STAMP) $(JARS_STAMP)
+	$(PY) -m nightjar.class_archive
 
 # The use case the demo runs: `make demo USE_CASE=NAME` runs conf/use_cases/NAME.yaml.
 USE_CASE ?= churn

@@ -47,6 +47,8 @@ class SparkConfig(Strict):
     shuffle_partitions: int = Field(8, ge=1)
     # JVM options of the driver and the executors, after Nightjar's own (the log settings).
     java_options: list[str] = Field(default_factory=list)
+    # Whether the driver uses the class data sharing archive `make setup` makes, when it exists.
+    class_data_sharing: bool = True
     settings: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("settings", mode="before")

@@ -31,6 +31,11 @@ def jars_dir() -> Path:
     return Path(os.environ.get("NIGHTJAR_JARS_DIR", PROJECT_ROOT / ".jars")).resolve()
 
 
+def class_archive_path() -> Path:
+    """Where `make setup` puts the driver's class data sharing archive (`nightjar.class_archive`)."""
+    return jars_dir() / "spark-classes.jsa"
+
+
 def delta_jars() -> list[str]:
     """Absolute paths of the Delta jars, or a ConfigError telling how to fetch them."""
     jars = sorted(str(path) for path in jars_dir().glob("*.jar"))
@@ -110,6 +115,11 @@ def spark_conf(config: Config) -> dict[str, str]:
         # The in-memory catalog still makes a folder per database; keep them out of the
         # working directory and out of the lake.
         conf["spark.sql.warehouse.dir"] = warehouse_dir()
+    archive = class_archive_path()
+    if config.spark.class_data_sharing and archive.is_file():
+        # The driver maps the classes it loads at start from the archive (nightjar.class_archive).
+        # The -Xlog options keep an archive from another JDK or other jars quiet: it is ignored.
+        java_options += [f"-XX:SharedArchiveFile={archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
     java_options += config.spark.java_options
     if java_options:
         conf["spark.driver.extraJavaOptions"] = " ".join(java_options)

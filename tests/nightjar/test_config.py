@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from nightjar import tables
+from nightjar import session, tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.errors import ConfigError
 from nightjar.session import spark_conf
@@ -176,9 +177,41 @@ def test_the_validation_project_lives_beside_the_lake_local_or_remote() -> None:
 
 def test_java_options_reach_the_driver_after_the_log_settings_and_the_executors() -> None:
     options = '["-XX:TieredStopAtLevel=1", "-Dnightjar.example=1"]'
-    conf = spark_conf(load_config("test", [f"spark.java_options={options}"]))
+    no_archive = "spark.class_data_sharing=false"
+    conf = spark_conf(load_config("test", [f"spark.java_options={options}", no_archive]))
     driver = conf["spark.driver.extraJavaOptions"].split()
     assert driver[0].startswith("-Dlog4j.configurationFile=file:") and driver[1:] == json.loads(options)
     assert conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1 -Dnightjar.example=1"
-    none = spark_conf(load_config("test", ["spark.java_options=[]"]))
+    none = spark_conf(load_config("test", ["spark.java_options=[]", no_archive]))
     assert len(none["spark.driver.extraJavaOptions"].split()) == 1 and "spark.executor.extraJavaOptions" not in none
+
+
+def test_the_driver_maps_the_class_archive_when_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = session.class_archive_path()  # `make setup`'s, for pyspark's jars
+    assert made.is_file(), f"no class archive at {made}: `make setup` makes it"
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    for jar in session.delta_jars():
+        (jars / Path(jar).name).symlink_to(jar)
+    monkeypatch.setenv("NIGHTJAR_JARS_DIR", str(jars))
+
+    def driver_options(*overrides: str) -> list[str]:
+        return spark_conf(load_config("test", list(overrides)))["spark.driver.extraJavaOptions"].split()
+
+    assert not any("SharedArchiveFile" in option for option in driver_options())  # none made yet
+    archive = jars / made.name
+    assert session.class_archive_path() == archive
+    archive.symlink_to(made)
+    options = driver_options()
+    assert f"-XX:SharedArchiveFile={archive}" in options
+    assert "SharedArchiveFile" not in " ".join(driver_options("spark.class_data_sharing=false"))
+    # The archive on another class path (as after an upgrade of pyspark's jars): the JVM starts
+    # without it, and the -Xlog options keep its warning out of the job's log.
+    quiet = [option for option in options if option.startswith("-Xlog")]
+    for extra, warned in (([], True), (quiet, False)):
+        started = subprocess.run(["java", f"-XX:SharedArchiveFile={made}", *extra, "-cp", str(tmp_path), "-version"],
+                                 capture_output=True, text=True, timeout=60)
+        output = started.stdout + started.stderr  # the JVM logs to stdout
+        assert started.returncode == 0 and ("warning" in output) == warned, output
