@@ -35,6 +35,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from nightjar import tables
 from nightjar.config import Config
+from validation import offline_docs
 
 SITE = "nightjar"
 DATASOURCE = "nightjar_statistics"
@@ -187,6 +188,9 @@ def _run_suite(
         )
     )
     outcome = checkpoint.run(batch_parameters={"dataframe": statistics}, run_id=RunIdentifier(run_name=run_id))
+    # GX's pages load their scripts and styles from CDNs: point them at the site's own copies,
+    # so that they render on a cluster without internet (and wherever the site is copied).
+    offline_docs.localize_site(f"{folder}/data_docs")
     (key, result), = outcome.run_results.items()
     page = ctx.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
     stored = ctx.validation_results_store.store_backend.get_url_for_key(key.to_tuple())
