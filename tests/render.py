@@ -1,7 +1,7 @@
 """Render a local HTML page as a person would see it: headless Chromium (Debian's `chromium`) with
 the network off, to a screenshot and to the DOM after its scripts ran.
 
-    page = render(Path("report/index.html"), probe="document.querySelectorAll('img').length")
+    page = render(Path("report/index.html"), tmp_path / "report.png", probe="document.images.length")
     assert not page.image().blank()
     assert page.probe == 3
 
@@ -94,7 +94,7 @@ def chromium() -> str:
 
 def render(
     page: Path,
-    out: Path | None = None,
+    out: Path,
     *,
     probe: str | None = None,
     width: int = 1280,
@@ -102,11 +102,12 @@ def render(
     budget_ms: int = 5000,
     timeout: float = 60,
 ) -> Rendered:
-    """Render the local HTML file `page` offline; the screenshot goes to `out` (default: beside a temp dir).
+    """Render the local HTML file `page` offline, its screenshot to `out`.
 
     Args:
         page: the HTML file.
-        out: where to write the PNG (default: a new temporary folder's `screenshot.png`).
+        out: where to write the PNG (a test's tmp_path: never beside the page, whose folder a
+            test may compare before and after).
         probe: a JavaScript expression evaluated once the page has loaded (scripts, styles and
             images done), e.g. a computed style or a count of elements; its JSON value is
             returned. The page is rendered from a copy beside it (so its relative links hold)
@@ -119,8 +120,7 @@ def render(
     Returns:
         The screenshot, the DOM, the probe's value and Chromium's log.
     """
-    page = page.resolve()
-    out = out or Path(tempfile.mkdtemp(prefix="render-")) / "screenshot.png"
+    page, out = page.resolve(), out.resolve()
     target = page
     if probe is not None:
         target = page.with_name(f".probe-{os.getpid()}-{page.name}")

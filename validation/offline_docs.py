@@ -236,9 +236,10 @@ def localize_site(site: Path | str) -> int:
         html = page.read_text(encoding="utf-8")
         depth = len(page.relative_to(site).parts) - 1
         localized = localize(html, "../" * depth)
-        if localized != html:
-            _write(page, localized)
-            rewritten += 1
+        if localized == html:
+            continue  # localized by an earlier build: each build writes only its new pages and the index
+        _write(page, localized)
+        rewritten += 1
         remote = remote_resources(localized)
         if remote:
             # A GX release with a new CDN link: the page still works online; ASSETS needs the file.
