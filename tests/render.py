@@ -28,6 +28,7 @@ import numpy as np
 
 CHROMIUM = "chromium"
 _PROBE_ATTRIBUTE = "data-render-probe"
+_SETTLE_MS = 1000  # virtual milliseconds after `load` before the probe runs (less than budget_ms)
 # Every request for a host resolves to nothing, and a request that needs no resolution goes to a
 # port nobody listens on (port 9, "discard"): a page renders as it would with no network at all,
 # also on a machine that has internet. file:// pages and their local files are unaffected.
@@ -69,7 +70,7 @@ class Rendered:
 
     screenshot: Path  # PNG of the window (`width` x `height`)
     dom: str  # the DOM after the page's scripts ran, serialised
-    probe: Any  # the JSON value of the probe expression, evaluated on `load`; None without one
+    probe: Any  # the JSON value of the probe expression, evaluated after `load`; None without one
     log: str  # Chromium's stderr (console messages, failed loads)
 
     def image(self) -> Image:
@@ -109,7 +110,8 @@ def render(
         out: where to write the PNG (a test's tmp_path: never beside the page, whose folder a
             test may compare before and after).
         probe: a JavaScript expression evaluated once the page has loaded (scripts, styles and
-            images done), e.g. a computed style or a count of elements; its JSON value is
+            images done) and its timers had a second of virtual time to fire (jQuery's ready
+            handlers), e.g. a computed style or a count of elements; its JSON value is
             returned. The page is rendered from a copy beside it (so its relative links hold)
             with one script added at the end, removed afterwards.
         width, height: the window, in CSS pixels (the screenshot's size).
@@ -141,12 +143,17 @@ def render(
 
 
 def _with_probe(html: str, expression: str) -> str:
-    """`html` with a script that stores `expression`'s JSON value on <body> once the page has loaded."""
+    """`html` with a script that stores `expression`'s JSON value on <body> once the page has settled.
+
+    Settled: the load event, then a while longer. jQuery runs its ready handlers (where
+    bootstrap-table builds the tables marked data-toggle="table") from a timer, which may come
+    after `load`; the wait is in the page's virtual time, so it costs no real time.
+    """
     script = (
-        "<script>window.addEventListener('load', function () { var value;"
+        "<script>window.addEventListener('load', function () { setTimeout(function () { var value;"
         f" try {{ value = ({expression}); }} catch (error) {{ value = {{error: String(error)}}; }}"
-        f" document.body.setAttribute('{_PROBE_ATTRIBUTE}', JSON.stringify(value === undefined ? null : value)); }});"
-        "</script>"
+        f" document.body.setAttribute('{_PROBE_ATTRIBUTE}', JSON.stringify(value === undefined ? null : value));"
+        f" }}, {_SETTLE_MS}); }});</script>"
     )
     at = html.lower().rfind("</body>")
     return html + script if at < 0 else html[:at] + script + html[at:]
@@ -156,7 +163,7 @@ def _probe_value(dom: str) -> Any:
     parser = _BodyAttribute(_PROBE_ATTRIBUTE)
     parser.feed(dom)
     if parser.value is None:
-        raise RuntimeError("the probe never ran: the page's load event did not fire within the time budget")
+        raise RuntimeError("the probe never ran: the page did not load and settle within the virtual time budget")
     return json.loads(parser.value)
 
 
