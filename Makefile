@@ -85,5 +85,6 @@ test: chromium
 
 chromium:
 	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "make test needs Debian's chromium: apt-get install chromium as root" >&2; exit 2; }; \
 	  echo "installing Debian's chromium (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -3,7 +3,8 @@
 The context is created on first use (with the project, when the folder is new). Each run
 stores its suite (rewritten from the configuration, so the stored suite is the one that ran),
 its validation result and an updated Data Docs site: static HTML under the lake
-(`tables.data_docs_dir`) whose `index.html` lists every run by its run id. With
+(`tables.data_docs_dir`) whose `index.html` lists every run by its run id, and whose pages load
+their scripts and styles from the site itself (`validation.offline_docs`). With
 `validation.keep_results_days`, results older than that are deleted first.
 
 GX keeps a file-backed project on a local file system only. A project on an object store (the
