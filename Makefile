@@ -67,3 +67,31 @@ clean-lake:
 
 clean: clean-lake
 	rm -rf $(VENV) .jars build *.egg-info
+
+# Offline reports. The Data Docs pages' front-end assets (Bootstrap, jQuery, bootstrap-table,
+# Vega, Font Awesome ...: the versions GX's templates load from CDNs), fetched once from the npm
+# registry at the versions deps/vendor/package-lock.json pins, so that no job downloads anything
+# and the pages render on a cluster without internet (validation/offline_docs.py).
+# --legacy-peer-deps: GX pairs Bootstrap 4.3.1 with popper.js 1.12.9, older than the 1.14.7
+# Bootstrap declares as its peer; npm would refuse the pair, and the pages use it.
+VENDOR_STAMP := .vendor/.installed
+
+setup: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): deps/vendor/package.json deps/vendor/package-lock.json
+	rm -rf .vendor
+	mkdir -p .vendor
+	cp deps/vendor/package.json deps/vendor/package-lock.json .vendor/
+	cd .vendor && npm ci --ignore-scripts --no-audit --no-fund --legacy-peer-deps --loglevel=error >/dev/null
+	touch $@
+
+# Headless Chromium (Debian's package) for the tests that render pages as a person sees them
+# (tests/render.py); not needed to run jobs. apt-get needs root, as CI runs `make test`.
+.PHONY: chromium
+test: chromium
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "make test needs Debian's chromium: apt-get install chromium as root" >&2; exit 2; }; \
+	  echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -3,7 +3,8 @@
 The context is created on first use (with the project, when the folder is new). Each run
 stores its suite (rewritten from the configuration, so the stored suite is the one that ran),
 its validation result and an updated Data Docs site: static HTML under the lake
-(`tables.data_docs_dir`) whose `index.html` lists every run by its run id. With
+(`tables.data_docs_dir`) whose `index.html` lists every run by its run id, and whose pages load
+their scripts and styles from the site itself (`validation.offline_docs`). With
 `validation.keep_results_days`, results older than that are deleted first.
 
 GX keeps a file-backed project on a local file system only. A project on an object store (the
@@ -35,6 +36,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from nightjar import tables
 from nightjar.config import Config
+from validation import offline_docs
 
 SITE = "nightjar"
 DATASOURCE = "nightjar_statistics"
@@ -187,6 +189,9 @@ def _run_suite(
         )
     )
     outcome = checkpoint.run(batch_parameters={"dataframe": statistics}, run_id=RunIdentifier(run_name=run_id))
+    # GX's pages load their scripts and styles from CDNs: point them at the site's own copies,
+    # so that they render on a cluster without internet (and wherever the site is copied).
+    offline_docs.localize_site(f"{folder}/data_docs")
     (key, result), = outcome.run_results.items()
     page = ctx.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
     stored = ctx.validation_results_store.store_backend.get_url_for_key(key.to_tuple())
