@@ -144,14 +144,53 @@ def test_exit_2_fails_after_one_try_and_exit_4_is_retried(airflow: Airflow, tmp_
     output = done.stdout + done.stderr
     states = {task_id: (state, try_number) for task_id, state, try_number in airflow.query(
         "select task_id, state, try_number from task_instance where dag_id = 'nightjar_exit_codes'")}
-    assert states == {"bad_configuration": ("failed", 1), "missing_input": ("failed", 3)}
+    assert states == {"bad_configuration": ("failed", 1), "missing_input": ("failed", 3),
+                      "sensor_missing_input": ("failed", 1), "sensor_bad_configuration": ("failed", 1)}
     # Every try really ran the job: the earlier tries are in the task instance history.
     history = airflow.query("select task_id, try_number, state from task_instance_history"
                             " where dag_id = 'nightjar_exit_codes' order by task_id, try_number")
     assert history == [("missing_input", 1, "failed"), ("missing_input", 2, "failed")]
-    assert output.count("exit code 4") == 3 and output.count("exit code 2") == 1
+    # The sensor waited through exit 4, rescheduled between pokes (no slot held), until its
+    # timeout; on exit 2 it failed at its first poke.
+    reschedules = dict(airflow.query(
+        "select ti.task_id, count(*) from task_reschedule r join task_instance ti on r.ti_id = ti.id"
+        " where ti.dag_id = 'nightjar_exit_codes' group by ti.task_id"))
+    assert reschedules.get("sensor_missing_input", 0) >= 2 and "sensor_bad_configuration" not in reschedules
+    assert "AirflowSensorTimeout" in output
+    # 3 tries of the operator, and the sensor's pokes; 1 try of each on exit 2.
+    assert output.count("exit code 4") >= 3 + 3 and output.count("exit code 2") == 2
     assert "unknown use case 'no_such_use_case'" in output
     assert "exited 2: failing without retry" in output
+
+
+# The exit code mapping for every kind of code, in Airflow's interpreter (signals cannot be had
+# from a real job without a JVM's crash point; the `status` runs above cover 2 and 4 end to end).
+EXIT_CODE_SCRIPT = """
+import json
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from nightjar_operators import check_exit
+
+def outcome(code):
+    try:
+        check_exit(code, "job")
+    except AirflowFailException:
+        return "fail"
+    except AirflowException:
+        return "retry"
+    return "success"
+
+print(json.dumps({code: outcome(code) for code in (0, 1, 2, 3, 4, 5, -9, -15, 137, 143, 126, 127, 50, 128)}))
+"""
+
+
+def test_exit_codes_map_to_success_retry_or_failure(airflow: Airflow) -> None:
+    """0 succeeds; 1, 2, 3 and codes outside the contract fail without retry; 4, 5 and signals retry."""
+    done = check(airflow.python(EXIT_CODE_SCRIPT, PYTHONPATH=str(airflow.dags_folder)))
+    assert last_json(done.stdout) == {
+        "0": "success", "1": "fail", "2": "fail", "3": "fail", "4": "retry", "5": "retry",
+        "-9": "retry", "-15": "retry", "137": "retry", "143": "retry",  # SIGKILL, SIGTERM (directly or via a shell)
+        "126": "fail", "127": "fail", "50": "fail", "128": "fail",
+    }
 
 
 def table_rows(lake: Path) -> dict[str, list[str]]:
