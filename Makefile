@@ -73,4 +73,4 @@ clean-lake:
 	rm -rf lake
 
 clean: clean-lake
-	rm -rf $(VENV) $(AIRFLOW_VENV) .jars build *.egg-info
+	rm -rf $(VENV) .jars build *.egg-info
