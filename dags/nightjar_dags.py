@@ -44,9 +44,10 @@ def use_cases() -> list[str]:
 
 
 # Retries for exits 4 and 5 and for jobs killed by a signal (1, 2 and 3 fail at once, see
-# nightjar_operators): 10 min, 20 min, 40 min, 1 h 20, then 2 h between tries (capped), about
-# 6 hours in all, long enough for a late source delivery or an object store outage to pass,
-# short enough that tomorrow's run is not blocked.
+# nightjar_operators): Airflow waits 10 min × 2^(n-1) after the n-th try, plus a jitter of up to
+# as much again, capped at 2 h: 10-20 min, 20-40, 40-80, 80-120, then 120; about 4 to 6 hours in
+# all, long enough for a late source delivery or an object store outage to pass, short enough
+# that tomorrow's run is not blocked.
 DEFAULT_ARGS = {
     "owner": "nightjar",
     "retries": 5,
