@@ -80,7 +80,7 @@ clean-lake:
 	rm -rf lake
 
 clean: clean-lake
-	rm -rf $(VENV) .jars .vendor build *.egg-info
+	rm -rf $(VENV) .jars .vendor $(AIRFLOW_VENV) build *.egg-info
 
 # Offline reports. The Data Docs pages' front-end assets (Bootstrap, jQuery, bootstrap-table,
 # Vega, Font Awesome ...: the versions GX's templates load from CDNs), fetched once from the npm

@@ -29,6 +29,10 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 import pytest  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 
+from jobs import features as features_job  # noqa: E402
+from jobs import generate as generate_job  # noqa: E402
+from jobs import score as score_job  # noqa: E402
+from jobs import train as train_job  # noqa: E402
 from nightjar import cli  # noqa: E402
 from nightjar.config import Config  # noqa: E402
 from nightjar.config_loader import PROJECT_ROOT, load_config  # noqa: E402
@@ -269,3 +273,37 @@ def run_in_process(job_module, lake: Path, *argv: str) -> int:  # noqa: ANN001
         job_module.JOB, job_module.__doc__ or "", job_module.add_arguments, job_module.run, "optional",
         ["--env", "test", "--set", f"lake.root={lake}", *argv],
     )
+
+
+# Lakes built once per test session by the real jobs: generated sources, features, a trained model.
+# The test data (conf/test.yaml) end on 2026-03-31; with a 30-day horizon, the feature dates
+# of `train --date 2026-03-31` are 2026-02-16..2026-03-01, computed here.
+TRAIN_DATE = "2026-03-31"
+FEATURES_START, FEATURES_END = "2026-02-16", "2026-03-01"
+
+
+@pytest.fixture(scope="session")
+def prepared_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated sources and the features of FEATURES_START..FEATURES_END. Copy it before writing."""
+    lake = tmp_path_factory.mktemp("prepared") / "lake"
+    assert run_in_process(generate_job, lake) == 0
+    assert run_in_process(features_job, lake, "--start", FEATURES_START, "--end", FEATURES_END) == 0
+    return lake
+
+
+@pytest.fixture(scope="session")
+def trained_lake(prepared_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prepared lake with a champion (version 1) trained on it. Copy it before writing."""
+    lake = tmp_path_factory.mktemp("trained") / "lake"
+    shutil.copytree(prepared_lake, lake)
+    assert run_in_process(train_job, lake, "--date", TRAIN_DATE) == 0
+    return lake
+
+
+@pytest.fixture(scope="session")
+def scored_lake(trained_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained lake with the scores of FEATURES_END from an uninterrupted run. Copy it before writing."""
+    lake = tmp_path_factory.mktemp("scored") / "lake"
+    shutil.copytree(trained_lake, lake)
+    assert run_in_process(score_job, lake, "--date", FEATURES_END) == 0
+    return lake

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from nightjar.config_loader import PROJECT_ROOT
-# The session lakes built by the real jobs (generated sources, features, a champion).
-from tests.jobs.conftest import prepared_lake, trained_lake  # noqa: F401
 
 AIRFLOW_VENV = PROJECT_ROOT / ".airflow-venv"
 DAGS = PROJECT_ROOT / "dags"
@@ -79,8 +77,7 @@ def check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def migrated_airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Airflow metadata database after `airflow db migrate`, once per session (tests copy it)."""
-    if not (AIRFLOW_VENV / ".installed").exists():
-        pytest.skip("no Airflow virtualenv: run `make .airflow-venv/.installed` (make test does)")
+    assert (AIRFLOW_VENV / ".installed").exists(), "no Airflow virtualenv: `make test` installs it (make .airflow-venv/.installed)"
     template = Airflow(tmp_path_factory.mktemp("airflow-template"))
     template.dags_folder.mkdir()
     check(template.run("db", "migrate"))

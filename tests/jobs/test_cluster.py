@@ -20,8 +20,7 @@ from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT
-from tests.conftest import SparkStandalone, get_json, run_launcher, wait_until
-from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
+from tests.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE, SparkStandalone, get_json, run_launcher, wait_until
 
 SCORE_DATE = FEATURES_END  # the date scored_lake holds scores of
 

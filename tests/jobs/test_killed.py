@@ -24,8 +24,7 @@ from jobs import train as train_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
-from tests.conftest import run_in_process, run_killed_at
-from tests.jobs.conftest import FEATURES_END, TRAIN_DATE
+from tests.conftest import FEATURES_END, TRAIN_DATE, run_in_process, run_killed_at
 
 D = FEATURES_END  # the last feature date of the prepared lake
 

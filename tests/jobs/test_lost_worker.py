@@ -16,8 +16,7 @@ from jobs import train as train_job
 from models import registry
 from nightjar import crashpoints, tables
 from nightjar.config import Config
-from tests.conftest import dask_cluster, run_in_process
-from tests.jobs.conftest import TRAIN_DATE
+from tests.conftest import TRAIN_DATE, dask_cluster, run_in_process
 
 
 def _train_losing_a_worker(at: str, lake: Path, work: Path) -> int:

@@ -24,8 +24,7 @@ from deltalake import DeltaTable
 from nightjar import tables
 from nightjar.config_loader import PROJECT_ROOT, load_config
 from nightjar.session import spark_conf
-from tests.conftest import free_port, wait_until
-from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
+from tests.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE, free_port, wait_until
 
 BUCKET = "nightjar-test"
 LAKE = f"s3a://{BUCKET}/lake"

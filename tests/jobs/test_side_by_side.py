@@ -21,7 +21,7 @@ from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import PROJECT_ROOT, load_config
-from tests.jobs.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
+from tests.conftest import FEATURES_END, FEATURES_START, TRAIN_DATE
 
 TIMEOUT_S = 900  # a guard against a hang; on a loaded 2-core machine a job pair takes up to about 5 minutes
 

@@ -18,8 +18,7 @@ from jobs import status as status_job
 from nightjar import cli, tables
 from nightjar.config import Config
 from nightjar.submit import available_jobs, needs_spark
-from tests.conftest import run_launcher
-from tests.jobs.conftest import FEATURES_END, FEATURES_START
+from tests.conftest import FEATURES_END, FEATURES_START, run_launcher
 
 REWRITTEN = date(2026, 2, 20)  # a transactions partition inside the features' dates
 

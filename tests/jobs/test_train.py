@@ -22,7 +22,7 @@ from nightjar import tables
 from nightjar.config import Config
 from tests.conftest import run_in_process
 from tests.features.conftest import event, events_frame
-from tests.jobs.conftest import TRAIN_DATE as T
+from tests.conftest import TRAIN_DATE as T
 
 
 @pytest.fixture

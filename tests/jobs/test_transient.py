@@ -12,8 +12,7 @@ from pyspark.sql import functions as F
 from jobs import train as train_job
 from nightjar import tables
 from nightjar.config import Config
-from tests.conftest import free_port, run_in_process
-from tests.jobs.conftest import TRAIN_DATE
+from tests.conftest import TRAIN_DATE, free_port, run_in_process
 
 
 def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(

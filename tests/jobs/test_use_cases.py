@@ -23,8 +23,7 @@ from nightjar import tables
 from nightjar.config import Config
 from nightjar.config_loader import load_config
 from nightjar.demo import demo_dates
-from tests.conftest import run_in_process
-from tests.jobs.conftest import FEATURES_END
+from tests.conftest import FEATURES_END, run_in_process
 
 
 def _config(lake: Path, use_case: str) -> Config:
