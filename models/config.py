@@ -179,7 +179,8 @@ class ScoringConfig(Strict):
     reasons_top_percent: float | None = Field(None, gt=0, le=100)
     # Predict with the model compiled to native code (lleaves; `models.compiled`): about 3x
     # Booster.predict per thread, equal within 1e-15. Off by default: compiling a 200-tree model
-    # takes ~15 s once per model and machine (then cached), and its gain shows only on large dates.
+    # takes ~15 s once per model version and machine (then cached), which a first run earns back
+    # only above ~4 million rows on 2 cores (README, `score`).
     # Falls back to Booster.predict, with a warning, when the model cannot be compiled.
     compiled: bool = False
     # Local directory of compiled models (None: ~/.cache/nightjar/compiled): not the lake, which
