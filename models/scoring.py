@@ -4,6 +4,10 @@ The model text travels once, as a broadcast variable, and each Python worker par
 and keeps the Booster for every later batch and task (Spark reuses its Python workers), so
 nothing model-sized moves or is parsed per batch. Batches go from Arrow to one float64 NumPy
 matrix and back without pandas, which keeps the Spark path close to LightGBM's own speed.
+With `compiled`, the prediction is the model compiled to native code (`models.compiled`),
+about 3x `Booster.predict` per thread; reason codes always come from the Booster's TreeSHAP,
+for every row, the rows at least a minimum score, or each date's top percent
+(`top_percent_thresholds`, an exact rank in Spark).
 """
 
 from __future__ import annotations
@@ -240,13 +244,13 @@ def _minimum_by_row(batch: pa.RecordBatch, minimum_by_date: dict[np.datetime64, 
 def top_percent_thresholds(scored: DataFrame, column: str, percent: float) -> dict[date, float]:
     """Per date, the lowest score among its top `percent`% of rows: exact, computed in Spark.
 
-    For a date of n rows, k = ceil(n * percent / 100) (at least one row); its threshold is the
-    k-th largest value of `column` (a total order: ties are ranked arbitrarily among themselves,
-    but they share one value, so the threshold does not depend on it). Scores at or above the
-    threshold get reasons (n * percent is divided by 100 last, so that 7% of 100 rows is 7, not the
-    8 that 0.07 * 100 = 7.000000000000001 would round up to). Scores at or above the
-    threshold get reasons: rows tied with the k-th are all included, so a date may explain more
-    than k rows when scores tie at the cut, never fewer. Null scores rank last.
+    For a date of n rows, k = ceil(n * percent / 100), at least one row (n * percent is divided
+    by 100 last, so that 7% of 100 rows is 7, not the 8 that 0.07 * 100 = 7.000000000000001 would
+    round up to); its threshold is the k-th largest value of `column`. Ties are ranked in an
+    arbitrary order among themselves, but they share one value, so the threshold does not depend
+    on it. Scores at or above the threshold get reasons: rows tied with the k-th are all included,
+    so a date may explain more than k rows when scores tie at the cut, never fewer. Null scores
+    are left out.
 
     Args:
         scored: rows with `ds` and `column` (`score`, or a calibrated classifier's `model_score`).

@@ -27,4 +27,4 @@ def test_the_scoring_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert "reason codes, 300 rows in Spark" in completed.stdout
     # The job ran through its checks and wrote the scores.
     assert {"score", "check_features", "check_scores", "write"} <= set(figures["job_timings"])
-    assert "score job, 3,000 entities" in completed.stdout
+    assert "score job (compiled), 3,000 entities" in completed.stdout

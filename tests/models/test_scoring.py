@@ -242,12 +242,14 @@ def test_reasons_for_the_top_percent_of_each_date_by_an_exact_rank(spark: SparkS
     # Two dates of different sizes, and ties at the cut: every row tied with the k-th gets reasons.
     rows = [(i, date(2026, 3, 1), float(i % 10)) for i in range(100)]  # ten of each score 0..9
     rows += [(100 + i, date(2026, 3, 2), float(i)) for i in range(7)]
+    rows += [(200 + i, date(2026, 3, 3), float(i)) for i in range(100)]  # distinct scores 0..99
     frame = spark.createDataFrame(rows, "customer_id long, ds date, score double").repartition(3)
     cuts = scoring.top_percent_thresholds(frame, "score", 7)
-    # 7 of 100 is 7 (not 8 by 0.07 * 100's rounding): the 7th largest is 9, tied with 2 more rows;
-    # 7% of 7 rows is 0.49, rounded up to one row: the largest.
-    assert cuts == {date(2026, 3, 1): 9.0, date(2026, 3, 2): 6.0}
-    assert scoring.top_percent_thresholds(frame, "score", 100) == {date(2026, 3, 1): 0.0, date(2026, 3, 2): 0.0}
+    # 7% of 100 rows is 7: the 7th largest is 9, tied with 3 more rows (all 9s are explained); of
+    # distinct scores 0..99 the 7th largest is 93 (not 92, as 0.07 * 100 = 7.000000000000001 would
+    # give rounded up); 7% of 7 rows is 0.49, rounded up to one row: the largest.
+    assert cuts == {date(2026, 3, 1): 9.0, date(2026, 3, 2): 6.0, date(2026, 3, 3): 93.0}
+    assert set(scoring.top_percent_thresholds(frame, "score", 100).values()) == {0.0}
     # Scoring with the per-date thresholds explains exactly the rows at or above their date's.
     features = _features(spark, 400).withColumn("ds", F.expr("date_add(ds, CAST(customer_id % 2 AS INT))"))
     text = booster.model_to_string()
