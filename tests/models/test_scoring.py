@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
-
+import json
 import logging
 import os
+import subprocess
+import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import lightgbm as lgb
@@ -208,6 +210,26 @@ def test_a_stale_cached_object_is_rebuilt(booster: lgb.Booster, tmp_path: Path) 
     again = compiled.predictor(text, "stale-2", tmp_path)  # another process's first use
     np.testing.assert_allclose(again.predict(matrix), booster.predict(matrix), rtol=0, atol=1e-9)
     assert cached.read_bytes() != b"not an object file"
+
+
+def test_two_processes_compiling_one_model_build_one_cache_entry(booster: lgb.Booster, tmp_path: Path) -> None:
+    # Two Python workers of one executor start the same model at once: the file lock makes the
+    # second wait for the first's object, which it loads; no partial file is left behind.
+    source = tmp_path / "model.txt"
+    source.write_text(booster.model_to_string())
+    cache = tmp_path / "cache"
+    script = (f"import json, numpy as np; from models import compiled; text = open({str(source)!r}).read(); "
+              f"m = compiled.predictor(text, 'd', {str(cache)!r}); "
+              "print(json.dumps(m.predict(np.linspace(-2, 2, 40).reshape(10, 4)).tolist()))")
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment)
+               for _ in range(2)]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0]
+    expected = booster.predict(np.linspace(-2, 2, 40).reshape(10, 4))
+    for output in outputs:
+        np.testing.assert_allclose(json.loads(output), expected, rtol=0, atol=1e-9)
+    assert len(list(cache.glob("*.o"))) == 1 and not list(cache.glob("*tmp*"))
 
 
 def test_a_model_that_cannot_be_compiled_falls_back_to_booster_predict_with_a_warning(
