@@ -151,13 +151,14 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
     event_time = expand(config).event_time
     carried = [HORIZON, TARGET_DATE] if config.use_case.forecast else [event_time] if event_time else []
 
-    def scored_with(reasons: int, reasons_min_score: float | None) -> DataFrame:
+    def scored_with(reasons: int, reasons_min_score: float | dict[date, float] | None) -> DataFrame:
         return scoring.score(features, registry.model_text(model.booster), model.features,
                              config.use_case.entity.keys, reasons=reasons, reasons_min_score=reasons_min_score,
                              alert_threshold=threshold, carried=carried,
                              intervals=model.metadata["holdout"].get("intervals"),
                              interval_group=HORIZON if config.use_case.forecast else None,
-                             calibration=model.metadata.get("calibration"))
+                             calibration=model.metadata.get("calibration"), compiled=config.scoring.compiled,
+                             compiled_cache=config.scoring.compiled_cache)
 
     reasons_min_score = config.scoring.reasons_min_score
     top_percent = config.scoring.reasons_top_percent
@@ -167,10 +168,11 @@ def _check_score_and_write(context: cli.JobContext, model: registry.RegisteredMo
             first = scored_with(0, None)
             # The model's own score: the calibrated one ties, and would explain whole tie groups.
             column = scoring.MODEL_SCORE if scoring.MODEL_SCORE in first.columns else scoring.SCORE
-            quantile = first.approxQuantile(column, [1 - top_percent / 100], 0.0)
-            reasons_min_score = quantile[0] if quantile else None
-        if reasons_min_score is not None:
-            context.progress(f"reasons for the top {top_percent:g}% of scores: score >= {reasons_min_score:.6f}")
+            # Per date, exact (a rank in Spark, not approxQuantile's sketch); ties at the cut all get reasons.
+            reasons_min_score = scoring.top_percent_thresholds(first, column, top_percent)
+        cuts = [f"{day} score >= {minimum:.6f}" for day, minimum in sorted(reasons_min_score.items())]
+        context.progress(f"reasons for the top {top_percent:g}% of scores of each date: "
+                         + ", ".join(cuts[:5]) + (f" and {len(cuts) - 5} more dates" if len(cuts) > 5 else ""))
     scored = scored_with(config.scoring.reasons, reasons_min_score)
     # Computed once: the checks and the write below read the same rows.
     rows = scoring.with_lineage(scored, model.name, model.version, record.run_id).persist(StorageLevel.MEMORY_AND_DISK)

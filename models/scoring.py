@@ -4,12 +4,17 @@ The model text travels once, as a broadcast variable, and each Python worker par
 and keeps the Booster for every later batch and task (Spark reuses its Python workers), so
 nothing model-sized moves or is parsed per batch. Batches go from Arrow to one float64 NumPy
 matrix and back without pandas, which keeps the Spark path close to LightGBM's own speed.
+With `compiled`, the prediction is the model compiled to native code (`models.compiled`),
+about 3x `Booster.predict` per thread; reason codes always come from the Booster's TreeSHAP,
+for every row, the rows at least a minimum score, or each date's top percent
+(`top_percent_thresholds`, an exact rank in Spark).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -18,8 +23,10 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from features.engine import DATE
+from models import compiled as compiled_models
 from models.alerts import alerted
 from models.calibration import VennAbers
 from models.ensemble import Model, from_text
@@ -68,9 +75,16 @@ def _booster(model_text: str, digest: str) -> Model:
 
 
 def _matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+    # One row-major float64 matrix, filled column by column: a float64 column without nulls is
+    # read in place (no intermediate copy, unlike a cast to a new array or `np.column_stack`).
     # Nulls become NaN, which LightGBM treats as missing, as it did in training.
-    columns = [pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False) for name in features]
-    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+    matrix = np.empty((batch.num_rows, len(features)), dtype=np.float64)
+    for index, name in enumerate(features):
+        column = batch.column(name)
+        if column.type != pa.float64():
+            column = pc.cast(column, pa.float64())
+        matrix[:, index] = column.to_numpy(zero_copy_only=False)
+    return matrix
 
 
 def _reasons(matrix: np.ndarray, contributions: np.ndarray, features: list[str], top: int) -> pa.Array:
@@ -94,8 +108,8 @@ def _reasons(matrix: np.ndarray, contributions: np.ndarray, features: list[str],
 
 
 def _explained(booster: Model, matrix: np.ndarray, predictions: np.ndarray, features: list[str], top: int,
-               min_score: float | None) -> pa.Array:
-    """Reasons for the rows scored at least `min_score` (all when None), null for the others."""
+               min_score: float | np.ndarray | None) -> pa.Array:
+    """Reasons for the rows scored at least `min_score` (all when None; per row when an array), null for the others."""
     if min_score is None:
         return _reasons(matrix, booster.predict(matrix, pred_contrib=True, num_threads=1), features, top)
     chosen = np.flatnonzero(predictions >= min_score)
@@ -115,12 +129,14 @@ def score(
     feature_names: list[str],
     keys: list[str],
     reasons: int = 3,
-    reasons_min_score: float | None = None,
+    reasons_min_score: float | Mapping[date, float] | None = None,
     alert_threshold: float | None = None,
     carried: Sequence[str] = (),
     intervals: dict[str, Any] | None = None,
     interval_group: str | None = None,
     calibration: dict[str, Any] | None = None,
+    compiled: bool = False,
+    compiled_cache: str | None = None,
 ) -> DataFrame:
     """Score every row of `features` with the LightGBM model in `model_text`.
 
@@ -131,7 +147,8 @@ def score(
         keys: the entity key's columns.
         reasons: how many reason codes to add (0 for none).
         reasons_min_score: add them only to rows scored at least this (None: every row); the
-            other rows get null `reasons`, and no SHAP computation.
+            other rows get null `reasons`, and no SHAP computation. A mapping gives each date its
+            own minimum (`top_percent_thresholds`); a date it lacks gets no reasons.
         alert_threshold: the model's alert threshold; None: no `alert` column.
         carried: columns of `features` kept after `ds` (a forecast's horizon and target date).
         intervals: a regression's calibrated intervals (`models.intervals.calibrate`, as
@@ -143,6 +160,11 @@ def score(
             with the bounds `score_low` and `score_high`, and `model_score` the prediction itself;
             alerts read `score`, `reasons_min_score` the model's own score (which orders the same
             rows without the calibration's ties).
+        compiled: predict with the model compiled to native code (`models.compiled`), compiled
+            once in this driver (which also checks that it compiles) and once per executor
+            process; Booster.predict, with one warning, when it cannot be compiled. Reasons
+            always come from the Booster.
+        compiled_cache: the local directory of compiled models (None: `models.compiled.default_cache()`).
 
     Returns:
         The key's columns, `ds`, the `carried` ones, `score` (the model's prediction: a probability for classifiers), with an
@@ -171,14 +193,23 @@ def score(
 
     # The predictor's runs are small (a few thousand numbers): shipped in the closure.
     calibrator = VennAbers.from_dict(calibration) if calibration is not None else None
+    # Compiled here first: the driver warns once when it cannot be (executors then do not try),
+    # and in local mode the executors' Python workers load the object it cached (~10 ms).
+    use_compiled = compiled and compiled_models.predictor(model_text, digest, compiled_cache) is not None
+    minimum_by_date = None
+    if isinstance(reasons_min_score, Mapping):
+        minimum_by_date = {np.datetime64(day, "D"): float(minimum) for day, minimum in reasons_min_score.items()}
 
     def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         crashpoints.fail_task_once("score.predict")  # tests: a retried task gives the same scores
-        booster = _booster(shipped.value, digest)
+        fast = compiled_models.predictor(shipped.value, digest, compiled_cache) if use_compiled else None
+        # The Booster only when it predicts or explains: parsing a large model costs ~0.1 s per worker.
+        booster = _booster(shipped.value, digest) if fast is None or reasons else None
+        predictor = fast if fast is not None else booster
         for batch in batches:
             matrix = _matrix(batch, names)
             # One thread per task: Spark already runs one task per core (STACK.md).
-            predictions = booster.predict(matrix, num_threads=1)
+            predictions = predictor.predict(matrix, num_threads=1)
             model_scores, bounds = predictions, []
             if calibrator is not None:
                 calibrated = calibrator.columns(predictions)
@@ -192,12 +223,50 @@ def score(
                 groups = batch.column(interval_group).to_numpy(zero_copy_only=False) if interval_group else None
                 columns.append(_intervals(predictions, groups, intervals))
             if reasons:
-                columns.append(_explained(booster, matrix, model_scores, names, reasons, reasons_min_score))
+                minimum = reasons_min_score if minimum_by_date is None else _minimum_by_row(batch, minimum_by_date)
+                columns.append(_explained(booster, matrix, model_scores, names, reasons, minimum))
             yield pa.RecordBatch.from_arrays(columns, schema=_arrow_schema(fields, timezone))
 
     # A carried column may be a feature too (the horizon): selected once.
     selected = [*kept, *names, *([interval_group] if interval_group else [])]
     return features.select(*dict.fromkeys(selected)).mapInArrow(predict, T.StructType(fields))
+
+
+def _minimum_by_row(batch: pa.RecordBatch, minimum_by_date: dict[np.datetime64, float]) -> np.ndarray:
+    """Each row's minimum score for reasons, from its date's (infinite for a date without one)."""
+    days = batch.column(DATE).to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    minimum = np.full(len(days), np.inf)
+    for day, value in minimum_by_date.items():
+        minimum[days == day] = value
+    return minimum
+
+
+def top_percent_thresholds(scored: DataFrame, column: str, percent: float) -> dict[date, float]:
+    """Per date, the lowest score among its top `percent`% of rows: exact, computed in Spark.
+
+    For a date of n rows, k = ceil(n * percent / 100), at least one row (n * percent is divided
+    by 100 last, so that 7% of 100 rows is 7, not the 8 that 0.07 * 100 = 7.000000000000001 would
+    round up to); its threshold is the k-th largest value of `column`. Ties are ranked in an
+    arbitrary order among themselves, but they share one value, so the threshold does not depend
+    on it. Scores at or above the threshold get reasons: rows tied with the k-th are all included,
+    so a date may explain more than k rows when scores tie at the cut, never fewer. Null scores
+    are left out.
+
+    Args:
+        scored: rows with `ds` and `column` (`score`, or a calibrated classifier's `model_score`).
+        column: the score that orders the rows.
+        percent: the share of each date's rows to explain, in (0, 100].
+
+    Returns:
+        ds -> threshold, for every date with at least one non-null score.
+    """
+    by_date = Window.partitionBy(DATE)
+    # Only (ds, score) is shuffled and sorted, one date per task: a million doubles sort in about a second.
+    ranked = (scored.select(DATE, column).where(F.col(column).isNotNull())
+              .withColumn("_rank", F.row_number().over(by_date.orderBy(F.col(column).desc())))
+              .withColumn("_rows", F.count(F.lit(1)).over(by_date)))
+    cut = ranked.where(F.col("_rank") == F.greatest(F.lit(1), F.ceil(F.col("_rows") * F.lit(float(percent)) / F.lit(100.0))))
+    return {row[DATE]: float(row[column]) for row in cut.select(DATE, column).collect()}
 
 
 def _intervals(predictions: np.ndarray, groups: np.ndarray | None, calibrated: dict[str, Any]) -> pa.Array:

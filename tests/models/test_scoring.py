@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from datetime import date
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -8,8 +14,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from models import registry, scoring
-from models.ensemble import Ensemble
+from models import compiled, registry, scoring
+from models.ensemble import Ensemble, Offset
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -163,3 +169,120 @@ def test_an_ensemble_scores_its_members_mean_inside_spark(spark: SparkSession, b
     contributions = (booster.predict(matrix, pred_contrib=True) + other.predict(matrix, pred_contrib=True)) / 2
     top = [NAMES[int(np.argmax(row[:4]))] for row in contributions]
     assert [reasons[0]["feature"] for reasons in scored["reasons"]] == top
+
+
+def _spark_scores(frame, text: str, cache: Path, **options) -> np.ndarray:  # noqa: ANN001
+    scored = scoring.score(frame, text, NAMES, ["customer_id"], reasons=0, compiled=True, compiled_cache=str(cache),
+                           **options).toPandas()
+    return scored.sort_values("customer_id")["score"].to_numpy()
+
+
+def test_compiled_scores_equal_booster_predict_for_a_booster_and_ensembles(
+    spark: SparkSession, booster: lgb.Booster, tmp_path: Path,
+) -> None:
+    frame = _features(spark).repartition(3)
+    matrix = frame.toPandas().sort_values("customer_id")[NAMES].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(_spark_scores(frame, booster.model_to_string(), tmp_path),
+                               booster.predict(matrix), rtol=0, atol=1e-9)
+    # An ensemble's mean, and a log-link ensemble with an offset: raw scores compiled, exp(raw + log offset) averaged.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1000, 4))
+    other = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1, "seed": 9, "num_leaves": 4},
+                      lgb.Dataset(x, (x[:, 1] > 0).astype(int), feature_name=NAMES), num_boost_round=10)
+    offset = Offset("c", 0.1)
+    counts = rng.poisson(np.exp(0.5 * x[:, 0]) * np.fmax(np.abs(x[:, 2]), 0.1))
+    tweedies = tuple(lgb.train({"objective": "tweedie", "verbosity": -1, "num_threads": 1, "seed": seed},
+                               lgb.Dataset(x, counts, feature_name=NAMES, init_score=offset.log(x[:, 2])),
+                               num_boost_round=15) for seed in (1, 2))
+    for ensemble in (Ensemble((booster, other)), Ensemble(tweedies, offset)):
+        np.testing.assert_allclose(_spark_scores(frame, registry.model_text(ensemble), tmp_path),
+                                   ensemble.predict(matrix), rtol=1e-9, atol=1e-9)
+    # One cache entry (object, its hash record, model text, lock) per booster compiled: never shared.
+    assert len(list(tmp_path.glob("*.o"))) == 5 and len(list(tmp_path.glob("*.json"))) == 5
+
+
+def test_a_stale_cached_object_is_rebuilt(booster: lgb.Booster, tmp_path: Path) -> None:
+    text = booster.model_to_string()
+    matrix = np.random.default_rng(2).normal(size=(300, 4))
+    assert compiled.predictor(text, "stale-1", tmp_path) is not None
+    (cached,) = tmp_path.glob("*.o")
+    cached.write_bytes(b"not an object file")  # a truncated or foreign file: its hash no longer matches
+    again = compiled.predictor(text, "stale-2", tmp_path)  # another process's first use
+    np.testing.assert_allclose(again.predict(matrix), booster.predict(matrix), rtol=0, atol=1e-9)
+    assert cached.read_bytes() != b"not an object file"
+
+
+def test_two_processes_compiling_one_model_build_one_cache_entry(booster: lgb.Booster, tmp_path: Path) -> None:
+    # Two Python workers of one executor start the same model at once: the file lock makes the
+    # second wait for the first's object, which it loads; no partial file is left behind.
+    source = tmp_path / "model.txt"
+    source.write_text(booster.model_to_string())
+    cache = tmp_path / "cache"
+    script = (f"import json, numpy as np; from models import compiled; text = open({str(source)!r}).read(); "
+              f"m = compiled.predictor(text, 'd', {str(cache)!r}); "
+              "print(json.dumps(m.predict(np.linspace(-2, 2, 40).reshape(10, 4)).tolist()))")
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment)
+               for _ in range(2)]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0]
+    expected = booster.predict(np.linspace(-2, 2, 40).reshape(10, 4))
+    for output in outputs:
+        np.testing.assert_allclose(json.loads(output), expected, rtol=0, atol=1e-9)
+    assert len(list(cache.glob("*.o"))) == 1 and not list(cache.glob("*tmp*"))
+
+
+def test_a_model_that_cannot_be_compiled_falls_back_to_booster_predict_with_a_warning(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Linear trees: lleaves would ignore their leaf models, so compiling them is refused, for real, in the
+    # driver and in every Python worker; the scores are Booster.predict's.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 4))
+    linear = lgb.train({"objective": "regression", "linear_tree": True, "verbosity": -1, "num_threads": 1},
+                       lgb.Dataset(x, 2 * x[:, 0] + x[:, 1] ** 2, feature_name=NAMES), num_boost_round=5)
+    frame = _features(spark, 200).fillna(0.0)
+    matrix = frame.toPandas().sort_values("customer_id")[NAMES].to_numpy(dtype=np.float64)
+    with caplog.at_level(logging.WARNING, logger="models.compiled"):
+        scores = _spark_scores(frame, linear.model_to_string(), tmp_path)
+    np.testing.assert_allclose(scores, linear.predict(matrix), rtol=0, atol=1e-12)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "models.compiled"]
+    assert warnings == ["compiled scoring unavailable, using Booster.predict: ValueError: lleaves does not compile linear trees"]
+    assert not list(tmp_path.glob("*.o"))
+
+
+def test_the_compiler_switched_off_in_a_process_falls_back(booster: lgb.Booster, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # NIGHTJAR_COMPILED=off stops the compiler's import in the process that reads it (an executor's
+    # environment on a cluster: spark.executorEnv.NIGHTJAR_COMPILED).
+    monkeypatch.setenv(compiled.DISABLE_VARIABLE, "off")
+    assert compiled.predictor(booster.model_to_string(), "switched-off", tmp_path) is None
+    assert not list(tmp_path.iterdir()) and os.environ[compiled.DISABLE_VARIABLE] == "off"
+
+
+def test_reasons_for_the_top_percent_of_each_date_by_an_exact_rank(spark: SparkSession, booster: lgb.Booster) -> None:
+    # Two dates of different sizes, and ties at the cut: every row tied with the k-th gets reasons.
+    rows = [(i, date(2026, 3, 1), float(i % 10)) for i in range(100)]  # ten of each score 0..9
+    rows += [(100 + i, date(2026, 3, 2), float(i)) for i in range(7)]
+    rows += [(200 + i, date(2026, 3, 3), float(i)) for i in range(100)]  # distinct scores 0..99
+    frame = spark.createDataFrame(rows, "customer_id long, ds date, score double").repartition(3)
+    cuts = scoring.top_percent_thresholds(frame, "score", 7)
+    # 7% of 100 rows is 7: the 7th largest is 9, tied with 3 more rows (all 9s are explained); of
+    # distinct scores 0..99 the 7th largest is 93 (not 92, as 0.07 * 100 = 7.000000000000001 would
+    # give rounded up); 7% of 7 rows is 0.49, rounded up to one row: the largest.
+    assert cuts == {date(2026, 3, 1): 9.0, date(2026, 3, 2): 6.0, date(2026, 3, 3): 93.0}
+    assert set(scoring.top_percent_thresholds(frame, "score", 100).values()) == {0.0}
+    # Scoring with the per-date thresholds explains exactly the rows at or above their date's.
+    features = _features(spark, 400).withColumn("ds", F.expr("date_add(ds, CAST(customer_id % 2 AS INT))"))
+    text = booster.model_to_string()
+    first = scoring.score(features, text, NAMES, ["customer_id"], reasons=0)
+    cuts = scoring.top_percent_thresholds(first, "score", 5)
+    scored = scoring.score(features, text, NAMES, ["customer_id"], reasons=2, reasons_min_score=cuts).toPandas()
+    for day, group in scored.groupby("ds"):
+        explained = group["reasons"].notna()
+        assert explained.tolist() == (group["score"] >= cuts[day]).tolist()
+        # 5% of 200 is 10 rows: the 10th largest is the cut, so fewer than 10 score above it, and
+        # at least 10 at or above it (more when scores tie with the 10th: this small model's do).
+        assert (group["score"] > cuts[day]).sum() < 10 <= explained.sum()
+        assert group.loc[explained, "score"].min() > group.loc[~explained, "score"].max()
+    assert set(scored["ds"]) == {date(2026, 3, 1), date(2026, 3, 1) + timedelta(days=1)}
