@@ -6,7 +6,8 @@ for a seed.
 
 `--date` is the last simulated day (with `--days` days before it); `--start/--end` gives the
 window itself. A rerun with the same parameters finds the tables already written and skips
-them unless `--force`.
+them unless `--force`. `generate.drift` shifts one column of one source from a date on (the
+demo's drift scenario; README: Monitoring), whatever the scenario.
 """
 
 from __future__ import annotations
