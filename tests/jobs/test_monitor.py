@@ -71,6 +71,22 @@ def test_monitor_writes_drift_quality_and_estimates_without_realized_before_labe
     estimated = {r.metric: r.value for r in rows if r.kind == "estimated"}
     assert 0.5 < estimated["auc"] <= 1 and 0 <= estimated["positive_rate"] <= 1
     assert set(rows[0].input_versions) == {"scores", "features"}
+    # The model's training dates come before the 30- and 90-day windows of the test data filled
+    # up, so some features drift: alerts are recorded, and the run still exited 0 (`monitored`).
+    assert any(r.alert for r in rows)
+
+
+def test_fail_on_alert_exits_3_after_writing_the_rows(
+    spark: SparkSession, make_config: Callable[..., Config], monitored: Path, capsys: pytest.CaptureFixture,
+) -> None:
+    config = make_config(monitored)
+    version = tables.version(spark, config, MONITORING)
+    capsys.readouterr()
+    assert run_in_process(monitor_job, monitored, "--date", D, "--set", "monitoring.fail_on_alert=true") == 3
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("nightjar monitor: error: ") and "monitoring alerts" in last and "fail_on_alert" in last
+    # The rows are what the alert is about: written (the same rows as before), not rolled back.
+    assert tables.version(spark, config, MONITORING) == version + 1
 
 
 def test_rerun_gives_the_same_table(spark: SparkSession, make_config: Callable[..., Config], monitored: Path) -> None:
