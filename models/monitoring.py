@@ -4,7 +4,8 @@ Four kinds of numbers, each a row of the long `monitoring` table (`MONITORING_SC
 
 - `drift`: the population stability index (`validation.drift`) of every feature of the scored
   date against the model's training rows (`reference_statistics` in its `metadata.json`), and
-  of the score distribution against the holdout's scores (`score_reference`).
+  of the score distribution against the holdout's scores (`score_reference`), with the score's
+  share of rows in each of that reference's bins (`score_share`).
 - `quality`: the date's row count, and per feature the share of missing values (null or NaN)
   and of values out of range (outside configured `monitoring.bounds`, else outside the
   training rows' range).
@@ -48,6 +49,8 @@ from validation.metrics import Metric
 
 DRIFT, QUALITY, ESTIMATED, REALIZED = "drift", "quality", "estimated", "realized"
 SCORE = "score"
+# Drift rows of the score's share per reference bin (`feature`: the bin's index, or `missing`).
+SCORE_SHARE = "score_share"
 VERSION = "model_version"
 # The monitoring table: one row per (ds, model_version, kind, metric, feature).
 MONITORING_SCHEMA = T.StructType(
@@ -183,8 +186,14 @@ def score_measures(scores: DataFrame, scored: dict[date, int], model_version: in
             measures.append(Measure(day, model_version, QUALITY, "null_share", SCORE,
                                     values[Metric("missing", SCORE)] / rows, rows=rows))
         if reference is not None and rows:
-            psi = drift.psi_from_counts(reference["features"][SCORE]["shares"], values[drift.bin_metric(reference, SCORE)])
+            counts = values[drift.bin_metric(reference, SCORE)]
+            psi = drift.psi_from_counts(reference["features"][SCORE]["shares"], counts)
             measures.append(Measure(day, model_version, DRIFT, "score_psi", None, psi, settings.score_psi_max, rows=rows))
+            # The distribution itself, for the report's plot beside the reference's shares:
+            # `feature` is the reference bin's index, the last one `missing`.
+            for index, count in enumerate(counts):
+                segment = "missing" if index == len(counts) - 1 else str(index)
+                measures.append(Measure(day, model_version, DRIFT, SCORE_SHARE, segment, count / rows, rows=rows))
     return measures
 
 

@@ -66,6 +66,9 @@ def test_monitor_writes_drift_quality_and_estimates_without_realized_before_labe
     assert sorted(psi) == sorted(features)
     assert all(r.value is not None and r.value >= 0 and r.threshold == 0.25 for r in psi.values())
     assert [r.metric for r in rows if r.metric == "score_psi"] == ["score_psi"]
+    shares = {r.feature: r.value for r in rows if r.metric == "score_share"}
+    reference = json.loads(_metadata_path(config, 1).read_text())["score_reference"]["features"]["score"]
+    assert len(shares) == len(reference["shares"]) and "missing" in shares and sum(shares.values()) == pytest.approx(1)
     scored = spark.read.format("delta").load(tables.table_path(config, "scores")).count()
     assert all(r.rows == scored for r in rows)
     estimated = {r.metric: r.value for r in rows if r.kind == "estimated"}
@@ -127,7 +130,7 @@ def test_a_model_without_reference_statistics_is_monitored_without_drift(
     err = capsys.readouterr().err
     assert "model churn version 1 has no reference statistics in its metadata.json: feature drift not computed" in err
     rows = _table(spark, config).collect()
-    assert {r.kind for r in rows} == {"quality", "estimated"}
+    assert {r.kind for r in rows} == {"quality", "estimated"}  # no drift rows: neither psi, score_psi nor score_share
     assert {r.metric for r in rows if r.kind == "quality"} == {"rows", "feature_rows", "null_share"}
 
 
