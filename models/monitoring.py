@@ -65,7 +65,7 @@ MONITORING_SCHEMA = T.StructType(
         T.StructField("value", T.DoubleType(), True),
         T.StructField("threshold", T.DoubleType(), True),
         T.StructField("alert", T.BooleanType(), False),
-        # The scored rows of (ds, model_version); for a calibration bin, the rows in the bin.
+        # The scored rows of (ds, model_version); for a calibration bin, the (labelled) rows in the bin.
         T.StructField("rows", T.LongType(), False),
         # Realized rows only: the scored rows that have a label, and their share.
         T.StructField("labelled_rows", T.LongType(), True),
@@ -287,11 +287,11 @@ def realized_classification(labelled: DataFrame, threshold: float, auc_floor: di
                                     labelled_rows=labelled_rows))
     for row in calibration_rows(labelled.where(F.col(LABEL).isNotNull()), bins).collect():
         day, version = row[DATE], int(row[VERSION])
-        rows, labelled_rows, _ = counts[(day, version)]
         segment = f"score_bin_{int(row['_bin']) + 1:02d}"
+        # A bin holds labelled rows only: its rows are all labelled.
         for metric, column in (("calibration_predicted", "predicted"), ("calibration_observed", "observed")):
             measures.append(Measure(day, version, REALIZED, metric, segment, row[column], rows=int(row["count"]),
-                                    labelled_rows=labelled_rows))
+                                    labelled_rows=int(row["count"])))
     return sorted(measures, key=_order)
 
 

@@ -81,6 +81,7 @@ def test_realized_calibration_table_and_auc_alert(spark: SparkSession) -> None:
     bins = {m.feature: m for m in measures if m.metric == "calibration_observed"}
     assert sorted(bins) == ["score_bin_01", "score_bin_02", "score_bin_03", "score_bin_04"]
     assert sum(m.rows for m in bins.values()) == 5_000
+    assert all(m.labelled_rows == m.rows for m in bins.values())  # a bin's rows are labelled ones
     predicted = {m.feature: m.value for m in measures if m.metric == "calibration_predicted"}
     for name, observed in bins.items():  # calibrated scores: each bin's rate is near its mean score
         assert observed.value == pytest.approx(predicted[name], abs=0.06)
