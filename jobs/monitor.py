@@ -116,8 +116,10 @@ def run(context: cli.JobContext) -> None:
 
     candidates = matured(config, present, first, last)
     with context.timed("count"):
-        monitored = version_counts(scores, context.dates)
-        looked_back = version_counts(scores, candidates)
+        # One aggregation for both: the run's dates and the matured ones may overlap (a backfill).
+        counts = version_counts(scores, sorted({*context.dates, *candidates}))
+    monitored = {key: rows for key, rows in counts.items() if key[0] in context.dates}
+    looked_back = {key: rows for key, rows in counts.items() if key[0] in candidates}
     done = set() if context.args.force else realized_done(context, [d for d in candidates if d < first])
     reach = config.use_case.label_reach.days_spanned
     # Realized once: when the labels mature during the run's dates, or for dates without them yet.
