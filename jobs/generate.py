@@ -6,7 +6,8 @@ for a seed.
 
 `--date` is the last simulated day (with `--days` days before it); `--start/--end` gives the
 window itself. A rerun with the same parameters finds the tables already written and skips
-them unless `--force`.
+them unless `--force`. `generate.drift` shifts one column of one source from a date on (the
+demo's drift scenario; README: Monitoring), whatever the scenario.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 from nightjar import cli, tables
 from nightjar.errors import UsageError
-from nightjar.generators import Generator, Scenario, generator, outputs
+from nightjar.generators import Generator, Scenario, drift_source_known, drifted, generator, outputs
 
 JOB = "generate"
 
@@ -54,7 +55,12 @@ def run(context: cli.JobContext) -> None:
     simulation = generator(config)
     scenario = scenario_from(context, simulation)
     written = outputs(config, simulation)
+    drift_source_known(config, simulation)
     parameters = scenario.parameters()
+    drift = config.generate.drift if config.generate is not None else None
+    if drift is not None:
+        # Recorded with the tables: the same scenario without the drift is other data.
+        parameters["drift"] = drift.model_dump(mode="json", by_alias=True)
     context.record.dates = [scenario.start_date, scenario.end_date]
     already = all(
         (tables.last_commit_metadata(spark, config, output.table) or {}).get("generate") == parameters
@@ -72,7 +78,7 @@ def run(context: cli.JobContext) -> None:
         for output in written:
             table = output.table
             with context.timed(f"write_{table}"):
-                frame = simulation.generate(spark, scenario, output.name)
+                frame = drifted(simulation.generate(spark, scenario, output.name), output, drift)
                 # One shuffle so each date is one file rather than one per simulated block.
                 frame = frame.repartition(output.partition)
                 context.record.output_versions[table] = tables.overwrite(

@@ -224,6 +224,9 @@ def train(context: cli.JobContext) -> None:
         # The predictor scoring applies (`models.scoring`), and what it measured on the holdout.
         metadata["calibration"] = calibrated.pop("predictor")
         metadata["holdout"]["calibrated"] = calibrated
+    # The holdout's scores as the scoring job writes them (calibrated when it calibrates): what
+    # `monitor` compares each date's score distribution with.
+    metadata["score_reference"] = score_reference(booster, holdout, names, metadata.get("calibration"))
     with context.timed("register"):
         registered = promotion.register(
             spark, config, booster, metadata,
@@ -259,6 +262,16 @@ def train(context: cli.JobContext) -> None:
 
 
 LOGIT_STEP = 0.01
+
+
+def score_reference(model: Any, holdout: pd.DataFrame, names: list[str],
+                    calibrated: dict[str, Any] | None) -> dict[str, Any]:
+    """The reference statistics (`validation.drift`, one feature named `score`) of the holdout's
+    scores: the model's predictions, through the Venn-Abers predictor when there is one."""
+    predicted = evaluate.predict(model, holdout, names)
+    if calibrated is not None:
+        predicted = calibration.VennAbers.from_dict(calibrated).columns(predicted)["score"]
+    return drift.reference_statistics(pd.DataFrame({"score": predicted}), ["score"])
 
 
 def calibrated_report(

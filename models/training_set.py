@@ -144,6 +144,24 @@ def labels_by_horizon(
     return anchored.join(labelled, [*keys, "_anchor"], "left").select(*keys, DATE, HORIZON, LABEL)
 
 
+def labels_of(
+    rows: DataFrame, events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str],
+    forecast: bool, event_time: str | None,
+) -> DataFrame:
+    """The labels of `rows` (feature rows, or the scores of those rows) by the use case's grain:
+    a forecast's per horizon (`labels_by_horizon`), an event's (`event_labels`, `event_time` its
+    instant) or a snapshot's (`labels`). Training and monitoring both label rows here.
+
+    Returns:
+        The rows' key columns, `ds` (and a forecast's `horizon`) and `label`.
+    """
+    if forecast:
+        return labels_by_horizon(rows.select(*keys, DATE, HORIZON), events, source, label, keys)
+    if event_time is not None:
+        return event_labels(rows.select(*keys, DATE, event_time), events, source, label, keys[0], event_time)
+    return labels(rows.select(*keys, DATE), events, source, label, keys)
+
+
 def _label_source(
     events: DataFrame, source: SourceConfig, label: LabelConfig, keys: list[str], dates: list[date],
 ) -> DataFrame:
@@ -277,13 +295,8 @@ def snapshot_rows(
     forecast = feature_set.horizon_days is not None
     spine = features.where(F.col(DATE).isin(dates)).select(
         *keys, DATE, *([TARGET_DATE] if forecast else []), *feature_set.names)
-    if forecast:
-        labelled = labels_by_horizon(spine.select(*row_keys, DATE), events, source, label, keys)
-    elif feature_set.event_time is not None:
-        timed = features.where(F.col(DATE).isin(dates)).select(*keys, DATE, feature_set.event_time)
-        labelled = event_labels(timed, events, source, label, keys[0], feature_set.event_time)
-    else:
-        labelled = labels(spine.select(*keys, DATE), events, source, label, keys)
+    timed = features.where(F.col(DATE).isin(dates)) if feature_set.event_time is not None else spine
+    labelled = labels_of(timed, events, source, label, keys, forecast, feature_set.event_time)
     rows = training_rows(spine, labelled, row_keys, training.majority_sample_rate, exempt_dates, training.seed)
     if reference is not None and training.reference is not None:
         target_days = label.horizon.whole_days if training.reference.dated == "target_date" else None

@@ -13,7 +13,7 @@ import re
 from datetime import date
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from features.config import FeaturesConfig
 from models.config import ScoringConfig, TrainingConfig
@@ -254,6 +254,30 @@ class TablesConfig(Strict):
     training: str = Field("training_set", pattern=IDENTIFIER)
 
 
+class DriftConfig(Strict):
+    """A drift scenario for the demo: from date `from`, column `column` of the generated source
+    `source` becomes `column * scale + shift` (on the rows whose partition date is `from` or later).
+
+    Applied to what any generator writes, so every scenario has it. The simulation itself is
+    unchanged, labels included: the features read from the column shift, and so does their
+    relation to the label the model learned.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str                          # a source of use_case.sources that the generator writes
+    column: str = Field(pattern=IDENTIFIER)  # a numeric column of it
+    start: date = Field(alias="from")
+    scale: float = 1.0
+    shift: float = 0.0
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> "DriftConfig":
+        if self.scale == 1.0 and self.shift == 0.0:
+            raise ValueError("a drift needs scale other than 1 or shift other than 0")
+        return self
+
+
 class GenerateConfig(Strict):
     """The demo data generator: a simulated population whose true probabilities are known
     (`nightjar.generators`)."""
@@ -270,6 +294,8 @@ class GenerateConfig(Strict):
     # Entities are simulated in fixed blocks with one random stream each, so the data depend
     # on the seed and the block size only, never on how Spark schedules the blocks.
     block_size: int = Field(5_000, ge=1, le=1_000_000)
+    # A shift of one input from a date on (README: Monitoring, the drift scenario); none by default.
+    drift: DriftConfig | None = None
 
     @model_validator(mode="after")
     def _stores_for_demand(self) -> "GenerateConfig":
@@ -279,6 +305,46 @@ class GenerateConfig(Strict):
             raise ValueError(f"entities ({self.entities}) must be a multiple of stores ({self.stores}): "
                              "every store sells the same items")
         return self
+
+
+class BoundsConfig(Strict):
+    """The values a feature may take; a value outside counts as out of range in `monitor`'s quality rows."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class MonitoringConfig(Strict):
+    """The `monitor` job: which numbers raise an alert, how far back it revisits dates, and whether
+    an alert fails the job.
+
+    Alerts are recorded in the `monitoring` table and printed; they fail the job (exit 3, after
+    the rows are written) only with `fail_on_alert`.
+    """
+
+    # Population stability index of a feature (against the model's training rows) above this: drift.
+    psi_max: float = Field(0.25, gt=0)
+    # ...and of the score distribution against the holdout's scores.
+    score_psi_max: float = Field(0.25, gt=0)
+    # A feature's share of missing values (null or NaN) above its training share by more than this.
+    null_share_increase_max: float = Field(0.1, ge=0, le=1)
+    # The share of a feature's values outside `bounds` (or the training rows' range) above this.
+    out_of_range_share_max: float = Field(0.05, ge=0, le=1)
+    # Per feature: the values it may take. A feature without bounds is checked against the range
+    # of the model's training rows (when the model's reference statistics hold it).
+    bounds: dict[str, BoundsConfig] = Field(default_factory=dict)
+    # Estimated or realized AUC below the holdout's AUC by more than this: an alert (classifiers).
+    auc_drop_max: float = Field(0.05, ge=0, le=1)
+    # The score at which estimated and realized precision and recall are measured; unset: the
+    # model's alert threshold (`scoring.alert`), else 0.5.
+    alert_threshold: float | None = Field(None, ge=0, le=1)
+    # Quantile bins of the realized calibration table.
+    calibration_bins: int = Field(10, ge=2, le=100)
+    # `monitor --date D` revisits the scored dates of the last `lookback_days` before D whose
+    # labels have matured (realized performance); older dates are left as they are.
+    lookback_days: int = Field(90, ge=0, le=3660)
+    # True: a run that raises an alert exits 3 (after writing its rows); false: alerts only inform.
+    fail_on_alert: bool = False
 
 
 # Delta refuses to VACUUM with a retention shorter than its `delta.deletedFileRetentionDuration`
@@ -308,6 +374,7 @@ class Config(Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     housekeeping: HousekeepingConfig = Field(default_factory=HousekeepingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @property
     def model_name(self) -> str:

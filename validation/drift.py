@@ -49,8 +49,10 @@ def reference_statistics(
             the rows scored later do. None: every row weighs 1.
 
     Returns:
-        `{"bins": bins, "rows": n, "features": {name: {"edges": [...], "shares": [...]}}}` where
-        `shares` has len(edges) + 2 entries: the bins, then missing values.
+        `{"bins": bins, "rows": n, "features": {name: {"edges": [...], "shares": [...], "min": x,
+        "max": y}}}` where `shares` has len(edges) + 2 entries: the bins, then missing values, and
+        `min`/`max` are the finite values' range (None when there are none; `monitor` counts
+        values outside it). Models registered before `min`/`max` existed lack them.
     """
     weight = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype="float64")
     total = max(float(weight.sum()), 1e-300)
@@ -59,7 +61,11 @@ def reference_statistics(
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         edges = _edges(values, weight, bins)
         sums = np.bincount(metrics.histogram(values, edges), weights=weight, minlength=len(edges) + 2)
-        described[name] = {"edges": edges, "shares": [float(share) for share in sums / total]}
+        finite = values[np.isfinite(values)]
+        described[name] = {
+            "edges": edges, "shares": [float(share) for share in sums / total],
+            "min": float(finite.min()) if len(finite) else None, "max": float(finite.max()) if len(finite) else None,
+        }
     return {"bins": bins, "rows": int(len(frame)), "features": described}
 
 

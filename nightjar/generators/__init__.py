@@ -15,9 +15,10 @@ from typing import Callable, Iterator, Protocol
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from nightjar.config import Config
+from nightjar.config import Config, DriftConfig
 from nightjar.errors import ConfigError
 
 TRUTH = "truth"
@@ -143,3 +144,36 @@ def outputs(config: Config, found: Generator) -> list[Output]:
             )
         written.append(Output(name, source.table, source.partition))
     return written
+
+
+def drifted(frame: DataFrame, output: Output, drift: DriftConfig | None) -> DataFrame:
+    """`frame`, the generated rows of `output`, with `drift` applied when it names this output's source.
+
+    On the rows whose partition date is `drift.start` or later, the column becomes
+    `column * scale + shift` (nulls stay null), cast back to its type. Done on what the
+    generator wrote rather than inside a simulation, so every scenario has the same option and
+    no generator needs to know about it.
+
+    Raises:
+        ConfigError: the column is not in the output, or not numeric.
+    """
+    if drift is None or drift.source != output.name:
+        return frame
+    if drift.column not in frame.columns:
+        raise ConfigError(f"generate.drift.column: the source {output.name!r} has no column {drift.column!r} "
+                          f"(columns: {', '.join(frame.columns)})")
+    kind = frame.schema[drift.column].dataType
+    if not isinstance(kind, T.NumericType):
+        raise ConfigError(f"generate.drift.column: {output.name}.{drift.column} is {kind.simpleString()}, not numeric")
+    value = F.col(drift.column)
+    changed = (value * F.lit(drift.scale) + F.lit(drift.shift)).cast(kind)
+    after = F.col(output.partition) >= F.lit(drift.start)
+    return frame.withColumn(drift.column, F.when(after, changed).otherwise(value))
+
+
+def drift_source_known(config: Config, found: Generator) -> None:
+    """ConfigError unless `generate.drift` names a source that the scenario writes."""
+    drift = config.generate.drift if config.generate is not None else None
+    if drift is not None and drift.source not in found.outputs:
+        raise ConfigError(f"generate.drift.source: {drift.source!r} is not one of the sources the "
+                          f"{config.generate.scenario} scenario writes ({', '.join(found.outputs)})")
