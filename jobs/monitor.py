@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from features.definitions import HORIZON, expand
 from features.engine import DATE
-from models import monitoring, registry
+from models import monitoring, registry, report
 from models.monitoring import ESTIMATED, REALIZED, SCORE, VERSION, Measure
 from models.training_set import LABEL, labels_of
 from nightjar import cli, tables
@@ -161,12 +161,39 @@ def run(context: cli.JobContext) -> None:
         )
     record.output_versions[config.tables.monitoring] = version
     record.row_counts[config.tables.monitoring] = len(measures)
+    with context.timed("report"):
+        page = write_report(context, last, models)
     alerts = [m for m in measures if m.alert]
     print_summary(context, measures, alerts, version)
+    context.progress(f"report: {page}")
     if alerts and config.monitoring.fail_on_alert:
         raise DataCheckError(f"{len(alerts)} monitoring alerts (first: {describe(alerts[0])}); "
                              f"the rows are in table {config.tables.monitoring!r} version {version}, and "
                              "monitoring.fail_on_alert is set")
+
+
+def write_report(context: cli.JobContext, through: date, models: dict[int, dict[str, Any]]) -> str:
+    """Render the use case's report page from the monitoring table's last `report_days` and write it."""
+    config, spark = context.config, context.spark
+    since = through - timedelta(days=config.monitoring.report_days - 1)
+    history = (tables.read(spark, config, config.tables.monitoring)
+               .where(F.col(DATE).between(F.lit(since), F.lit(through)))
+               .select(DATE, VERSION, "kind", "metric", "feature", "value", "threshold", "alert", "rows",
+                       "label_coverage", "input_versions")
+               .toPandas())
+    latest = history[history[DATE] == history[DATE].max()] if len(history) else history
+    version = int(latest[VERSION].max()) if len(latest) else None
+    reference = None
+    if version is not None:
+        metadata = models.get(version) or registry.load(config, config.model_name, version).metadata
+        described = (metadata.get("score_reference") or {}).get("features", {}).get(SCORE)
+        if described is not None:
+            reference = report.ScoreReference(described["edges"], described["shares"])
+    header = report.ReportHeader(
+        config.use_case.name, config.model_name, version, through,
+        dict(latest["input_versions"].iloc[0]) if len(latest) else {}, context.record.run_id,
+    )
+    return tables.write_report(config, report.render(history.drop(columns="input_versions"), header, reference))
 
 
 def drift_and_quality(context: cli.JobContext, scores: DataFrame, monitored: dict[tuple[date, int], int],

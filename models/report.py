@@ -30,11 +30,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, on any machine; set before pyplot is imported
 
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DRIFT, QUALITY, ESTIMATED, REALIZED = "drift", "quality", "estimated", "realized"
-SCORE_SHARE = "score_share"  # per score bin (feature: the bin's index, or "missing"), drift kind
+from models.monitoring import DRIFT, ESTIMATED, QUALITY, REALIZED, SCORE_SHARE  # noqa: E402
+
 TOP_DRIFTING = 5  # features in the PSI plot
 MAX_ALERT_ROWS = 200  # the page stays small however long the history
 # PNG metadata matplotlib writes by default names its version and the time: keep the bytes a
@@ -76,7 +77,11 @@ def _figure() -> tuple[plt.Figure, plt.Axes]:
     return figure, axes
 
 
-def _dates_axis(axes: plt.Axes) -> None:
+def _dates_axis(axes: plt.Axes, dates: Sequence[date]) -> None:
+    """Whole days on the x axis, at most about 8 labels, however few or many dates there are."""
+    span = (max(dates) - min(dates)).days + 1 if len(dates) else 1
+    axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, -(-span // 8))))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     axes.tick_params(axis="x", labelrotation=30)
     for label in axes.get_xticklabels():
         label.set_horizontalalignment("right")
@@ -106,9 +111,9 @@ def performance_plot(rows: pd.DataFrame, metric: str = "auc") -> str | None:
         twin.bar(coverage["ds"], coverage["label_coverage"], alpha=0.15, color="grey", label="label coverage")
         twin.set_ylim(0, 1.05)
         twin.set_ylabel("label coverage")
-    axes.legend(loc="lower left", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     axes.set_title(f"Estimated vs realized {metric.upper()}")
-    _dates_axis(axes)
+    _dates_axis(axes, [*estimated["ds"], *realized["ds"]])
     return _png(figure)
 
 
@@ -160,8 +165,8 @@ def psi_plot(rows: pd.DataFrame, features: list[str]) -> str | None:
         axes.axhline(float(thresholds.iloc[0]), color="red", linestyle=":", label="alert threshold")
     axes.set_ylabel("PSI")
     axes.set_title("Population stability index of the most drifting features")
-    axes.legend(fontsize=7, loc="upper left")
-    _dates_axis(axes)
+    axes.legend(fontsize=7, loc="best")
+    _dates_axis(axes, list(psi["ds"]))
     return _png(figure)
 
 
@@ -186,9 +191,9 @@ def quality_plot(rows: pd.DataFrame) -> str | None:
         got = each.get_legend_handles_labels()
         lines += got[0]
         labels += got[1]
-    axes.legend(lines, labels, fontsize=8, loc="upper left")
+    axes.legend(lines, labels, fontsize=8, loc="best")
     axes.set_title("Data quality")
-    _dates_axis(axes)
+    _dates_axis(axes, list(per_day.index))
     return _png(figure)
 
 
@@ -204,9 +209,10 @@ def _alerts_table(rows: pd.DataFrame) -> str:
         cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
     more = len(alerts) - MAX_ALERT_ROWS
     note = f"<p>{more} older alerts not shown.</p>" if more > 0 else ""
-    return ('<table id="alerts"><thead><tr><th>date</th><th>model</th><th>kind</th><th>metric</th>'
+    # A long history of alerts scrolls in its own box: the plots stay in view below it.
+    return ('<div class="scroll"><table id="alerts"><thead><tr><th>date</th><th>model</th><th>kind</th><th>metric</th>'
             "<th>feature</th><th>value</th><th>threshold</th></tr></thead><tbody>"
-            + "".join(cells) + "</tbody></table>" + note)
+            + "".join(cells) + "</tbody></table></div>" + note)
 
 
 def _number(value: Any) -> str:
@@ -216,7 +222,8 @@ def _number(value: Any) -> str:
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 0.2em 0.7em; border: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 0.2em 0.7em; border: 1px solid #ccc; white-space: nowrap; }
+.scroll { max-height: 22em; overflow-y: auto; display: inline-block; }
 #alerts tbody tr { background: #fde8e8; } .ok { color: #2a7a2a; } .none { color: #777; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; } dt { font-weight: 600; }
 img { max-width: 100%; }

@@ -345,6 +345,9 @@ class MonitoringConfig(Strict):
     lookback_days: int = Field(90, ge=0, le=3660)
     # True: a run that raises an alert exits 3 (after writing its rows); false: alerts only inform.
     fail_on_alert: bool = False
+    # The HTML report (`<lake root>/reports/<use case>/index.html`) shows the scored dates of the
+    # last `report_days` up to the run's date.
+    report_days: int = Field(90, ge=1, le=3660)
 
 
 # Delta refuses to VACUUM with a retention shorter than its `delta.deletedFileRetentionDuration`

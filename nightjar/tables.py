@@ -706,6 +706,38 @@ def read_model_file(config: Config, name: str, model_version: int, filename: str
         raise MissingInputError(f"model {name} version {model_version}: cannot read {path} ({error})") from None
 
 
+# The monitoring report: one HTML page per use case, `<lake root>/reports/<use case>/index.html`.
+
+
+def report_path(config: Config) -> str:
+    """Where `monitor` writes the use case's report page (a path or a URI, like the lake root)."""
+    root = config.lake.root.rstrip("/")
+    return f"{local_path(root) or root}/reports/{config.use_case.name}/index.html"
+
+
+def write_report(config: Config, page: str) -> str:
+    """Replace the use case's report page in one step; returns its location.
+
+    Locally the page is written beside the old one and renamed over it, so a browser or a
+    killed job never finds half a page; on an object store one PUT replaces it whole.
+    """
+    location = report_path(config)
+    fs, target = filesystem(location)
+    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(target) as stream:
+            stream.write(page.encode())
+        return location
+    partial = f"{target}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return location
+
+
 # The validation gate's Great Expectations project (suites, stored results, Data Docs) lives
 # beside the tables, so a copied lake keeps the evidence of every check that let data into it.
 

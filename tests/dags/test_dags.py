@@ -13,7 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 from deltalake import DeltaTable
 
 from nightjar.config_loader import PROJECT_ROOT
@@ -205,8 +204,6 @@ def table_rows(lake: Path) -> dict[str, list[str]]:
     return tables
 
 
-@pytest.mark.skipif(not (PROJECT_ROOT / "jobs" / "monitor.py").exists(),
-                    reason="the nightly DAG ends with the `monitor` job, which is not in this checkout yet")
 def test_nightly_dag_runs_two_days_and_a_rerun_changes_nothing(airflow: Airflow, trained_lake: Path,
                                                                tmp_path: Path) -> None:
     """`airflow dags test` runs churn's nightly DAG for 2026-03-02 and 2026-03-03 on the trained test lake

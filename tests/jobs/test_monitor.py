@@ -20,11 +20,13 @@ from jobs import score as score_job
 from models import registry
 from nightjar import tables
 from nightjar.config import Config
-from tests.conftest import run_in_process, run_killed_at
-from tests.jobs.conftest import FEATURES_END
+from tests.conftest import FEATURES_END, run_in_process, run_killed_at
+from tests.render import render
 
 D = FEATURES_END  # the date the scored lake holds scores for (2026-03-01)
 MONITORING = "monitoring"
+# Each image of the page: decoded, with pixels (a broken or missing plot has naturalWidth 0).
+PROBE_IMAGES = "Array.from(document.images).map(i => [i.id, i.complete && i.naturalWidth > 0])"
 
 
 def _copy(source: Path, tmp_path: Path) -> Path:
@@ -188,6 +190,18 @@ def test_drift_scenario_alerts_from_the_drift_date_and_realized_performance_once
     assert rows[0].input_versions.keys() >= {"scores", "features"}
     assert {"transactions"} <= {k for r in realized for k in r.input_versions}
     assert {str(r.ds) for r in rows if r.kind == "estimated"} == {before, drifted}
+
+    # The report, as a person sees it: every plot drawn, and the drift in the alert table on the
+    # drift date only (the cells of a row: date, model, kind, metric, feature, value, threshold).
+    page = Path(tables.report_path(config))
+    assert page.stat().st_size < 2 * 2**20
+    shown = render(page, tmp_path / "report.png", height=2400, probe=PROBE_IMAGES)
+    assert not shown.image().blank()
+    assert dict(shown.probe) == {f"plot-{key}": True for key in ("performance", "score-distribution", "psi", "quality")}
+    cells = shown.cells()
+    listed = {(cells[i - 4], cell) for i, cell in enumerate(cells) if cell in new}
+    assert {(drifted, feature) for feature in new} == listed
+    assert "2026-03-01" in shown.dom and f"{config.model_name} version 1" in shown.dom
 
 
 def test_a_monitor_killed_mid_write_leaves_the_table_as_it_was(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import report
+from models.monitoring import SCORE_SHARE
 from models.report import ReportHeader, ScoreReference
 from tests.render import render
 
@@ -42,7 +43,7 @@ def monitoring_rows(days: int = 14, realized_days: int = 7) -> pd.DataFrame:
         if offset < realized_days:
             add(day, "realized", "auc", None, 0.80 + float(rng.normal(0, 0.01)), coverage=1.0)
         for index, share in enumerate([0.3, 0.3, 0.2, 0.1, 0.1, 0.0]):
-            add(day, "drift", report.SCORE_SHARE, str(index), share)
+            add(day, "drift", SCORE_SHARE, str(index), share)
     return pd.DataFrame(rows)
 
 
