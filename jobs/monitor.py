@@ -2,16 +2,17 @@
 
     ./spark-submit.sh monitor --date D               # the nightly run, after `score --date D`
     ./spark-submit.sh monitor --start S --end E      # a backfill of scored dates, one commit
-        [--force]                                    # recompute the realized rows of every matured date in the look-back
+        [--force]                                    # recompute what is already in the table
 
 For each date, and each model version that scored it: the PSI of every feature against the
 model's training rows and of the scores against its holdout's, the share of missing and
 out-of-range values, and (classifiers) the performance expected from the scores alone (CBPE;
 valid for calibrated probabilities, blind to concept drift). Then the scored dates of the last
 `monitoring.lookback_days` whose labels have matured by the last date get their realized
-performance, from labels built as training builds them: those that matured during the run's
-dates, and those that have none yet. Each (ds, model_version, kind) computed replaces its earlier
-rows in one commit: a rerun gives the same table. Alerts are printed and recorded; they exit 3
+performance, from labels built as training builds them. What the table already holds for a
+(ds, model_version) is kept, as `score` keeps a scored date: a rerun, as a scheduler's retry or a
+cleared run makes, changes nothing; `--force` recomputes it, each (ds, model_version, kind)
+replacing its earlier rows in one commit. Alerts are printed and recorded; they exit 3
 (after the rows are written) only with `monitoring.fail_on_alert`. A date without scores exits 4
 and writes nothing. See README: Monitoring.
 """
@@ -29,7 +30,7 @@ from pyspark.sql import functions as F
 from features.definitions import HORIZON, expand
 from features.engine import DATE
 from models import monitoring, registry, report
-from models.monitoring import ESTIMATED, REALIZED, SCORE, VERSION, Measure
+from models.monitoring import ESTIMATED, QUALITY, REALIZED, SCORE, VERSION, Measure
 from models.training_set import LABEL, labels_of
 from nightjar import cli, tables
 from nightjar.config import Config
@@ -78,13 +79,13 @@ def version_counts(scores: DataFrame, dates: list[date]) -> dict[tuple[date, int
     return {(row[DATE], int(row[VERSION])): int(row["count"]) for row in found}
 
 
-def realized_done(context: cli.JobContext, dates: list[date]) -> set[tuple[date, int]]:
-    """The (date, model version) pairs among `dates` that already have realized rows."""
+def already_done(context: cli.JobContext, dates: list[date], kind: str) -> set[tuple[date, int]]:
+    """The (date, model version) pairs among `dates` that have rows of `kind` (none with --force)."""
     config, spark = context.config, context.spark
-    if not dates or not tables.exists(spark, config, config.tables.monitoring):
+    if context.args.force or not dates or not tables.exists(spark, config, config.tables.monitoring):
         return set()
     done = (tables.read(spark, config, config.tables.monitoring)
-            .where(F.col(DATE).isin(dates) & (F.col("kind") == REALIZED)).select(DATE, VERSION).distinct().collect())
+            .where(F.col(DATE).isin(dates) & (F.col("kind") == kind)).select(DATE, VERSION).distinct().collect())
     return {(row[DATE], int(row[VERSION])) for row in done}
 
 
@@ -118,13 +119,16 @@ def run(context: cli.JobContext) -> None:
     with context.timed("count"):
         # One aggregation for both: the run's dates and the matured ones may overlap (a backfill).
         counts = version_counts(scores, sorted({*context.dates, *candidates}))
-    monitored = {key: rows for key, rows in counts.items() if key[0] in context.dates}
-    looked_back = {key: rows for key, rows in counts.items() if key[0] in candidates}
-    done = set() if context.args.force else realized_done(context, [d for d in candidates if d < first])
-    reach = config.use_case.label_reach.days_spanned
-    # Realized once: when the labels mature during the run's dates, or for dates without them yet.
-    realize = {key: rows for key, rows in looked_back.items()
-               if key[0] + timedelta(days=reach) >= first or key not in done}
+    # Every monitored (date, version) has quality rows (drift needs a reference, estimates a classifier).
+    monitored_before = already_done(context, context.dates, QUALITY)
+    realized_before = already_done(context, candidates, REALIZED)
+    monitored = {key: rows for key, rows in counts.items() if key[0] in context.dates and key not in monitored_before}
+    # Realized once, when the labels have matured: they are final then.
+    realize = {key: rows for key, rows in counts.items() if key[0] in candidates and key not in realized_before}
+    if not monitored and not realize:
+        context.progress(f"all {len(context.dates)} dates already monitored, and no scored date of the last "
+                         f"{config.monitoring.lookback_days} days has newly matured labels; --force recomputes them")
+        return
     versions = sorted({version for _, version in [*monitored, *realize]})
     models = {version: registry.load(config, config.model_name, version).metadata for version in versions}
     record.model_version = ",".join(str(v) for v in versions)

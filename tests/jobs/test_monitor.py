@@ -87,21 +87,30 @@ def test_fail_on_alert_exits_3_after_writing_the_rows(
     config = make_config(monitored)
     version = tables.version(spark, config, MONITORING)
     capsys.readouterr()
-    assert run_in_process(monitor_job, monitored, "--date", D, "--set", "monitoring.fail_on_alert=true") == 3
+    assert run_in_process(monitor_job, monitored, "--date", D, "--force", "--set", "monitoring.fail_on_alert=true") == 3
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("nightjar monitor: error: ") and "monitoring alerts" in last and "fail_on_alert" in last
     # The rows are what the alert is about: written (the same rows as before), not rolled back.
     assert tables.version(spark, config, MONITORING) == version + 1
 
 
-def test_rerun_gives_the_same_table(spark: SparkSession, make_config: Callable[..., Config], monitored: Path) -> None:
+def test_a_rerun_changes_nothing_and_a_forced_one_recomputes_the_same_rows(
+    spark: SparkSession, make_config: Callable[..., Config], monitored: Path, capsys: pytest.CaptureFixture,
+) -> None:
     config = make_config(monitored)
-    before = _table(spark, config).drop("run_id").collect()
+    before = _table(spark, config).collect()
     version = tables.version(spark, config, MONITORING)
+    capsys.readouterr()
+    # As a scheduler's retry or a cleared run: the date is monitored already, nothing is written.
     assert run_in_process(monitor_job, monitored, "--date", D) == 0
+    assert "already monitored" in capsys.readouterr().out
+    assert tables.version(spark, config, MONITORING) == version
+    assertDataFrameEqual(_table(spark, config), spark.createDataFrame(before, _table(spark, config).schema))
+    assert run_in_process(monitor_job, monitored, "--date", D, "--force") == 0
     assert tables.version(spark, config, MONITORING) == version + 1
     # The run id names the run that wrote a row; every other column is a function of the inputs.
-    assertDataFrameEqual(_table(spark, config).drop("run_id"), before)
+    assertDataFrameEqual(_table(spark, config).drop("run_id"),
+                         spark.createDataFrame(before, _table(spark, config).schema).drop("run_id"))
 
 
 def test_a_date_without_scores_exits_4_and_writes_nothing(
@@ -212,7 +221,7 @@ def test_a_monitor_killed_mid_write_leaves_the_table_as_it_was(
     version = tables.version(spark, config, MONITORING)
     before = _table(spark, config).collect()
     # Killed with data files of the new version in the table's folder, before its commit.
-    run_killed_at("writing:monitoring", "monitor", "--env", "test", "--set", f"lake.root={lake}", "--date", D)
+    run_killed_at("writing:monitoring", "monitor", "--env", "test", "--set", f"lake.root={lake}", "--date", D, "--force")
     assert tables.version(spark, config, MONITORING) == version
     assertDataFrameEqual(_table(spark, config), before)
     runs = spark.read.format("delta").load(tables.table_path(config, config.tables.runs))
