@@ -23,7 +23,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 import matplotlib
@@ -79,7 +79,13 @@ def _figure() -> tuple[plt.Figure, plt.Axes]:
 
 def _dates_axis(axes: plt.Axes, dates: Sequence[date]) -> None:
     """Whole days on the x axis, at most about 8 labels, however few or many dates there are."""
-    span = (max(dates) - min(dates)).days + 1 if len(dates) else 1
+    if not len(dates):
+        return
+    first, last = min(dates), max(dates)
+    # Limits of their own: matplotlib widens a single date's axis to years, and a tick a day
+    # there is thousands of ticks (slow, and a warning per plot).
+    axes.set_xlim(first - timedelta(days=1), last + timedelta(days=1))
+    span = (last - first).days + 1
     axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, -(-span // 8))))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     axes.tick_params(axis="x", labelrotation=30)

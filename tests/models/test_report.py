@@ -87,3 +87,13 @@ def test_an_empty_history_renders_a_page_that_says_so() -> None:
     empty = monitoring_rows().iloc[0:0]
     page = report.render(empty, ReportHeader("churn", "churn_lgbm", None, START), None)
     assert "No alerts." in page and page.count("Nothing to plot yet.") == 4
+
+
+def test_a_single_date_gets_day_ticks_without_warnings(caplog) -> None:  # noqa: ANN001
+    """matplotlib widens a single date's axis to years: a tick a day there was 1,607 ticks per
+    plot, a `Locator attempting to generate` warning each, and seconds of drawing."""
+    one_day = monitoring_rows(days=1, realized_days=1)
+    with caplog.at_level("WARNING"):
+        page = report.render(one_day, HEADER, REFERENCE)
+    assert not [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert page.count('src="data:image/png;base64,') == 4
