@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 
 CHROMIUM = "chromium"
+# A probe listing each image of a page by id, and whether it decoded with pixels (a broken or
+# missing image has naturalWidth 0).
+IMAGES_DRAWN = "Array.from(document.images).map(i => [i.id, i.complete && i.naturalWidth > 0])"
 _PROBE_ATTRIBUTE = "data-render-probe"
 _SETTLE_MS = 1000  # virtual milliseconds after `load` before the probe runs (less than budget_ms)
 # Every request for a host resolves to nothing, and a request that needs no resolution goes to a

@@ -21,12 +21,10 @@ from models import registry
 from nightjar import tables
 from nightjar.config import Config
 from tests.conftest import FEATURES_END, run_in_process, run_killed_at
-from tests.render import render
+from tests.render import IMAGES_DRAWN, render
 
 D = FEATURES_END  # the date the scored lake holds scores for (2026-03-01)
 MONITORING = "monitoring"
-# Each image of the page: decoded, with pixels (a broken or missing plot has naturalWidth 0).
-PROBE_IMAGES = "Array.from(document.images).map(i => [i.id, i.complete && i.naturalWidth > 0])"
 
 
 def _copy(source: Path, tmp_path: Path) -> Path:
@@ -204,7 +202,7 @@ def test_drift_scenario_alerts_from_the_drift_date_and_realized_performance_once
     # drift date only (the cells of a row: date, model, kind, metric, feature, value, threshold).
     page = Path(tables.report_path(config))
     assert page.stat().st_size < 2 * 2**20
-    shown = render(page, tmp_path / "report.png", height=2400, probe=PROBE_IMAGES)
+    shown = render(page, tmp_path / "report.png", height=2400, probe=IMAGES_DRAWN)
     assert not shown.image().blank()
     assert dict(shown.probe) == {f"plot-{key}": True for key in ("performance", "score-distribution", "psi", "quality")}
     cells = shown.cells()

@@ -12,13 +12,11 @@ import pandas as pd
 from models import report
 from models.monitoring import SCORE_SHARE
 from models.report import ReportHeader, ScoreReference
-from tests.render import render
+from tests.render import IMAGES_DRAWN, render
 
 START = date(2026, 3, 1)
 DRIFT_FROM = date(2026, 3, 8)
 FEATURES = [f"feature_{i}" for i in range(8)]
-# Every image's pixels decoded, and every image listed: what "each plot is present" means in the page.
-PROBE = "Array.from(document.images).map(i => [i.id, i.complete && i.naturalWidth > 0])"
 
 
 def monitoring_rows(days: int = 14, realized_days: int = 7) -> pd.DataFrame:
@@ -71,7 +69,7 @@ def test_a_person_sees_every_plot_and_the_drift_alert_in_chromium(tmp_path: Path
     page = tmp_path / "index.html"
     page.write_text(report.render(monitoring_rows(), HEADER, REFERENCE), encoding="utf-8")
 
-    shown = render(page, tmp_path / "report.png", probe=PROBE, height=2400)
+    shown = render(page, tmp_path / "report.png", probe=IMAGES_DRAWN, height=2400)
 
     assert not shown.image().blank()
     images = dict(shown.probe)
