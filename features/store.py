@@ -151,7 +151,7 @@ def compute_and_write(context: cli.JobContext, todo: list[date], rebuild: bool =
     frames = {name: tables.read(spark, config, sources[name].table) for name in {*feature_set.sources, spine_name}}
     require_source_columns(config, frames)
     for name in feature_set.sources:
-        context.record.input_versions[sources[name].table] = tables.version(spark, config, sources[name].table) or 0
+        context.record.input_versions[sources[name].table] = tables.current_version(config, sources[name].table) or 0
         tables.require_source_partitions(config, frames[name], sources[name], todo)
     with context.timed("validate_sources"):
         validate_sources(context, frames, todo)

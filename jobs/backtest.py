@@ -103,8 +103,8 @@ def run(context: cli.JobContext) -> None:
         reference = tables.read(spark, config, training.reference.table)
     reach = config.use_case.label_reach
     context.record.input_versions = {
-        config.tables.features: tables.version(spark, config, config.tables.features) or 0,
-        source.table: tables.version(spark, config, source.table) or 0,
+        config.tables.features: tables.current_version(config, config.tables.features) or 0,
+        source.table: tables.current_version(config, source.table) or 0,
     }
     context.progress(f"backtest of {config.model_name}: {len(points)} origins {points[0]}..{points[-1]} "
                      f"every {args.every}, against the model trained at {points[0]}")

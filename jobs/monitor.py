@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 from datetime import date, timedelta
+from functools import reduce
 from typing import Any
 
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -71,22 +73,32 @@ def matured(config: Config, present: set[date], first: date, last: date) -> list
     return sorted(d for d in present if oldest <= d <= last and d + timedelta(days=reach) <= last)
 
 
-def version_counts(scores: DataFrame, dates: list[date]) -> dict[tuple[date, int], int]:
-    """Scored rows per (date, model version) of `dates`: one small aggregation."""
+def version_counts(config: Config, scores: DataFrame, dates: list[date]) -> dict[tuple[date, int], int]:
+    """Scored rows per (date, model version) of `dates`: from the Delta log's file statistics when
+    they settle it (`score` writes one version per date), else one small aggregation."""
     if not dates:
         return {}
+    logged = tables.rows_per_value(config, config.tables.scores, DATE, VERSION, dates)
+    if logged is not None:
+        return {(day, int(version)): rows for (day, version), rows in logged.items()}
     found = scores.where(F.col(DATE).isin(dates)).groupBy(DATE, VERSION).count().collect()
     return {(row[DATE], int(row[VERSION])): int(row["count"]) for row in found}
 
 
-def already_done(context: cli.JobContext, dates: list[date], kind: str) -> set[tuple[date, int]]:
-    """The (date, model version) pairs among `dates` that have rows of `kind` (none with --force)."""
+def already_done(context: cli.JobContext, wanted: dict[str, list[date]]) -> dict[str, set[tuple[date, int]]]:
+    """Per kind of `wanted` (kind -> dates), the (date, model version) pairs among its dates that
+    have rows of that kind, in one read of the table (none with --force)."""
     config, spark = context.config, context.spark
-    if context.args.force or not dates or not tables.exists(spark, config, config.tables.monitoring):
-        return set()
+    found: dict[str, set[tuple[date, int]]] = {kind: set() for kind in wanted}
+    asked = [F.col(DATE).isin(dates) & (F.col("kind") == kind) for kind, dates in wanted.items() if dates]
+    if context.args.force or not asked or not tables.exists(spark, config, config.tables.monitoring):
+        return found
     done = (tables.read(spark, config, config.tables.monitoring)
-            .where(F.col(DATE).isin(dates) & (F.col("kind") == kind)).select(DATE, VERSION).distinct().collect())
-    return {(row[DATE], int(row[VERSION])) for row in done}
+            .where(reduce(lambda a, b: a | b, asked)).select("kind", DATE, VERSION).distinct().collect())
+    for row in done:
+        if row[DATE] in wanted[row["kind"]]:
+            found[row["kind"]].add((row[DATE], int(row[VERSION])))
+    return found
 
 
 def threshold_of(config: Config, metadata: dict[str, Any]) -> float:
@@ -110,7 +122,7 @@ def run(context: cli.JobContext) -> None:
         raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
     present = scored_dates(context)
     scores = tables.read(spark, config, config.tables.scores)
-    record.input_versions[config.tables.scores] = tables.version(spark, config, config.tables.scores) or 0
+    record.input_versions[config.tables.scores] = tables.current_version(config, config.tables.scores) or 0
     first, last = context.dates[0], context.dates[-1]
     task = config.use_case.label.task
     feature_set = expand(config)
@@ -118,10 +130,10 @@ def run(context: cli.JobContext) -> None:
     candidates = matured(config, present, first, last)
     with context.timed("count"):
         # One aggregation for both: the run's dates and the matured ones may overlap (a backfill).
-        counts = version_counts(scores, sorted({*context.dates, *candidates}))
+        counts = version_counts(config, scores, sorted({*context.dates, *candidates}))
     # Every monitored (date, version) has quality rows (drift needs a reference, estimates a classifier).
-    monitored_before = already_done(context, context.dates, QUALITY)
-    realized_before = already_done(context, candidates, REALIZED)
+    before = already_done(context, {QUALITY: context.dates, REALIZED: candidates})
+    monitored_before, realized_before = before[QUALITY], before[REALIZED]
     monitored = {key: rows for key, rows in counts.items() if key[0] in context.dates and key not in monitored_before}
     # Realized once, when the labels have matured: they are final then.
     realize = {key: rows for key, rows in counts.items() if key[0] in candidates and key not in realized_before}
@@ -130,7 +142,7 @@ def run(context: cli.JobContext) -> None:
                          f"{config.monitoring.lookback_days} days has newly matured labels; --force recomputes them")
         return
     versions = sorted({version for _, version in [*monitored, *realize]})
-    models = {version: registry.load(config, config.model_name, version).metadata for version in versions}
+    models = {version: registry.load_metadata(config, config.model_name, version) for version in versions}
     record.model_version = ",".join(str(v) for v in versions)
 
     measures: list[Measure] = []
@@ -149,16 +161,16 @@ def run(context: cli.JobContext) -> None:
         context.progress(f"realized performance: no scored date of the last {config.monitoring.lookback_days} days "
                          f"has newly matured labels (label reach {config.use_case.label_reach})")
 
-    rows = monitoring.as_frame(spark, measures, config.model_name, record.input_versions, record.run_id)
+    rows = monitoring.as_table(measures, config.model_name, record.input_versions, record.run_id)
     replaced = [(d, v, ("drift", "quality", ESTIMATED)) for d, v in sorted(monitored)]
     replaced += [(d, v, (REALIZED,)) for d, v in sorted(realize)]
     condition = " OR ".join(
-        f"({DATE} = DATE'{d.isoformat()}' AND {VERSION} = {v} AND kind IN ({', '.join(repr(k) for k in kinds)}))"
+        f"({DATE} = DATE '{d.isoformat()}' AND {VERSION} = {v} AND kind IN ({', '.join(repr(k) for k in kinds)}))"
         for d, v, kinds in replaced
     )
     with context.timed("write"):
-        version = tables.replace_where(
-            rows, config, config.tables.monitoring, DATE, condition,
+        version = tables.replace_rows(
+            config, config.tables.monitoring, rows, DATE, condition,
             metadata={"run_id": record.run_id, "input_versions": record.input_versions,
                       "dates": [d.isoformat() for d in context.dates],
                       "realized_dates": sorted({d.isoformat() for d, _ in realize})},
@@ -178,18 +190,17 @@ def run(context: cli.JobContext) -> None:
 
 def write_report(context: cli.JobContext, through: date, models: dict[int, dict[str, Any]]) -> str:
     """Render the use case's report page from the monitoring table's last `report_days` and write it."""
-    config, spark = context.config, context.spark
+    config = context.config
     since = through - timedelta(days=config.monitoring.report_days - 1)
-    history = (tables.read(spark, config, config.tables.monitoring)
-               .where(F.col(DATE).between(F.lit(since), F.lit(through)))
-               .select(DATE, VERSION, "kind", "metric", "feature", "value", "threshold", "alert", "rows",
-                       "label_coverage", "input_versions")
-               .toPandas())
+    # A small table (a few hundred rows a day): read without a Spark job.
+    read = tables.read_rows(config, config.tables.monitoring, (pc.field(DATE) >= since) & (pc.field(DATE) <= through))
+    history = read.select([DATE, VERSION, "kind", "metric", "feature", "value", "threshold", "alert", "rows",
+                           "label_coverage", "input_versions"]).to_pandas()
     latest = history[history[DATE] == history[DATE].max()] if len(history) else history
     version = int(latest[VERSION].max()) if len(latest) else None
     reference = None
     if version is not None:
-        metadata = models.get(version) or registry.load(config, config.model_name, version).metadata
+        metadata = models.get(version) or registry.load_metadata(config, config.model_name, version)
         described = (metadata.get("score_reference") or {}).get("features", {}).get(SCORE)
         if described is not None:
             reference = report.ScoreReference(described["edges"], described["shares"])
@@ -207,7 +218,7 @@ def drift_and_quality(context: cli.JobContext, scores: DataFrame, monitored: dic
     features = None
     if tables.exists(spark, config, config.tables.features):
         features = tables.read(spark, config, config.tables.features)
-        record.input_versions[config.tables.features] = tables.version(spark, config, config.tables.features) or 0
+        record.input_versions[config.tables.features] = tables.current_version(config, config.tables.features) or 0
     with_features = tables.partition_dates(config, config.tables.features, DATE) if features is not None else set()
     measures: list[Measure] = []
     for version in sorted({v for _, v in monitored}):
@@ -241,7 +252,7 @@ def realized(context: cli.JobContext, scores: DataFrame, realize: dict[tuple[dat
     label = config.use_case.label
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
-    record.input_versions[source.table] = tables.version(spark, config, source.table) or 0
+    record.input_versions[source.table] = tables.current_version(config, source.table) or 0
     reach = config.use_case.label_reach.days_spanned
     held = tables.partition_dates(config, source.table, source.partition)
     usable = {}

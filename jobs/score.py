@@ -102,7 +102,7 @@ def features_for(context: cli.JobContext, dates: list[date]) -> DataFrame:
             f"table {table!r} has no partition {DATE}={missing[0]}{more}: run `features --date {missing[0]}` "
             "first, or set scoring.compute_missing_features=true"
         )
-    context.record.input_versions[table] = tables.version(spark, config, table) or 0
+    context.record.input_versions[table] = tables.current_version(config, table) or 0
     return tables.read(spark, config, table).where(F.col(DATE).isin(dates))
 
 

@@ -100,8 +100,8 @@ def train(context: cli.JobContext) -> None:
         require_event_times(events.schema, label.source, source.timestamp, "use_case.label.horizon",
                             f"a {label.horizon} horizon")
     record.input_versions = {
-        config.tables.features: tables.version(spark, config, config.tables.features) or 0,
-        source.table: tables.version(spark, config, source.table) or 0,
+        config.tables.features: tables.current_version(config, config.tables.features) or 0,
+        source.table: tables.current_version(config, source.table) or 0,
     }
     trained_on = promotion.training_fingerprint(config, dates, record.input_versions, feature_set.fingerprint,
                                                 record.code_version)

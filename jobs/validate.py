@@ -50,7 +50,7 @@ def champion_reference(context: cli.JobContext) -> dict[str, Any] | None:
     if version is None:
         return None
     try:
-        metadata = registry.load(config, config.model_name, version).metadata
+        metadata = registry.load_metadata(config, config.model_name, version)
     except MissingInputError as error:
         # Validation does not need the model itself; the scoring job refuses a broken one.
         context.progress(f"drift not checked: {error}")
@@ -65,7 +65,7 @@ def run(context: cli.JobContext) -> None:
         raise UsageError("a date is required: --date YYYY-MM-DD or --start/--end")
     stage = stage_of(config, table)
     frame = tables.read(spark, config, table)
-    context.record.input_versions[table] = tables.version(spark, config, table) or 0
+    context.record.input_versions[table] = tables.current_version(config, table) or 0
     partition, source = gate.target(config, stage, table)
     if partition not in frame.columns:
         raise UsageError(f"--table {table!r}: the table has no date column {partition!r}")

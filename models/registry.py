@@ -155,13 +155,8 @@ def load(config: Config, name: str, version: int) -> RegisteredModel:
             `model.txt` does not match its recorded SHA-256, or LightGBM cannot parse it.
     """
     where = f"model {name} version {version} ({tables.model_path(config, name, version)})"
-    metadata_text = tables.read_model_file(config, name, version, METADATA_FILE)
-    try:
-        metadata = json.loads(metadata_text)
-        expected_sha = metadata["model_sha256"]
-        features = metadata["features"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise MissingInputError(f"{where}: {METADATA_FILE} is corrupt ({type(error).__name__}: {error})") from None
+    metadata = load_metadata(config, name, version)
+    expected_sha, features = metadata["model_sha256"], metadata["features"]
     if "ensemble" not in metadata and "offset" not in metadata:
         booster: Model = _verified(config, name, version, MODEL_FILE, expected_sha, features, where)
     else:
@@ -174,6 +169,23 @@ def load(config: Config, name: str, version: int) -> RegisteredModel:
             for member in contents["members"]
         ), offset_of(contents))
     return RegisteredModel(name, version, booster, metadata, tables.model_path(config, name, version))
+
+
+def load_metadata(config: Config, name: str, version: int) -> dict[str, Any]:
+    """A registered version's `metadata.json` alone, without reading or parsing its model (for
+    what needs its statistics, not its trees).
+
+    Raises:
+        MissingInputError: the file is missing, not valid JSON, or lacks the model's hash or features.
+    """
+    text = tables.read_model_file(config, name, version, METADATA_FILE)
+    try:
+        metadata = json.loads(text)
+        metadata["model_sha256"], metadata["features"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        where = f"model {name} version {version} ({tables.model_path(config, name, version)})"
+        raise MissingInputError(f"{where}: {METADATA_FILE} is corrupt ({type(error).__name__}: {error})") from None
+    return metadata
 
 
 def _verified(

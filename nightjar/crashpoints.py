@@ -22,7 +22,8 @@ environment variable names the point, so a run without them pays one dictionary 
 Points:
 
 - `writing:<table>`: a write to `<table>` is under way, data files are in the table's folder
-  and the commit has not happened (see `around_write`);
+  and the commit has not happened (see `around_write`); for a table written with delta-rs,
+  which writes and commits in one call (`nightjar.tables.replace_rows`), just before that call;
 - `committed:<table>`: the write to `<table>` has just committed;
 - `model-written`: a model version's files are in place, its `registry` row is not written;
 - task points (`NIGHTJAR_FAIL_TASK_ONCE` only): `writing:<table>` (a task of that write),

@@ -83,9 +83,9 @@ def test_a_nightly_run_computes_one_day_and_equals_the_full_computation(
 
     # A rerun reads only stored tiles and writes the same rows.
     before = written(spark, config, [later]).collect()
-    version = tables.version(spark, config, config.tables.partials)
+    version = tables.current_version(config, config.tables.partials)
     assert run_features(spark, config, [later])["days_computed"] == 0
-    assert tables.version(spark, config, config.tables.partials) == version
+    assert tables.current_version(config, config.tables.partials) == version
     assertDataFrameEqual(written(spark, config, [later]), spark.createDataFrame(before, written(spark, config, [later]).schema))
 
 

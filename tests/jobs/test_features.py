@@ -50,10 +50,10 @@ def test_features_for_a_range_and_a_rerun(
 
     assert _run(lake, "--date", "2026-01-10") == 0
     assert "already computed" in capsys.readouterr().out
-    assert tables.version(spark, sources, sources.tables.features) == 0
+    assert tables.current_version(sources, sources.tables.features) == 0
 
     assert _run(lake, "--date", "2026-01-10", "--force") == 0
-    assert tables.version(spark, sources, sources.tables.features) == 1
+    assert tables.current_version(sources, sources.tables.features) == 1
     assertDataFrameEqual(_features(spark, sources), spark.createDataFrame(before, written.schema))
     run = tables.read(spark, sources, sources.tables.runs).orderBy(F.col("started_at").desc()).first()
     assert run.row_counts == {"features": 2} and run.input_versions == {"transactions": 0, "customers": 0}
@@ -73,7 +73,7 @@ def test_replacing_a_date_leaves_the_others_untouched(
 
 
 def _unchanged(spark: SparkSession, config: Config, version: int | None) -> None:
-    assert tables.version(spark, config, config.tables.features) == version
+    assert tables.current_version(config, config.tables.features) == version
 
 
 def test_a_missing_partition_exits_4_and_writes_nothing(

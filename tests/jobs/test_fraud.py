@@ -104,9 +104,9 @@ def test_blocking_bad_transactions_stop_features_and_leave_the_tables(
             frame.loc[0, "ts"] = frame.loc[0, "ts"] - timedelta(days=2)
             return frame
     _rewrite_day(spark, config, "transactions", "tx_date", day, change)
-    before = tables.version(spark, config, "features")
+    before = tables.current_version(config, "features")
     assert run_in_process(features_job, lake, *FRAUD, "--date", day.isoformat()) == 3
-    assert tables.version(spark, config, "features") == before
+    assert tables.current_version(config, "features") == before
 
 
 def test_unknown_cards_and_chargebacks_of_unknown_transactions_are_warnings(

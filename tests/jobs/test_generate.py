@@ -47,9 +47,9 @@ def test_a_rerun_skips_and_force_rewrites_the_same_rows(
     before = tables.read(spark, config, "transactions").collect()
     assert _run(lake, *SMALL) == 0
     assert "already hold this scenario" in capsys.readouterr().out
-    assert tables.version(spark, config, "transactions") == 0
+    assert tables.current_version(config, "transactions") == 0
     assert _run(lake, *SMALL, "--force") == 0
-    assert tables.version(spark, config, "transactions") == 1
+    assert tables.current_version(config, "transactions") == 1
     assertDataFrameEqual(tables.read(spark, config, "transactions"), spark.createDataFrame(before))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Callable
 
@@ -83,13 +84,13 @@ def test_fail_on_alert_exits_3_after_writing_the_rows(
     spark: SparkSession, make_config: Callable[..., Config], monitored: Path, capsys: pytest.CaptureFixture,
 ) -> None:
     config = make_config(monitored)
-    version = tables.version(spark, config, MONITORING)
+    version = tables.current_version(config, MONITORING)
     capsys.readouterr()
     assert run_in_process(monitor_job, monitored, "--date", D, "--force", "--set", "monitoring.fail_on_alert=true") == 3
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("nightjar monitor: error: ") and "monitoring alerts" in last and "fail_on_alert" in last
     # The rows are what the alert is about: written (the same rows as before), not rolled back.
-    assert tables.version(spark, config, MONITORING) == version + 1
+    assert tables.current_version(config, MONITORING) == version + 1
 
 
 def test_a_rerun_changes_nothing_and_a_forced_one_recomputes_the_same_rows(
@@ -97,15 +98,15 @@ def test_a_rerun_changes_nothing_and_a_forced_one_recomputes_the_same_rows(
 ) -> None:
     config = make_config(monitored)
     before = _table(spark, config).collect()
-    version = tables.version(spark, config, MONITORING)
+    version = tables.current_version(config, MONITORING)
     capsys.readouterr()
     # As a scheduler's retry or a cleared run: the date is monitored already, nothing is written.
     assert run_in_process(monitor_job, monitored, "--date", D) == 0
     assert "already monitored" in capsys.readouterr().out
-    assert tables.version(spark, config, MONITORING) == version
+    assert tables.current_version(config, MONITORING) == version
     assertDataFrameEqual(_table(spark, config), spark.createDataFrame(before, _table(spark, config).schema))
     assert run_in_process(monitor_job, monitored, "--date", D, "--force") == 0
-    assert tables.version(spark, config, MONITORING) == version + 1
+    assert tables.current_version(config, MONITORING) == version + 1
     # The run id names the run that wrote a row; every other column is a function of the inputs.
     assertDataFrameEqual(_table(spark, config).drop("run_id"),
                          spark.createDataFrame(before, _table(spark, config).schema).drop("run_id"))
@@ -115,13 +116,13 @@ def test_a_date_without_scores_exits_4_and_writes_nothing(
     spark: SparkSession, make_config: Callable[..., Config], monitored: Path, capsys: pytest.CaptureFixture,
 ) -> None:
     config = make_config(monitored)
-    version = tables.version(spark, config, MONITORING)
+    version = tables.current_version(config, MONITORING)
     capsys.readouterr()
     assert run_in_process(monitor_job, monitored, "--date", "2026-03-02") == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("nightjar monitor: error: table 'scores' has no partition ds=2026-03-02: "
                        "run `score --date 2026-03-02` first")
-    assert tables.version(spark, config, MONITORING) == version
+    assert tables.current_version(config, MONITORING) == version
 
 
 def test_a_model_without_reference_statistics_is_monitored_without_drift(
@@ -158,6 +159,22 @@ def test_a_date_scored_by_two_model_versions_has_rows_for_each(
     assert by_version[1] and by_version[1] == by_version[2]
     values = {(r.model_version, r.metric, r.feature): r.value for r in rows if r.kind == "drift"}
     assert all(values[(1, m, f)] == pytest.approx(values[(2, m, f)]) for (v, m, f) in values if v == 2)
+
+
+def test_rows_per_model_version_are_counted_when_the_log_cannot_tell_them(
+    spark: SparkSession, make_config: Callable[..., Config], tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path / "lake")
+    day = date(2026, 3, 1)
+    # One file holding two versions of the date (a table written by other means than `score`).
+    scores = spark.createDataFrame([(i, day, 1 + i % 3 // 2, 0.5) for i in range(9)],
+                                   "customer_id long, ds date, model_version int, score double")
+    tables.overwrite(scores.coalesce(1), config, config.tables.scores, partition_by="ds")
+    assert tables.rows_per_value(config, config.tables.scores, "ds", "model_version", [day]) is None
+    read = tables.read(spark, config, config.tables.scores)
+    assert monitor_job.version_counts(config, read, [day]) == {(day, 1): 6, (day, 2): 3}
+    tables.overwrite(scores.where("model_version = 1").repartition(2), config, config.tables.scores, partition_by="ds")
+    assert monitor_job.version_counts(config, read, [day]) == {(day, 1): 6}
 
 
 def test_drift_scenario_alerts_from_the_drift_date_and_realized_performance_once_labels_mature(
@@ -216,11 +233,11 @@ def test_a_monitor_killed_mid_write_leaves_the_table_as_it_was(
 ) -> None:
     lake = _copy(monitored, tmp_path)
     config = make_config(lake)
-    version = tables.version(spark, config, MONITORING)
+    version = tables.current_version(config, MONITORING)
     before = _table(spark, config).collect()
     # Killed with data files of the new version in the table's folder, before its commit.
     run_killed_at("writing:monitoring", "monitor", "--env", "test", "--set", f"lake.root={lake}", "--date", D, "--force")
-    assert tables.version(spark, config, MONITORING) == version
+    assert tables.current_version(config, MONITORING) == version
     assertDataFrameEqual(_table(spark, config), before)
     runs = spark.read.format("delta").load(tables.table_path(config, config.tables.runs))
     assert runs.where((F.col("job") == "monitor") & (F.col("status") == "started")).count() == 1

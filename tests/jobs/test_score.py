@@ -73,11 +73,11 @@ def test_scores_with_lineage_equal_plain_lightgbm_and_reruns_change_nothing(
     before = scores.collect()
     assert _score(lake, "--date", D) == 0
     assert "already scored" in capsys.readouterr().out
-    assert tables.version(spark, trained, trained.tables.scores) == 0
+    assert tables.current_version(trained, trained.tables.scores) == 0
 
     assert _score(lake, "--date", D, "--force") == 0
     rerun = _scores(spark, trained)
-    assert tables.version(spark, trained, trained.tables.scores) == 1
+    assert tables.current_version(trained, trained.tables.scores) == 1
     # Identical rows; only run_id names the run that wrote them.
     assertDataFrameEqual(rerun.drop("run_id"), spark.createDataFrame(before, scores.schema).drop("run_id"))
     assert {r.run_id for r in rerun.select("run_id").distinct().collect()} == {_last_run(spark, trained).run_id}
@@ -87,7 +87,7 @@ def test_replacing_a_date_leaves_the_other_dates_untouched(
     spark: SparkSession, trained: Config, lake: Path,
 ) -> None:
     assert _score(lake, "--start", "2026-02-27", "--end", "2026-02-28") == 0
-    assert tables.version(spark, trained, trained.tables.scores) == 0  # one commit for the range
+    assert tables.current_version(trained, trained.tables.scores) == 0  # one commit for the range
     other = _scores(spark, trained).where(F.col("ds") == date(2026, 2, 27)).collect()
     # The rescore also explains only the scores of at least 0.5 (scoring.reasons_min_score).
     assert _score(lake, "--date", "2026-02-28", "--force", "--set", "scoring.reasons_min_score=0.5") == 0
@@ -143,7 +143,7 @@ def test_bad_models_exit_with_their_code_and_write_nothing(
     assert _score(lake, "--date", D, *argv) == code
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
-    assert tables.version(spark, trained, trained.tables.scores) == 0
+    assert tables.current_version(trained, trained.tables.scores) == 0
     run = _last_run(spark, trained)
     assert (run.status, run.exit_code) == ("failed", code)
 
@@ -152,7 +152,7 @@ def test_the_sql_job_queries_the_catalog_and_records_no_run(
     spark: SparkSession, trained: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert _score(lake, "--date", D) == 0
-    runs_version = tables.version(spark, trained, trained.tables.runs)
+    runs_version = tables.current_version(trained, trained.tables.runs)
     capsys.readouterr()
     query = "SELECT ds, count(*) AS n FROM nightjar_churn.scores GROUP BY ds"
     argv = ["--env", "test", "--set", f"lake.root={lake}", query]
@@ -160,7 +160,7 @@ def test_the_sql_job_queries_the_catalog_and_records_no_run(
     assert "|2026-03-01|" in capsys.readouterr().out
     assert cli.run_job(sql_job.JOB, "", sql_job.add_arguments, sql_job.run, "none", [*argv[:-1], "SELEC"],
                        record_runs=False) == 2
-    assert tables.version(spark, trained, trained.tables.runs) == runs_version
+    assert tables.current_version(trained, trained.tables.runs) == runs_version
 
 
 def test_a_blocking_check_failure_writes_nothing(
@@ -175,7 +175,7 @@ def test_a_blocking_check_failure_writes_nothing(
     stderr = capsys.readouterr().err.strip().splitlines()
     error = [line for line in stderr if line.startswith("nightjar score: error:")]
     assert error == stderr[-1:] and "table 'scores'" in error[0] and "2026-03-01" in error[0] and "score" in error[0]
-    assert tables.version(spark, trained, trained.tables.scores) == 0
+    assert tables.current_version(trained, trained.tables.scores) == 0
     run = _last_run(spark, trained)
     assert (run.status, run.exit_code) == ("failed", 3) and "scores.scores" in run.checks
 

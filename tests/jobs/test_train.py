@@ -65,7 +65,7 @@ def test_train_registers_a_champion_reruns_are_idempotent_and_deterministic(
     model = registry.load(ready, ready.model_name, 1)
     meta = model.metadata
     assert meta["features"] == model.booster.feature_name() and meta["feature_hash"] == registry.feature_hash(meta["features"])
-    assert meta["training_data"]["table_version"] == tables.version(spark, ready, ready.tables.training)
+    assert meta["training_data"]["table_version"] == tables.current_version(ready, ready.tables.training)
     assert meta["training_data"]["dates"][0] == "2026-02-16" and meta["training_data"]["dates"][-1] == "2026-03-01"
     assert meta["holdout"]["dates"] == ["2026-02-27", "2026-02-28", "2026-03-01"]
     holdout = meta["holdout"]["metrics"]
@@ -138,14 +138,14 @@ def test_a_corrupt_champion_stops_training_and_registers_nothing(
     spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert _train(lake, "--date", T) == 0
-    version = tables.version(spark, ready, ready.tables.registry)
+    version = tables.current_version(ready, ready.tables.registry)
     model_file = Path(tables.model_path(ready, ready.model_name, 1)) / registry.MODEL_FILE
     model_file.write_text(model_file.read_text()[:1000])
     capsys.readouterr()
     assert _train(lake, "--date", T, "--force") == 4
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("nightjar train: error: model churn version 1") and "model.txt is corrupt" in error
-    assert tables.version(spark, ready, ready.tables.registry) == version
+    assert tables.current_version(ready, ready.tables.registry) == version
     assert tables.model_versions(ready, ready.model_name) == [1]
     assert _train(lake, "--promote", "1") == 4
 

@@ -21,7 +21,7 @@ def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(
 ) -> None:
     shutil.copytree(prepared_lake, lake)
     inputs = ("customers", "transactions", config.tables.features)
-    before = {table: tables.version(spark, config, table) for table in inputs}
+    before = {table: tables.current_version(config, table) for table in inputs}
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     capsys.readouterr()
 
@@ -34,7 +34,7 @@ def test_an_unreachable_dask_scheduler_exits_5_naming_it_and_registers_nothing(
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1
     assert error[0].startswith(f"nightjar train: error: dask.scheduler {address}: cannot connect")
-    assert {table: tables.version(spark, config, table) for table in inputs} == before
+    assert {table: tables.current_version(config, table) for table in inputs} == before
     assert not tables.exists(spark, config, config.tables.registry)
     assert not tables.exists(spark, config, config.tables.training)  # the scheduler is reached before any write
     assert tables.model_versions(config, config.model_name) == []

@@ -119,14 +119,14 @@ def test_a_bad_source_partition_stops_both_jobs_and_writes_nothing(
 ) -> None:
     spoil, code, message = BAD_INPUTS[case]
     spoil(spark, ready)
-    before = {table: tables.version(spark, ready, table) for table in TABLES}
+    before = {table: tables.current_version(ready, table) for table in TABLES}
     capsys.readouterr()
     for job in (features_job, validate_job):
         extra = ("--table", "transactions") if job is validate_job else ()
         assert run_in_process(job, lake, "--date", D, *extra) == code
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert last.startswith(f"nightjar {job.JOB}: error: {'validation failed: ' if code == 3 else ''}{message}")
-        assert {table: tables.version(spark, ready, table) for table in TABLES} == before
+        assert {table: tables.current_version(ready, table) for table in TABLES} == before
     if code == 3:  # the failed run points at its stored result and Data Docs, which list it
         run = tables.read(spark, ready, ready.tables.runs).where(F.col("job") == "validate").first()
         summary = next(check for check in json.loads(run.checks) if check.get("validation") == "source.transactions")
@@ -159,13 +159,13 @@ def test_a_blocking_feature_check_keeps_the_features_table_as_it_was(
     spark: SparkSession, ready: Config, lake: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     strict = "validation.suites.features.features=[{expect: between, columns: [transactions_count_1d], max: 0}]"
-    before = tables.version(spark, ready, "features")
+    before = tables.current_version(ready, "features")
     assert run_in_process(features_job, lake, "--date", D, "--set", strict) == 3
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "nightjar features: error: validation failed: table 'features' ds=2026-01-11: column transactions_count_1d: "
         "between failed: 3 values above 0, expected none"
     )
-    assert tables.version(spark, ready, "features") == before
+    assert tables.current_version(ready, "features") == before
 
 
 @pytest.mark.parametrize(

@@ -99,11 +99,11 @@ def test_a_reference_dated_by_the_feature_date_hashes_as_before_its_dating_exist
 def test_a_change_decided_on_a_stale_history_is_not_written(spark: SparkSession, config: Config) -> None:
     holdout = _holdout()
     _register_champion(spark, config, _booster(holdout, ["a", "b"]), ["a", "b"])
-    before = tables.version(spark, config, config.tables.registry)
+    before = tables.current_version(config, config.tables.registry)
     stale: list[dict[str, Any]] = []  # read before the champion above was registered
     change = registry.AliasChange(registry.CHAMPION, 1, registry.PROMOTE, "late")
     assert registry.append_changes(spark, config, config.model_name, stale, [change], "test", "run-1", D) is None
-    assert tables.version(spark, config, config.tables.registry) == before
+    assert tables.current_version(config, config.tables.registry) == before
 
 
 def _race(count: int, work: Callable[[int], Any]) -> list[Any]:

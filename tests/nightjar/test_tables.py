@@ -24,7 +24,7 @@ def _events(spark: SparkSession, days: list[int], value: int = 1) -> DataFrame:
 
 
 def test_round_trip_and_versions(spark: SparkSession, config: Config) -> None:
-    assert tables.version(spark, config, "events") is None
+    assert tables.current_version(config, "events") is None
     written = _events(spark, [1, 2])
     assert tables.overwrite(written, config, "events", partition_by="ds", metadata={"why": "test"}) == 0
     assertDataFrameEqual(tables.read(spark, config, "events"), written)
@@ -47,7 +47,21 @@ def test_a_replacement_with_rows_outside_its_dates_is_refused(spark: SparkSessio
     with pytest.raises(Exception, match="(?i)replaceWhere|does not conform|DELTA_REPLACE_WHERE"):
         tables.replace_partitions(_events(spark, [1, 2], value=5), config, "events", "ds", [date(2026, 1, 2)])
     assertDataFrameEqual(tables.read(spark, config, "events"), original)
-    assert tables.version(spark, config, "events") == 0
+    assert tables.current_version(config, "events") == 0
+
+
+def test_rows_per_value_comes_from_the_log_only_when_its_statistics_settle_it(spark: SparkSession, config: Config) -> None:
+    one_version = _events(spark, [1, 2]).withColumn("version", F.lit(3)).repartition(2)
+    tables.overwrite(one_version, config, "events", partition_by="ds")
+    counted = {(row["ds"], row["version"]): row["count"] for row in
+               tables.read(spark, config, "events").groupBy("ds", "version").count().collect()}
+    assert tables.rows_per_value(config, "events", "ds", "version", [date(2026, 1, 1), date(2026, 1, 2)]) == counted
+    assert tables.rows_per_value(config, "events", "ds", "version", [date(2026, 1, 2)]) == {(date(2026, 1, 2), 3): 3}
+    # A file with two versions of a date: the log cannot tell how many rows each has.
+    mixed = _events(spark, [2]).withColumn("version", F.col("entity").cast("int") % 2).coalesce(1)
+    tables.replace_partitions(mixed, config, "events", "ds", [date(2026, 1, 2)])
+    assert tables.rows_per_value(config, "events", "ds", "version", [date(2026, 1, 2)]) is None
+    assert tables.rows_per_value(config, "events", "ds", "version", [date(2026, 1, 1)]) == {(date(2026, 1, 1), 3): 3}
 
 
 def test_reading_a_missing_table_names_it(spark: SparkSession, config: Config) -> None:
@@ -114,7 +128,7 @@ def test_replacements_of_the_same_date_racing_each_other_all_commit_whole(spark:
         thread.join(300)
     assert not errors, errors
     # Every write committed (a conflict is written again on top), and the date holds one of them, whole.
-    assert tables.version(spark, config, "events") == 3
+    assert tables.current_version(config, "events") == 3
     stored = tables.read(spark, config, "events")
     winners = [value for value, frame in zip(values, frames)
                if stored.where("ds = DATE'2026-01-02'").exceptAll(frame).count() == 0]
