@@ -25,13 +25,14 @@ from nightjar import tables  # noqa: E402
 from nightjar.config_loader import load_config  # noqa: E402
 
 
-def job(name: str, use_case: str, settings: list[str], *argv: str) -> float:
-    """Run job `name` of `use_case` with the launcher, `settings` as `--set`s; its wall time in seconds.
+def job(name: str, use_case: str, settings: list[str], *argv: str, launcher: Path = ROOT / "spark-submit.sh") -> float:
+    """Run job `name` of `use_case` with the launcher (this checkout's unless named), `settings`
+    as `--set`s; its wall time in seconds.
 
     The job's own output is dropped (its progress lines would bury the benchmark's), its errors
     are not: a failing job ends the benchmark with its exit code.
     """
-    command = [str(ROOT / "spark-submit.sh"), name, "--use-case", use_case, *argv,
+    command = [str(launcher), name, "--use-case", use_case, *argv,
                *[arg for setting in settings for arg in ("--set", setting)]]
     print("$", " ".join(command), flush=True)
     began = time.perf_counter()
@@ -48,7 +49,8 @@ def last_run(lake: str, use_case: str, name: str) -> dict[str, Any]:
     run = runs[runs["job"] == name].sort_values("started_at").iloc[-1]
     return {"duration_s": round(float(run["duration_s"]), 1),
             "rows": {k: int(v) for k, v in dict(run["row_counts"]).items()},
-            "timings": {k: round(float(v), 1) for k, v in dict(run["timings"]).items()}}
+            # An older commit's runs rows may have no step timings.
+            "timings": {k: round(float(v), 1) for k, v in dict(run.get("timings") or {}).items()}}
 
 
 def exit_now(code: int) -> NoReturn:
