@@ -1,14 +1,14 @@
 """The jobs `make demo` runs, one after another, each its own JVM, timed from their `runs` rows.
 
     .venv/bin/python benchmarks/demo_jobs.py [--use-case churn] [--lake /tmp/nightjar-demo-bench]
-        [--checkout PATH] [--set KEY=VALUE ...]
+        [--checkout PATH] [--env ENV] [--set KEY=VALUE ...]
 
 What `make demo` runs after its set-up, on a scratch lake: `generate`; `features` over the
 training dates; `features` of the logical date; `train` and `score` on it (the dates from
 `python -m nightjar.demo`, as the Makefile takes them). `--checkout` runs another checkout's
 launcher and configuration (a worktree of an older commit, with `.venv` and `.jars` beside
-it), so two commits compare on the same machine; `--set` passes settings to every job (e.g. a
-smaller `generate.entities` for a quick run).
+it), so two commits compare on the same machine; `--env` and `--set` go to every job (the
+test's smoke run: `--env test`, a smaller `generate.entities`).
 
 Printed: each job's seconds in the job (its `runs` row) and from launch to exit (the JVM and
 Python start-up included), its steps, and the sum over `generate`, `train` and `score` (the
@@ -39,30 +39,32 @@ def main() -> int:
     parser.add_argument("--use-case", default="churn")
     parser.add_argument("--lake", default="/tmp/nightjar-demo-bench")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the checkout whose launcher runs the jobs")
+    parser.add_argument("--env", default=None, help="the configuration environment of every job (default: local)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
     checkout = args.checkout.resolve()
     shutil.rmtree(args.lake, ignore_errors=True)
     settings = [f"lake.root={args.lake}", *args.settings]
+    environment = ["--env", args.env] if args.env else []
     # The dates the checkout's own Makefile would take.
     dates = subprocess.run(
-        [str(checkout / ".venv" / "bin" / "python"), "-m", "nightjar.demo", "--use-case", args.use_case],
+        [str(checkout / ".venv" / "bin" / "python"), "-m", "nightjar.demo", "--use-case", args.use_case, *environment],
         cwd=checkout, capture_output=True, text=True, check=True,
     ).stdout.split()
-    first, logical, last_training = dates
-    steps = [
-        ("generate", []),
-        ("features", ["--start", first, "--end", last_training]),
-        ("features", ["--date", logical]),
-        ("train", ["--date", logical]),
-        ("score", ["--date", logical]),
-    ]
-    print(f"checkout {checkout} ({_commit(checkout)}); use case {args.use_case}; dates {first}..{last_training} "
-          f"and {logical}", flush=True)
+    if len(dates) == 3:
+        first, logical, last_training = dates
+        features = [["--start", first, "--end", last_training], ["--date", logical]]
+    else:
+        # An older checkout's demo computed every feature date from the first to the logical one.
+        first, logical = dates
+        features = [["--start", first, "--end", logical]]
+    steps = [("generate", []), *[("features", argv) for argv in features],
+             ("train", ["--date", logical]), ("score", ["--date", logical])]
+    print(f"checkout {checkout} ({_commit(checkout)}); use case {args.use_case}; dates {' '.join(dates)}", flush=True)
     results = []
     for name, argv in steps:
-        wall = job(name, args.use_case, settings, *argv, launcher=checkout / "spark-submit.sh")
+        wall = job(name, args.use_case, settings, *environment, *argv, launcher=checkout / "spark-submit.sh")
         run = last_run(args.lake, args.use_case, name)
         results.append({"job": name, "args": " ".join(argv), "job_s": run["duration_s"], "wall_s": round(wall, 1),
                         "timings": run["timings"]})

@@ -24,18 +24,18 @@ from nightjar.keys import all_present
 from validation import gate
 
 
-def held_feature_set(spark: SparkSession, config: Config) -> str | None:
+def held_feature_set(config: Config) -> str | None:
     """The fingerprint of the feature set the table holds now, or None for a new table."""
-    metadata = tables.last_commit_metadata(spark, config, config.tables.features)
+    metadata = tables.last_commit_metadata(config, config.tables.features)
     return (metadata or {}).get("feature_set")
 
 
-def require_feature_set(spark: SparkSession, config: Config, fingerprint: str, remedy: str) -> None:
+def require_feature_set(config: Config, fingerprint: str, remedy: str) -> None:
     """ConfigError when the table holds another feature set than `fingerprint` (a new table holds none).
 
     `remedy` tells the user what to run, which depends on the job that found the mismatch.
     """
-    held = held_feature_set(spark, config)
+    held = held_feature_set(config)
     if held is not None and held != fingerprint:
         raise ConfigError(
             f"table {config.tables.features!r} holds feature set {held}, the configuration defines "
@@ -72,7 +72,7 @@ def tiled_features(
     sources = config.use_case.sources
     table = config.tables.partials
     # Maintenance commits (OPTIMIZE, VACUUM) carry no manifest: look past them.
-    manifest = (tables.last_commit_metadata(spark, config, table, key="manifest", depth=100) or {}).get("manifest") or {}
+    manifest = (tables.last_commit_metadata(config, table, key="manifest", depth=100) or {}).get("manifest") or {}
     signatures = {
         name: {
             tiles.epoch_day(day): signature

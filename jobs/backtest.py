@@ -91,7 +91,7 @@ def run(context: cli.JobContext) -> None:
     points = origins(context.dates[0], context.dates[-1], args.every)
     feature_set = expand(config)
     search.require_offset_feature(training, feature_set.names)
-    store.require_feature_set(spark, config, feature_set.fingerprint,
+    store.require_feature_set(config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before a backtest")
     keys, names = list(feature_set.keys), feature_set.names
     forecast = feature_set.horizon_days is not None

@@ -50,7 +50,7 @@ def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[d
     config, spark, args = context.config, context.spark, context.args
     if args.rebuild or not tables.exists(spark, config, config.tables.features):
         return context.dates
-    store.require_feature_set(spark, config, feature_set.fingerprint,
+    store.require_feature_set(config, feature_set.fingerprint,
                               "rerun with --rebuild to recompute the table with the new definitions")
     if args.force:
         return context.dates

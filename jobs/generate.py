@@ -63,7 +63,7 @@ def run(context: cli.JobContext) -> None:
         parameters["drift"] = drift.model_dump(mode="json", by_alias=True)
     context.record.dates = [scenario.start_date, scenario.end_date]
     already = all(
-        (tables.last_commit_metadata(spark, config, output.table) or {}).get("generate") == parameters
+        (tables.last_commit_metadata(config, output.table) or {}).get("generate") == parameters
         for output in written
     )
     if already and not context.args.force:

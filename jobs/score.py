@@ -69,7 +69,7 @@ def require_matching_features(context: cli.JobContext, model: registry.Registere
     """DataCheckError when the model was trained on another feature set than the table holds."""
     config = context.config
     where = f"model {model.name} version {model.version}"
-    held = store.held_feature_set(context.spark, config)
+    held = store.held_feature_set(config)
     trained_on = model.metadata.get("feature_set")
     if held != trained_on:
         raise DataCheckError(

@@ -81,7 +81,7 @@ def train(context: cli.JobContext) -> None:
     # Inputs: the feature partitions of the dates, and the label source through the last horizon.
     feature_set = expand(config)
     search.require_offset_feature(training, feature_set.names)
-    store.require_feature_set(spark, config, feature_set.fingerprint,
+    store.require_feature_set(config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before training")
     features_frame = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(dates))
     tables.require_partitions(features_frame, config.tables.features, DATE, dates)

@@ -144,18 +144,18 @@ def read(spark: SparkSession, config: Config, name: str) -> DataFrame:
     return spark.read.format("delta").load(table_path(config, name))
 
 
-def last_commit_metadata(
-    spark: SparkSession, config: Config, name: str, key: str | None = None, depth: int = 1,
-) -> dict[str, Any] | None:
-    """The `userMetadata` JSON of the table's latest commit, or None.
+def last_commit_metadata(config: Config, name: str, key: str | None = None, depth: int = 1) -> dict[str, Any] | None:
+    """The `userMetadata` JSON of the table's latest commit, or None (also when there is no table).
 
     With `key`: of the latest of the last `depth` commits whose metadata holds `key`, so that a
     commit without Nightjar's metadata (an `OPTIMIZE` or `VACUUM` run by hand) hides nothing.
+    Read with delta-rs from the log's last commits (Spark's `history` runs a Spark job for it).
     """
-    if not exists(spark, config, name):
+    if current_version(config, name) is None:
         return None
-    for row in _delta(spark, config, name).history(depth).select("userMetadata").collect():
-        metadata = json.loads(row[0]) if row[0] else None
+    for commit in DeltaReader(table_path(config, name)).history(depth):  # the latest first
+        text = commit.get("userMetadata")
+        metadata = json.loads(text) if text else None
         if key is None or (metadata is not None and key in metadata):
             return metadata
     return None
@@ -425,19 +425,22 @@ def require_partitions(
 
 
 def summary(spark: SparkSession, config: Config, name: str, partition_by: str | None = None) -> TableSummary:
-    """Row and partition counts of the table's current version, in one pass."""
-    df = read(spark, config, name)
-    aggregates = [F.count(F.lit(1)).alias("rows")]
+    """Row and partition counts of the table's current version: from the Delta log's file
+    statistics when every file records its row count (no data read), else in one Spark pass."""
+    actions = _add_actions(config, name)
+    rows: int | None = None
+    if "num_records" in actions.column_names and actions.column("num_records").null_count == 0:
+        rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
+    partitions = None
     if partition_by:
-        aggregates.append(F.countDistinct(partition_by).alias("partitions"))
-    row = df.agg(*aggregates).first()
-    return TableSummary(
-        name=name,
-        path=table_path(config, name),
-        version=current_version(config, name) or 0,
-        rows=int(row["rows"]),
-        partitions=int(row["partitions"]) if partition_by else None,
-    )
+        column = f"partition.{partition_by}"
+        if column not in actions.column_names:
+            raise ValueError(f"table {name!r} is not partitioned by {partition_by!r}")
+        partitions = len(set(actions.column(column).to_pylist()) - {None})
+    if rows is None:
+        rows = read(spark, config, name).count()
+    return TableSummary(name=name, path=table_path(config, name), version=current_version(config, name) or 0,
+                        rows=rows, partitions=partitions)
 
 
 def lake_tables(config: Config) -> list[str]:
@@ -598,15 +601,16 @@ def _partition_files(config: Config, name: str, partition: str) -> list[tuple[An
     ]
 
 
-def _add_actions(config: Config, name: str, partition: str) -> pa.Table:
+def _add_actions(config: Config, name: str, partition: str | None = None) -> pa.Table:
     """The current version's data files of `name` with their statistics (`path`, `num_records`,
-    `min.<column>`, ..., `partition.<partition>`), from its Delta log."""
+    `min.<column>`, ..., `partition.<partition>`), from its Delta log; ValueError when the table
+    is not partitioned by `partition` (when named)."""
     try:
         reader = DeltaReader(table_path(config, name))
     except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
         raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
     actions = pa.table(reader.get_add_actions(flatten=True))
-    if f"partition.{partition}" not in actions.column_names:
+    if partition is not None and f"partition.{partition}" not in actions.column_names:
         raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
     return actions
 

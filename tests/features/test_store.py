@@ -138,7 +138,7 @@ def test_a_new_value_gets_the_next_bit_and_too_many_values_become_arrays(
     run_features(spark, config, [nightly - timedelta(days=1)])
 
     def domains() -> dict:
-        manifest = tables.last_commit_metadata(spark, config, config.tables.partials, key="manifest", depth=100)
+        manifest = tables.last_commit_metadata(config, config.tables.partials, key="manifest", depth=100)
         entry = manifest["manifest"]["transactions"]
         return {"domains": list(entry["domains"].values()), "wide": entry["wide"]}
 

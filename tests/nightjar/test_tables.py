@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable as RustDeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -28,9 +29,22 @@ def test_round_trip_and_versions(spark: SparkSession, config: Config) -> None:
     written = _events(spark, [1, 2])
     assert tables.overwrite(written, config, "events", partition_by="ds", metadata={"why": "test"}) == 0
     assertDataFrameEqual(tables.read(spark, config, "events"), written)
-    assert tables.last_commit_metadata(spark, config, "events") == {"why": "test"}
+    assert tables.last_commit_metadata(config, "events") == {"why": "test"}
     summary = tables.summary(spark, config, "events", "ds")
     assert (summary.rows, summary.partitions, summary.version) == (6, 2, 0)
+
+
+def test_a_summary_counts_the_rows_when_the_log_has_no_statistics(spark: SparkSession, config: Config) -> None:
+    tables.overwrite(_events(spark, [1, 2]), config, "events", partition_by="ds")
+    spark.conf.set("spark.databricks.delta.stats.collect", "false")
+    try:
+        tables.append(_events(spark, [3]), config, "events")
+    finally:
+        spark.conf.unset("spark.databricks.delta.stats.collect")
+    added = pa.table(RustDeltaTable(tables.table_path(config, "events")).get_add_actions(flatten=True))
+    assert None in added.column("num_records").to_pylist()  # the appended files have no row counts
+    summary = tables.summary(spark, config, "events", "ds")
+    assert (summary.rows, summary.partitions, summary.version) == (9, 3, 1)
 
 
 def test_replacing_a_date_leaves_the_other_dates_untouched(spark: SparkSession, config: Config) -> None:
