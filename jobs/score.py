@@ -44,7 +44,7 @@ def load_model(context: cli.JobContext) -> registry.RegisteredModel:
     config = context.config
     if context.args.model_version is not None:
         return registry.load(config, config.model_name, context.args.model_version)
-    return registry.load_champion(context.spark, config, config.model_name)
+    return registry.load_champion(config, config.model_name)
 
 
 def alert_threshold(config: Config, model: registry.RegisteredModel) -> float | None:

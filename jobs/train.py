@@ -105,7 +105,7 @@ def train(context: cli.JobContext) -> None:
     }
     trained_on = promotion.training_fingerprint(config, dates, record.input_versions, feature_set.fingerprint,
                                                 record.code_version)
-    rows = registry.history(spark, config, name)
+    rows = registry.history(config, name)
     existing = registry.find_by_fingerprint(rows, trained_on)
     if existing is not None and not context.args.force:
         record.model_version = str(existing)
@@ -466,10 +466,10 @@ def _require_both_classes(task: str, fit_rows: pd.DataFrame, holdout: pd.DataFra
 
 def promote(context: cli.JobContext) -> None:
     """Make `--promote VERSION` the champion after verifying its files."""
-    config, spark = context.config, context.spark
+    config = context.config
     name, version = config.model_name, context.args.promote
     registry.load(config, name, version)  # a missing or corrupt version is refused, exit 4
-    rows = registry.history(spark, config, name)
+    rows = registry.history(config, name)
     if version not in {r["version"] for r in rows if r["action"] == registry.REGISTER}:
         raise MissingInputError(f"model {name} version {version} is not in the registry")
     if registry.champion_version(rows) == version:
@@ -489,9 +489,9 @@ def _set_champion(context: cli.JobContext, version: int, action: str, reason: st
 
 def rollback(context: cli.JobContext) -> None:
     """Make the champion before the current one champion again."""
-    config, spark = context.config, context.spark
+    config = context.config
     name = config.model_name
-    rows = registry.history(spark, config, name)
+    rows = registry.history(config, name)
     current, target = registry.champion_version(rows), registry.rollback_target(rows)
     if target is None:
         raise MissingInputError(f"model {name} has no earlier champion to roll back to (champion: {current})")

@@ -46,7 +46,7 @@ def champion_reference(context: cli.JobContext) -> dict[str, Any] | None:
     config, spark = context.config, context.spark
     if not tables.exists(spark, config, config.tables.registry):
         return None
-    version = registry.champion_version(registry.history(spark, config, config.model_name))
+    version = registry.champion_version(registry.history(config, config.model_name))
     if version is None:
         return None
     try:

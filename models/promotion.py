@@ -140,7 +140,7 @@ def register(
         tables.CommitConflict: still colliding after `ATTEMPTS` tries (exit 5: worth retrying).
     """
     name = config.model_name
-    version, path = _claim_version(spark, config, booster, metadata)
+    version, path = _claim_version(config, booster, metadata)
     crashpoints.reached("model-written")
     try:
         committed = _append_until_committed(
@@ -175,7 +175,7 @@ def _append_until_committed(
     """
     name = config.model_name
     for _ in range(ATTEMPTS):
-        rows = registry.history(spark, config, name)
+        rows = registry.history(config, name)
         change = decide(rows)
         try:
             committed = registry.append_changes(
@@ -188,7 +188,7 @@ def _append_until_committed(
     return None
 
 
-def _claim_version(spark: SparkSession, config: Config, booster: Model, metadata: dict[str, Any]) -> tuple[int, str]:
+def _claim_version(config: Config, booster: Model, metadata: dict[str, Any]) -> tuple[int, str]:
     """Write the model's files as the next free version; returns (version, path).
 
     Creating the directory is the claim: it fails when another run created it first (see
@@ -196,9 +196,9 @@ def _claim_version(spark: SparkSession, config: Config, booster: Model, metadata
     is not registered by anyone else, so registry commits can be retried with it.
     """
     name = config.model_name
-    _reclaim_interrupted(config, registry.history(spark, config, name))
+    _reclaim_interrupted(config, registry.history(config, name))
     for _ in range(ATTEMPTS):
-        version = registry.next_version(config, registry.history(spark, config, name), name)
+        version = registry.next_version(config, registry.history(config, name), name)
         files = registry.model_files(booster, {"name": name, "version": version, **metadata})
         try:
             return version, tables.write_model(config, name, version, files)

@@ -591,6 +591,13 @@ def rows_per_value(config: Config, name: str, partition: str, column: str,
     return counts
 
 
+def content_signature(config: Config, name: str) -> str:
+    """A signature of the table's current content: a hash of its data files, from the Delta log
+    (file names are unique, so a table rewritten or recreated at the same version differs)."""
+    paths = sorted(_add_actions(config, name).column("path").to_pylist())
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+
+
 def _partition_files(config: Config, name: str, partition: str) -> list[tuple[Any, str]]:
     """(partition value, data file path) of each file of the current version of `name`, from its Delta log."""
     actions = _add_actions(config, name, partition)

@@ -57,7 +57,7 @@ class SideInputs:
     date_column: str
     dates: list[date]
     stored: Callable[[], DataFrame | None]  # the table as stored so far; None before its first write
-    entities: Callable[[], tuple[DataFrame, list[str], str]]  # the entities source: its rows, key columns and timestamp
+    entities_known: Callable[[], dict[date, int]]  # distinct entities the entities source knows at each date
     table: Callable[[str], DataFrame | None]  # another table of the use case by name; None when it does not exist
     where: str  # the suite's configuration key, for errors
     rows_per_entity: int = 1  # rows each entity has per date: a forecast's horizons
@@ -440,9 +440,7 @@ class EntityCountCheck(_Counts):
     table_level: ClassVar[bool] = True
 
     def side(self, inputs: SideInputs) -> dict[date, Any]:
-        entities, keys, timestamp = inputs.entities()
-        known = metrics.entities_known(entities, keys, timestamp, inputs.dates)
-        return {day: (count, inputs.rows_per_entity) for day, count in known.items()}
+        return {day: (count, inputs.rows_per_entity) for day, count in inputs.entities_known().items()}
 
     def value(self, column: str, stats: dict[Metric, Any], side: Any) -> Value:
         rows, (entities, per_entity) = _rows(stats), side

@@ -247,6 +247,10 @@ def _measure(
     return values
 
 
+# Entity counts per (entities table and its content, keys, timestamp, dates), within this process.
+_ENTITIES_KNOWN: dict[tuple[Any, ...], dict[date, int]] = {}
+
+
 def _side_values(
     spark: SparkSession,
     config: Config,
@@ -265,12 +269,19 @@ def _side_values(
     def stored() -> DataFrame | None:
         return read(table)
 
-    def entities() -> tuple[DataFrame, list[str], str]:
+    def entities_known() -> dict[date, int]:
         _, source = config.use_case.source_of_kind("entities")
-        return tables.read(spark, config, source.table), config.use_case.entity.keys, source.timestamp
+        keys = config.use_case.entity.keys
+        # The features and the scores suites of a `score` run ask the same question of the same table version.
+        asked = (tables.table_path(config, source.table), tables.content_signature(config, source.table),
+                 tuple(keys), source.timestamp, tuple(dates))
+        if asked not in _ENTITIES_KNOWN:
+            _ENTITIES_KNOWN[asked] = metrics.entities_known(tables.read(spark, config, source.table), keys,
+                                                            source.timestamp, dates)
+        return _ENTITIES_KNOWN[asked]
 
     forecast = config.use_case.forecast
-    inputs = SideInputs(frame, date_column, dates, stored, entities, read, where,
+    inputs = SideInputs(frame, date_column, dates, stored, entities_known, read, where,
                         rows_per_entity=forecast.horizon_days if forecast else 1)
     side: dict[tuple[str, date], Any] = {}
     for rule in rules:

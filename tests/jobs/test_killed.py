@@ -162,7 +162,7 @@ def test_killed_after_the_model_files_before_the_registry_row(
 
     # Files in place, no registry row: the version is not registered, and nothing can score with it.
     assert tables.model_versions(config, name) == [1]
-    assert registry.history(spark, config, name) == []
+    assert registry.history(config, name) == []
     killed = _killed_run(config, "train")
 
     capsys.readouterr()
@@ -170,7 +170,7 @@ def test_killed_after_the_model_files_before_the_registry_row(
     _reported_interrupted(config, killed, capsys.readouterr().err)
     # Registry rows and model folders agree, and say what the uninterrupted run's say.
     reference = make_config(trained_lake)
-    rows, expected = registry.history(spark, config, name), registry.history(spark, reference, name)
+    rows, expected = registry.history(config, name), registry.history(reference, name)
     assert tables.model_versions(config, name) == sorted({row["version"] for row in rows}) == [1]
     varying = ("run_id", "recorded_at", "path", "user")
     assert [{k: v for k, v in row.items() if k not in varying} for row in rows] == [

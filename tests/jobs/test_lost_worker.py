@@ -44,7 +44,7 @@ def test_a_worker_lost_during_the_search_is_done_without_and_the_search_gives_th
     assert _train_losing_a_worker("nightjar-trial-", lake, tmp_path) == 0
 
     assert tables.model_versions(config, config.model_name) == [1]
-    assert {row["version"] for row in registry.history(spark, config, config.model_name)} == {1}
+    assert {row["version"] for row in registry.history(config, config.model_name)} == {1}
     # The trial whose worker died ran again on the other one: every trial finished, with the
     # fold scores of a run that lost nothing.
     uninterrupted = _metadata(make_config(trained_lake), 1)["search"]

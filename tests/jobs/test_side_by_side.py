@@ -154,7 +154,7 @@ def test_two_train_runs_register_distinct_versions(spark: SparkSession, lake: Pa
     first, second = _launch(tmp_path, lake, "first", *argv), _launch(tmp_path, lake, "second", *argv)
     _quiet_success(first.wait(), second.wait())
 
-    history = registry.history(spark, config, config.model_name)
+    history = registry.history(config, config.model_name)
     registered = sorted(row["version"] for row in history if row["action"] == "register")
     assert registered == [1, 2, 3]
     assert len({row["sequence"] for row in history}) == len(history)

@@ -37,7 +37,7 @@ def _train(lake: Path, *argv: str) -> int:
 
 
 def _registry(spark: SparkSession, config: Config) -> list[dict]:
-    return registry.history(spark, config, config.model_name)
+    return registry.history(config, config.model_name)
 
 
 def _model_text(config: Config, version: int) -> str:
@@ -206,7 +206,7 @@ def test_a_lake_root_given_as_a_file_uri_trains_registers_and_scores_in_the_lake
     uri = ["--set", f"lake.root=file://{lake}"]
     assert _train(lake, "--date", T, *uri) == 0
     assert sorted(p.name for p in (lake / "churn" / "models" / ready.model_name / "1").iterdir()) == ["metadata.json", "model.txt"]
-    assert registry.history(spark, ready, ready.model_name)[0]["path"] == f"file://{lake}/churn/models/{ready.model_name}/1"
+    assert registry.history(ready, ready.model_name)[0]["path"] == f"file://{lake}/churn/models/{ready.model_name}/1"
     assert run_in_process(score_job, lake, "--date", "2026-03-01", *uri) == 0
     assert tables.read(spark, ready, ready.tables.scores).count() > 0
     assert [p.name for p in tmp_path.iterdir()] == ["lake"]  # nothing beside the lake: no `file:` folder

@@ -52,7 +52,7 @@ def test_a_model_must_beat_the_champion_on_the_same_holdout_by_the_margin(spark:
     holdout = _holdout()
     champion = _booster(holdout, ["a", "b"])
     _register_champion(spark, config, champion, ["a", "b"])
-    rows = registry.history(spark, config, config.model_name)
+    rows = registry.history(config, config.model_name)
     # The champion's AUC on this holdout, by the rank formula (no ties in continuous scores).
     scores = champion.predict(holdout[["a", "b"]].to_numpy())
     ranks = pd.Series(scores).rank().to_numpy()
@@ -142,7 +142,7 @@ def test_registrations_racing_each_other_take_distinct_versions(spark: SparkSess
 
     registrations = _race(3, register)
     assert sorted(r.version for r in registrations) == [1, 2, 3]
-    rows = registry.history(spark, config, config.model_name)
+    rows = registry.history(config, config.model_name)
     assert [r["sequence"] for r in rows] == list(range(1, 7))  # one registration and one alias change each
     for registration in registrations:
         mine = [r for r in rows if r["run_id"] == f"run-{registrations.index(registration)}"]

@@ -47,6 +47,15 @@ def test_a_summary_counts_the_rows_when_the_log_has_no_statistics(spark: SparkSe
     assert (summary.rows, summary.partitions, summary.version) == (9, 3, 1)
 
 
+def test_a_table_recreated_at_the_same_version_has_another_content_signature(spark: SparkSession, config: Config) -> None:
+    tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
+    first = tables.content_signature(config, "events")
+    assert tables.content_signature(config, "events") == first
+    shutil.rmtree(tables.table_path(config, "events"))
+    tables.overwrite(_events(spark, [1]), config, "events", partition_by="ds")
+    assert tables.current_version(config, "events") == 0 and tables.content_signature(config, "events") != first
+
+
 def test_replacing_a_date_leaves_the_other_dates_untouched(spark: SparkSession, config: Config) -> None:
     tables.overwrite(_events(spark, [1, 2, 3]), config, "events", partition_by="ds")
     replacement = _events(spark, [2], value=10)

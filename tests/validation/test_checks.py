@@ -56,7 +56,8 @@ def _evaluate(spark: SparkSession, check: RuleCheck, frame: DataFrame) -> dict[t
     inputs = SideInputs(
         frame, "d", [D1, D2],
         stored=lambda: spark.createDataFrame(HISTORY, SCHEMA).unionByName(frame.where(frame.d == D1)),
-        entities=lambda: (spark.createDataFrame(ENTITIES, "k long, ts timestamp"), ["k"], "ts"),
+        entities_known=lambda: metrics.entities_known(spark.createDataFrame(ENTITIES, "k long, ts timestamp"),
+                                                      ["k"], "ts", [D1, D2]),
         table=lambda name: spark.createDataFrame(*REFERENCED[name]) if name in REFERENCED else None,
         where="test",
     )
