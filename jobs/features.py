@@ -54,7 +54,7 @@ def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[d
                               "rerun with --rebuild to recompute the table with the new definitions")
     if args.force:
         return context.dates
-    present = tables.present_dates(tables.read(spark, config, config.tables.features), DATE, context.dates)
+    present = tables.partition_dates(config, config.tables.features, DATE)
     return [d for d in context.dates if d not in present]
 
 

@@ -88,10 +88,8 @@ def features_for(context: cli.JobContext, dates: list[date]) -> DataFrame:
     """The feature rows of `dates`, computed first where missing if configured; exit 4 otherwise."""
     config, spark = context.config, context.spark
     table = config.tables.features
-    present = (
-        tables.present_dates(tables.read(spark, config, table), DATE, dates)
-        if tables.exists(spark, config, table) else set()
-    )
+    # From the Delta log: a Spark job here would be the JVM's first, 4.9 s of warming up for a few dates.
+    present = tables.partition_dates(config, table, DATE) if tables.exists(spark, config, table) else set()
     missing = [d for d in dates if d not in present]
     if missing and config.scoring.compute_missing_features:
         context.progress(f"features missing for {len(missing)} dates: computing them first")
@@ -111,7 +109,7 @@ def dates_to_score(context: cli.JobContext) -> list[date]:
     config, spark = context.config, context.spark
     if context.args.force or not tables.exists(spark, config, config.tables.scores):
         return context.dates
-    present = tables.present_dates(tables.read(spark, config, config.tables.scores), DATE, context.dates)
+    present = tables.partition_dates(config, config.tables.scores, DATE)
     return [d for d in context.dates if d not in present]
 
 
