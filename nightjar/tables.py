@@ -151,9 +151,10 @@ def last_commit_metadata(config: Config, name: str, key: str | None = None, dept
     commit without Nightjar's metadata (an `OPTIMIZE` or `VACUUM` run by hand) hides nothing.
     Read with delta-rs from the log's last commits (Spark's `history` runs a Spark job for it).
     """
-    if current_version(config, name) is None:
+    reader = _existing_reader(config, name)
+    if reader is None:
         return None
-    for commit in DeltaReader(table_path(config, name)).history(depth):  # the latest first
+    for commit in reader.history(depth):  # the latest first
         text = commit.get("userMetadata")
         metadata = json.loads(text) if text else None
         if key is None or (metadata is not None and key in metadata):
@@ -427,19 +428,18 @@ def require_partitions(
 def summary(spark: SparkSession, config: Config, name: str, partition_by: str | None = None) -> TableSummary:
     """Row and partition counts of the table's current version: from the Delta log's file
     statistics when every file records its row count (no data read), else in one Spark pass."""
-    actions = _add_actions(config, name)
+    reader = _reader(config, name)
+    # The counts and the version of one snapshot of the log.
+    actions = _add_actions(reader, name, partition_by)
     rows: int | None = None
     if "num_records" in actions.column_names and actions.column("num_records").null_count == 0:
         rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
     partitions = None
     if partition_by:
-        column = f"partition.{partition_by}"
-        if column not in actions.column_names:
-            raise ValueError(f"table {name!r} is not partitioned by {partition_by!r}")
-        partitions = len(set(actions.column(column).to_pylist()) - {None})
+        partitions = len(set(actions.column(f"partition.{partition_by}").to_pylist()) - {None})
     if rows is None:
         rows = read(spark, config, name).count()
-    return TableSummary(name=name, path=table_path(config, name), version=current_version(config, name) or 0,
+    return TableSummary(name=name, path=table_path(config, name), version=int(reader.version()),
                         rows=rows, partitions=partitions)
 
 
@@ -576,7 +576,7 @@ def rows_per_value(config: Config, name: str, partition: str, column: str,
     without statistics, or with several values): then count the rows.
     """
     wanted = set(values)
-    actions = _add_actions(config, name, partition)
+    actions = _add_actions(_reader(config, name), name, partition)
     needed = ["num_records", f"min.{column}", f"max.{column}", f"null_count.{column}"]
     if any(field not in actions.column_names for field in needed):
         return None
@@ -594,13 +594,13 @@ def rows_per_value(config: Config, name: str, partition: str, column: str,
 def content_signature(config: Config, name: str) -> str:
     """A signature of the table's current content: a hash of its data files, from the Delta log
     (file names are unique, so a table rewritten or recreated at the same version differs)."""
-    paths = sorted(_add_actions(config, name).column("path").to_pylist())
+    paths = sorted(_add_actions(_reader(config, name), name).column("path").to_pylist())
     return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
 
 
 def _partition_files(config: Config, name: str, partition: str) -> list[tuple[Any, str]]:
     """(partition value, data file path) of each file of the current version of `name`, from its Delta log."""
-    actions = _add_actions(config, name, partition)
+    actions = _add_actions(_reader(config, name), name, partition)
     return [
         (value, path)
         for value, path in zip(actions.column(f"partition.{partition}").to_pylist(), actions.column("path").to_pylist())
@@ -608,14 +608,24 @@ def _partition_files(config: Config, name: str, partition: str) -> list[tuple[An
     ]
 
 
-def _add_actions(config: Config, name: str, partition: str | None = None) -> pa.Table:
-    """The current version's data files of `name` with their statistics (`path`, `num_records`,
-    `min.<column>`, ..., `partition.<partition>`), from its Delta log; ValueError when the table
-    is not partitioned by `partition` (when named)."""
+def _reader(config: Config, name: str) -> DeltaReader:
+    """Table `name`'s current version through delta-rs; MissingInputError when there is none."""
     try:
-        reader = DeltaReader(table_path(config, name))
+        return DeltaReader(table_path(config, name))
     except Exception as error:  # noqa: BLE001 - delta-rs raises its own TableNotFoundError
         raise MissingInputError(f"table {name!r} not found: no Delta table at {table_path(config, name)} ({error})") from None
+
+
+def _existing_reader(config: Config, name: str) -> DeltaReader | None:
+    """Table `name`'s current version through delta-rs, or None when there is no Delta table there."""
+    fs, folder = filesystem(table_path(config, name))
+    return DeltaReader(table_path(config, name)) if _is_delta(fs, folder) else None
+
+
+def _add_actions(reader: DeltaReader, name: str, partition: str | None = None) -> pa.Table:
+    """The data files of table `name` in `reader`'s version with their statistics (`path`,
+    `num_records`, `min.<column>`, ..., `partition.<partition>`), from its Delta log; ValueError
+    when the table is not partitioned by `partition` (when named)."""
     actions = pa.table(reader.get_add_actions(flatten=True))
     if partition is not None and f"partition.{partition}" not in actions.column_names:
         raise ValueError(f"table {name!r} is not partitioned by {partition!r}")
@@ -906,11 +916,9 @@ class Commit:
 
 def current_version(config: Config, name: str) -> int | None:
     """The latest version of table `name` read with delta-rs, or None when there is no Delta table."""
-    fs, folder = filesystem(table_path(config, name))
-    if not _is_delta(fs, folder):
-        return None
+    reader = _existing_reader(config, name)
     # Not Spark's `history(1)`: that runs a Spark job (1.9 s in a new JVM, 0.2-0.4 s after).
-    return int(DeltaReader(table_path(config, name)).version())
+    return None if reader is None else int(reader.version())
 
 
 def partition_columns(config: Config, name: str) -> list[str]:
