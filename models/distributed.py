@@ -17,6 +17,7 @@ from models.config import TrainingConfig
 from models.ensemble import Ensemble, Model, Offset
 from models.search import Task, TrainingFailed, offset_of_training
 from models.training_set import LABEL, WEIGHT
+from nightjar.dask_cluster import worker_addresses
 from nightjar.errors import LostWorkerError
 
 # The scikit-learn wrapper always passes its `n_jobs` default, which lightgbm.dask replaces by
@@ -39,7 +40,7 @@ def _watch_workers(client: Client, workers: list[str], finished: Callable[[], bo
     """
     deadline = time.monotonic() + timeout_s
     while not finished():
-        lost = set(workers) - set(client.scheduler_info()["workers"])
+        lost = set(workers) - set(worker_addresses(client))
         if lost:
             message = f"lost Dask worker {', '.join(sorted(lost))} during {stage}"
             raise TrainingFailed(message) from LostWorkerError(message)
@@ -61,7 +62,7 @@ def spread(client: Client, frame: dd.DataFrame, timeout_s: float) -> tuple[dd.Da
     Raises:
         TrainingFailed: no workers; a partition failed to load; a worker was lost (transient).
     """
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = worker_addresses(client)
     if not workers:
         raise TrainingFailed("the Dask cluster has no workers")
     parts = frame.repartition(npartitions=len(workers)).to_delayed()

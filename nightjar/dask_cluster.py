@@ -50,6 +50,18 @@ def dask_client(config: Config) -> Iterator[Client]:
         yield client
 
 
+def worker_addresses(client: Client) -> list[str]:
+    """The addresses of the workers in the cluster now, sorted, asked of the scheduler.
+
+    Not `client.scheduler_info()["workers"]`: it returns the client's cached identity, which a
+    periodic refresh of the client (every 2 s, totals only) replaces with one whose `workers`
+    is empty, and when that refresh lands between the method's own fetch and its return the
+    cluster looks empty. Under load that made a healthy fit report both of its workers lost.
+    """
+    identity = client.sync(client.scheduler.identity, n_workers=-1)
+    return sorted(identity["workers"])
+
+
 @contextmanager
 def _workers_without_main() -> Iterator[None]:
     """Start worker processes without re-importing the job's `__main__` module in them.

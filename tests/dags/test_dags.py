@@ -150,14 +150,16 @@ def test_exit_2_fails_after_one_try_and_exit_4_is_retried(airflow: Airflow, tmp_
                             " where dag_id = 'nightjar_exit_codes' order by task_id, try_number")
     assert history == [("missing_input", 1, "failed"), ("missing_input", 2, "failed")]
     # The sensor waited through exit 4, rescheduled between pokes (no slot held), until its
-    # timeout; on exit 2 it failed at its first poke.
+    # timeout; on exit 2 it failed at its first poke. How many pokes fit in the timeout depends
+    # on how long each `status` run takes on the machine: at least two.
     reschedules = dict(airflow.query(
         "select ti.task_id, count(*) from task_reschedule r join task_instance ti on r.ti_id = ti.id"
         " where ti.dag_id = 'nightjar_exit_codes' group by ti.task_id"))
-    assert reschedules.get("sensor_missing_input", 0) >= 2 and "sensor_bad_configuration" not in reschedules
+    assert reschedules.get("sensor_missing_input", 0) >= 1 and "sensor_bad_configuration" not in reschedules
     assert "AirflowSensorTimeout" in output
-    # 3 tries of the operator, and the sensor's pokes; 1 try of each on exit 2.
-    assert output.count("exit code 4") >= 3 + 3 and output.count("exit code 2") == 2
+    # 3 tries of the operator, and one more poke of the sensor than it was rescheduled; 1 try of each on exit 2.
+    assert output.count("exit code 4") == 3 + reschedules["sensor_missing_input"] + 1
+    assert output.count("exit code 2") == 2
     assert "unknown use case 'no_such_use_case'" in output
     assert "exited 2: failing without retry" in output
 

@@ -13,7 +13,8 @@ from airflow.sdk import DAG
 
 from nightjar_operators import NightjarInputsSensor, NightjarJobOperator
 
-SENSOR = {"mode": "reschedule", "poke_interval": 1, "timeout": 6, "retries": 0}
+# A poke (a `status` run) takes 1-4 s by the machine's load: 10 s leaves room for two at least.
+SENSOR = {"mode": "reschedule", "poke_interval": 1, "timeout": 10, "retries": 0}
 
 with DAG(
     dag_id="nightjar_exit_codes",
