@@ -171,12 +171,14 @@ class ScoringConfig(Strict):
     """How `score` runs: reason codes, alerts, and whether it computes features that are missing."""
 
     reasons: int = Field(3, ge=0, le=50)  # top features by SHAP contribution per score; 0 for none
-    # Reasons only for scores at least this (None: every row). TreeSHAP costs far more than a
-    # prediction (about 250x at 200 trees), so explaining only the entities acted on matters at scale.
-    reasons_min_score: float | None = None
-    # Reasons only for the run's top scores, this percentage of them (1: the top 1%), however
+    # Reasons only for each date's top scores, this percentage of them (5: the top 5%), however
     # scores shift from day to day; found in a first pass of predictions, which cost little.
-    reasons_top_percent: float | None = Field(None, gt=0, le=100)
+    # TreeSHAP costs far more than a prediction (about 250x at 200 trees), so by default only
+    # what is acted on is explained. None: every row.
+    reasons_top_percent: float | None = Field(5, gt=0, le=100)
+    # Or reasons only for scores at least this: set, it takes the place of the default top
+    # percent (setting both is an error).
+    reasons_min_score: float | None = None
     # Predict with the model compiled to native code (lleaves; `models.compiled`): about 3x
     # Booster.predict per thread, equal within 1e-15. Off by default: compiling a 200-tree model
     # takes ~15 s once per model version and machine (then cached), which a first run earns back
@@ -190,8 +192,16 @@ class ScoringConfig(Strict):
     summary_top: int = Field(5, ge=0)  # top-scored entities printed in the run's summary
     alert: AlertConfig | None = None  # classification labels only; None: scores carry no `alert`
 
+    @model_validator(mode="before")
+    @classmethod
+    def _min_score_replaces_the_default_top_percent(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("reasons_min_score") is not None and "reasons_top_percent" not in data:
+            return {**data, "reasons_top_percent": None}
+        return data
+
     @model_validator(mode="after")
     def _one_reasons_limit(self) -> "ScoringConfig":
         if self.reasons_min_score is not None and self.reasons_top_percent is not None:
-            raise ValueError("set reasons_min_score or reasons_top_percent, not both")
+            raise ValueError("set reasons_min_score or reasons_top_percent, not both "
+                             "(set the other to null)")
         return self

@@ -50,6 +50,17 @@ def test_nightjar_env_variable_picks_the_environment(monkeypatch: pytest.MonkeyP
     assert load_config().env == "test"
 
 
+def test_reasons_go_to_the_top_five_percent_unless_a_minimum_score_takes_their_place() -> None:
+    scoring = load_config("local").scoring
+    assert (scoring.reasons_top_percent, scoring.reasons_min_score) == (5, None)
+    scoring = load_config("local", ["scoring.reasons_min_score=0.5"]).scoring
+    assert (scoring.reasons_top_percent, scoring.reasons_min_score) == (None, 0.5)
+    scoring = load_config("local", ["scoring.reasons_top_percent=null"]).scoring  # every row
+    assert (scoring.reasons_top_percent, scoring.reasons_min_score) == (None, None)
+    with pytest.raises(ConfigError, match=r"set reasons_min_score or reasons_top_percent, not both \(set the other to null\)"):
+        load_config("local", ["scoring.reasons_min_score=0.5", "scoring.reasons_top_percent=1"])
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
