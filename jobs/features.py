@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 from pyspark.sql import functions as F
 
-from features import discovery, store
+from features import store
 from features.definitions import FeatureSet, expand
 from features.engine import DATE
 from nightjar import cli, tables
@@ -60,6 +60,9 @@ def dates_to_compute(context: cli.JobContext, feature_set: FeatureSet) -> list[d
 
 def discover(context: cli.JobContext) -> None:
     """Run featuretools DFS on a sample of entities and write candidate definitions to review."""
+    # Imported here: featuretools (and woodwork, scipy.stats) take 2-3 s to import, which every
+    # nightly `features` run would pay for an action it does not take.
+    from features import discovery
     config, spark, args = context.config, context.spark, context.args
     if args.sample < 1:
         raise UsageError("--sample must be at least 1")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 from jobs import features as features_job
 from nightjar import tables
 from nightjar.config import Config
+from nightjar.config_loader import PROJECT_ROOT
 from tests.conftest import run_in_process
 from tests.features.conftest import entities_frame, entity, event, events_frame
 
@@ -132,3 +136,14 @@ def test_duplicate_entities_exit_3(
 def test_a_date_is_required(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(lake) == 2
     assert "a date is required" in capsys.readouterr().err
+
+
+def test_a_nightly_run_does_not_import_featuretools(tmp_path: Path) -> None:
+    # featuretools (with woodwork and scipy.stats) takes seconds to import; only `discover` needs it.
+    # A script file, not `python -c`: pyspark.sql.connect (which GX imports) exits a process whose
+    # main module has no file, taking it for a doctest run.
+    script = tmp_path / "imports.py"
+    script.write_text("import sys\nimport jobs.features\nprint('featuretools' in sys.modules)\n")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, check=True)
+    assert completed.stdout.strip() == "False"
