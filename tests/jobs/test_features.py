@@ -139,7 +139,7 @@ def test_a_date_is_required(lake: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_a_nightly_run_does_not_import_featuretools(tmp_path: Path) -> None:
-    # featuretools (with woodwork and scipy.stats) takes seconds to import; only `discover` needs it.
+    # featuretools (with woodwork and scipy.stats) adds 0.6-0.7 s to the job's imports; only `discover` needs it.
     # A script file, not `python -c`: pyspark.sql.connect (which GX imports) exits a process whose
     # main module has no file, taking it for a doctest run.
     script = tmp_path / "imports.py"
