@@ -7,11 +7,11 @@ block of cards sees the same ones:
 * each merchant has a category (grocery, fuel, restaurant, retail, online_retail, electronics,
   travel, digital_goods), a log-normal popularity scaled by how often its category is visited,
   and an opening instant (3% open during the window and take transactions from the next day on);
-* compromised periods: per merchant, Poisson(`COMPROMISE_RATE` per day) periods start on whole days,
-  last 5-30 days and carry a hidden share (10-40%): in the period, each of the cardholders' own
-  transactions at the merchant is a fraud with that probability (overlapping periods combine as
-  1 - prod(1 - share)). Nothing observable at the instant tells which: the merchant's chargebacks
-  rise only as the frauds are reported.
+* compromised periods (a breach: skimmers, a hacked checkout): per merchant, Poisson(`COMPROMISE_RATE`
+  per day) periods start on whole days, last 5-30 days and carry a hidden share (20-50%): in the
+  period, each of the cardholders' own transactions at the merchant gives the card's data away
+  with that probability (overlapping periods combine as 1 - prod(1 - share)). The transactions
+  there are the cardholders' own, never frauds; the frauds come later, elsewhere (scenario 3).
 
 Each card (issued before the window, on the first of a month; 5% during it) has habits drawn once:
 a rate of transactions (gamma, `TX_PER_DAY` a day on average), a weekend lean, a daily rhythm
@@ -36,7 +36,13 @@ Fraud scenarios, interleaved with the cardholder's own transactions (which go on
    `TESTING_GAP_S` apart on average, each at an online_retail or digital_goods merchant, online;
    40% followed, `TESTING_FOLLOW_UP_GAP_S` later on average, by one of `median x exp(N(log 5,
    0.4))`: every one a fraud;
-3. compromised merchants (above): a fraud with the period's share.
+3. compromised merchants (above), as a common point of purchase: a card whose data a compromised
+   merchant gave away (once per card: the data are the same) is cashed out 1 + Exponential(6)
+   days later, by 1 + Poisson(3) transactions `CASH_OUT_GAP_S` apart on average (exponential),
+   of `median x exp(N(log 4, 0.5))` at merchants drawn by popularity from electronics, retail,
+   online_retail, travel and digital_goods, 70% online (the rest counterfeit cards in shops):
+   every one a fraud. Slower and less extreme than a stolen card's burst; the card's own history
+   is what shows it, not the merchant's, whose chargebacks rise only as its frauds are reported.
 
 A transaction that is not a fraud is disputed all the same (friendly fraud) with probability
 `DISPUTE_P`. A fraud is reported with probability `REPORT_P`, a delay `2 + 43 U**2` days after
@@ -45,23 +51,24 @@ a dispute likewise. `chargebacks` holds the reports known by the window's end (l
 not known yet and left out).
 
 `truth` holds, for every transaction, the probability that it is reported within the label's
-maturity `h` given the regime it came from (its hidden state: the cardholder's own, at a
-compromised merchant, a stolen card's burst, card testing) and the merchant's compromise share:
+maturity `h` given the regime it came from (its hidden state: the cardholder's own, a cash-out of
+data from a compromised merchant, a stolen card's burst, card testing):
 
     fraud_probability = (q REPORT_P + (1 - q) DISPUTE_P) P(delay < h),
     P(delay < h) = clip(sqrt((h - 2 days) / 43 days), 0, 1)
 
-with q = 1 for the fraudsters' transactions, the share at a compromised merchant, 0 otherwise;
+with q = 1 for the fraudsters' transactions, 0 for the cardholders' own;
 `regime` names the regime (legit, compromised_merchant, stolen_card, card_testing). The label is
 drawn from exactly that law, independently of everything observable given the regime, so the
-truth is the best achievable prediction; it is not 0/1 (8% of frauds are never
-reported, a few legitimate transactions are), so its PR-AUC is high but below 1 (about 0.8).
-In expectation 0.4% of transactions are frauds: stolen cards 0.24%, card testing 0.05%,
-compromised merchants 0.11% (lumpy: a few merchants at a time).
+truth is the best achievable prediction; it is not 0/1 (8% of frauds are never reported, a few
+legitimate transactions are), so its PR-AUC is high but below 1 (0.86 on 10,000 cards over 60
+days). About 0.37% of transactions are frauds: stolen cards 0.24%, card testing 0.05%, cash-outs of
+compromised merchants' cards 0.08% (lumpy: a few merchants at a time; 10,000 cards over 60 days
+with seed 11).
 
 Every block of `block_size` cards has its own random streams seeded by (seed, block, stream):
-the cards' habits, their transactions, the thefts, the testing runs and the labels each in one
-(transaction ids: block * 10**10 + a counter in time order),
+the cards' habits, their transactions, the thefts, the testing runs, the labels and the captures
+at compromised merchants each in one (transaction ids: block * 10**10 + a counter in time order),
 so the data depend on the scenario only, never on how Spark schedules the blocks, and each table
 is produced by re-running the simulation without the others. The merchants' streams are seeded by
 the seed alone.
@@ -140,7 +147,13 @@ TESTING_FOLLOW_UP_AMOUNT = (math.log(5.0), 0.4)
 TESTING_FOLLOW_UP_CATEGORY_P = {"electronics": 0.5, "online_retail": 0.3, "digital_goods": 0.2}
 COMPROMISE_RATE = 0.00025             # compromised periods starting per merchant and day
 COMPROMISE_DAYS = (5, 30)
-COMPROMISE_SHARE = (0.1, 0.4)
+COMPROMISE_SHARE = (0.2, 0.5)         # per period: P(a transaction there gives the card's data away)
+CASH_OUT_DELAY_DAYS = (1.0, 6.0)      # the run starts 1 + Exponential(6) days after the capture
+CASH_OUT_MIN_TX, CASH_OUT_EXTRA_TX = 1, 3.0   # 1 + Poisson(3) transactions...
+CASH_OUT_GAP_S = 3 * 3600.0           # ...this far apart on average
+CASH_OUT_AMOUNT = (math.log(4.0), 0.5)   # log-normal, times the card's median
+CASH_OUT_ONLINE = 0.7                 # the rest counterfeit cards in shops
+CASH_OUT_CATEGORY_P = {"electronics": 0.3, "retail": 0.2, "online_retail": 0.25, "travel": 0.1, "digital_goods": 0.15}
 
 REPORT_P = 0.92                       # a fraud is reported...
 DISPUTE_P = 0.0002                    # ...and so is a legitimate transaction, rarely
@@ -151,7 +164,7 @@ DAY_S = 86_400
 # SeedSequence keys: (seed, _MERCHANT_STREAMS, stream) and (seed, _CARD_STREAMS, block, stream).
 _MERCHANT_STREAMS, _CARD_STREAMS = 0, 1
 _MERCHANT_ATTRIBUTES, _COMPROMISES = 0, 1
-_CARD_HABITS, _TRANSACTIONS, _THEFTS, _TESTING, _LABELS = 0, 1, 2, 3, 4
+_CARD_HABITS, _TRANSACTIONS, _THEFTS, _TESTING, _LABELS, _CAPTURES = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -390,6 +403,10 @@ class _Events:
     def concat(parts: list[_Events]) -> _Events:
         return _Events(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Events)))
 
+    @staticmethod
+    def empty() -> _Events:
+        return _Events(*(np.empty(0, dtype) for dtype in (np.int64, np.int64, np.int64, np.float64, bool, np.int8, np.float64)))
+
 
 def _grouped_cumsum(gaps: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """The running sum of `gaps` within consecutive groups of `sizes`."""
@@ -458,6 +475,34 @@ def _fraud(s: FraudScenario, block: int, cards: _Cards, merchants: _Merchants) -
     return events.take(np.argsort(events.second, kind="stable"))
 
 
+def _cash_outs(rng: np.random.Generator, day: int, own: _Events, cards: _Cards, merchants: _Merchants,
+               captured: np.ndarray) -> _Events:
+    """The fraud runs on the cards whose data the day's compromised merchants captured: each of the
+    cardholders' own transactions at a merchant in a compromised period captures the card with the
+    period's share, once per card (`captured`, updated); its run starts days later, elsewhere."""
+    # Drawn for every transaction, compromised merchant or not, so each draw's meaning never shifts.
+    draw = rng.random(len(own.card))
+    hit = np.flatnonzero((draw < merchants.share_on(day)[own.merchant]) & ~captured[own.card])
+    # The card's earliest capture of the day: the data are the same.
+    hit = hit[np.lexsort((own.second[hit], own.card[hit]))]
+    hit = hit[np.unique(own.card[hit], return_index=True)[1]]
+    card = own.card[hit]
+    captured[card] = True
+    start = own.second[hit] + (CASH_OUT_DELAY_DAYS[0] + rng.exponential(CASH_OUT_DELAY_DAYS[1], len(card))) * DAY_S
+    size = CASH_OUT_MIN_TX + rng.poisson(CASH_OUT_EXTRA_TX, len(card))
+    run_card = np.repeat(card, size)
+    at = np.repeat(start, size) + _grouped_cumsum(rng.exponential(CASH_OUT_GAP_S, len(run_card)), size)
+    return _Events(
+        card=run_card,
+        merchant=_pick(rng, merchants, CASH_OUT_CATEGORY_P, len(run_card)),
+        second=np.floor(at).astype(np.int64),
+        amount=_cents(np.exp(cards.log_median[run_card] + rng.normal(*CASH_OUT_AMOUNT, len(run_card)))),
+        online=rng.random(len(run_card)) < CASH_OUT_ONLINE,
+        regime=np.full(len(run_card), COMPROMISED, dtype=np.int8),
+        q=np.ones(len(run_card)),
+    )
+
+
 def _cents(amount: np.ndarray) -> np.ndarray:
     return np.maximum(np.round(amount, 2), 0.01)
 
@@ -484,9 +529,8 @@ def _legit(
     amount = _cents(np.exp(cards.log_median[card] + np.log(CATEGORY_AMOUNT[category])
                            + cards.spread[card] * rng.standard_normal(total)))
     online = rng.random(total) < CATEGORY_ONLINE[category]
-    q = merchants.share_on(day)[merchant]
     events = _Events(card, merchant, second.astype(np.int64), amount, online,
-                     np.where(q > 0, COMPROMISED, LEGIT).astype(np.int8), q)
+                     np.full(total, LEGIT, dtype=np.int8), np.zeros(total))
     # No transaction before the card exists (its first day is thinned, not shifted).
     return events.take(second >= cards.issued[card])
 
@@ -515,12 +559,20 @@ def simulate_days(s: FraudScenario, block: int) -> Iterator[Day]:
     fraud_bounds = np.searchsorted(fraud.second, np.arange(s.days + 1) * DAY_S)
     transaction_rng = _rng(s.seed, _CARD_STREAMS, block, _TRANSACTIONS)
     label_rng = _rng(s.seed, _CARD_STREAMS, block, _LABELS)
+    capture_rng = _rng(s.seed, _CARD_STREAMS, block, _CAPTURES)
+    captured = np.zeros(len(cards.ids), dtype=bool)
+    pending = _Events.empty()  # cash-out runs of cards captured on earlier days, by time
     next_id = block * ID_STRIDE
     for day in range(s.days):
         # A merchant takes transactions from the day after it opens.
         open_cumulative = np.cumsum(merchants.popularity * (merchants.opened < day * DAY_S))
         legit = _legit(transaction_rng, s, day, cards, merchants, open_cumulative)
-        events = _Events.concat([legit, fraud.take(slice(fraud_bounds[day], fraud_bounds[day + 1]))])
+        due = np.searchsorted(pending.second, (day + 1) * DAY_S)
+        # Every run starts at least a day after its capture, so none is due on the day it is drawn.
+        cash_outs = _cash_outs(capture_rng, day, legit, cards, merchants, captured)
+        today, pending = pending.take(slice(0, due)), _Events.concat([pending.take(slice(due, None)), cash_outs])
+        pending = pending.take(np.argsort(pending.second, kind="stable"))
+        events = _Events.concat([legit, today, fraud.take(slice(fraud_bounds[day], fraud_bounds[day + 1]))])
         events = events.take(np.lexsort((events.card, events.second)))
         total = len(events.card)
         # Drawn for every transaction whatever its regime, so each draw's meaning never shifts.

@@ -112,7 +112,8 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
     valid = (cb["time"].to_numpy() <= cb_time) & (cb_time - cb["time"].to_numpy() <= 60 * 24 * HOUR_MICROS)
     cb = cb[valid].assign(reported=cb_time[valid])
     def arrays(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {column: rows[column].to_numpy() for column in ("time", "units", "finite", "amount", "merchant_id")}
+        return {column: rows[column].to_numpy()
+                for column in ("time", "units", "finite", "amount", "merchant_id", "merchant_category", "channel")}
 
     by_card = {card: arrays(rows) for card, rows in history.groupby("card_id")}
     by_merchant = {m: arrays(rows) for m, rows in history.groupby("merchant_id")}
@@ -141,6 +142,13 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
                 values["card_hours_since_last_30d"] = (t - card["time"][inside].max()) / HOUR_MICROS if inside.any() else np.nan
                 same_merchant = card["merchant_id"] == row.merchant_id  # never equal for a missing merchant
                 values["card_merchant_count_30d"] = int((inside & same_merchant).sum())
+                in_category = inside & (card["merchant_category"] == row.merchant_category)
+                category_ok = in_category & card["finite"]
+                values["card_category_count_30d"] = int(in_category.sum())
+                values["card_category_amount_mean_30d"] = (int(card["units"][in_category].sum()) / 1e6 / int(category_ok.sum())
+                                                           if category_ok.any() else np.nan)
+                values["card_category_amount_max_30d"] = card["amount"][category_ok].max() if category_ok.any() else np.nan
+                values["card_channel_count_30d"] = int((inside & (card["channel"] == row.channel)).sum())
             m_inside = (merchant["time"] >= t - length) & (merchant["time"] < t)
             m_ok = m_inside & merchant["finite"]
             m_total = int(merchant["units"][m_inside].sum()) / 1e6
@@ -157,6 +165,13 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
         values["amount_to_card_mean_30d"] = amount / mean if mean == mean and mean != 0 and amount == amount else np.nan
         top = values["card_amount_max_30d"]
         values["amount_to_card_max_30d"] = amount / top if top == top and top != 0 and amount == amount else np.nan
+        for name, denominator in (("amount_to_card_category_mean_30d", values["card_category_amount_mean_30d"]),
+                                  ("amount_to_card_category_max_30d", values["card_category_amount_max_30d"])):
+            values[name] = (amount / denominator if denominator == denominator and denominator != 0 and amount == amount
+                            else np.nan)
+        month_count = values["card_count_30d"]
+        values["card_category_share_30d"] = values["card_category_count_30d"] / month_count if month_count else np.nan
+        values["card_channel_share_30d"] = values["card_channel_count_30d"] / month_count if month_count else np.nan
         values["hour_of_day"] = (row.time // HOUR_MICROS) % 24
         rate_base = values["merchant_count_30d"]
         values["merchant_chargeback_rate_30d"] = (values["merchant_chargebacks_count_30d"] / rate_base
