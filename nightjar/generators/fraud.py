@@ -403,10 +403,6 @@ class _Events:
     def concat(parts: list[_Events]) -> _Events:
         return _Events(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Events)))
 
-    @staticmethod
-    def empty() -> _Events:
-        return _Events(*(np.empty(0, dtype) for dtype in (np.int64, np.int64, np.int64, np.float64, bool, np.int8, np.float64)))
-
 
 def _grouped_cumsum(gaps: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """The running sum of `gaps` within consecutive groups of `sizes`."""
@@ -424,22 +420,34 @@ def _uniform_instants(rng: np.random.Generator, cards: _Cards, s: FraudScenario,
     return card, exposure_start[card] + rng.random(len(card)) * (window - exposure_start[card])
 
 
+def _spending_runs(
+    rng: np.random.Generator, cards: _Cards, merchants: _Merchants, card: np.ndarray, start: np.ndarray,
+    size: np.ndarray, gap_s: float, category_p: dict[str, float], log_amount: tuple[float, float], online_p: float,
+    regime: int,
+) -> _Events:
+    """Fraudsters spending a card: from each `start`, `size` transactions `gap_s` apart on average
+    (exponential), at merchants of `category_p` by popularity, of `median x exp(N(*log_amount))`,
+    online with `online_p`: every one a fraud of `regime`."""
+    run_card = np.repeat(card, size)
+    at = np.repeat(start, size) + _grouped_cumsum(rng.exponential(gap_s, len(run_card)), size)
+    return _Events(
+        card=run_card,
+        merchant=_pick(rng, merchants, category_p, len(run_card)),
+        second=np.floor(at).astype(np.int64),
+        amount=_cents(np.exp(cards.log_median[run_card] + rng.normal(*log_amount, len(run_card)))),
+        online=rng.random(len(run_card)) < online_p,
+        regime=np.full(len(run_card), regime, dtype=np.int8),
+        q=np.ones(len(run_card)),
+    )
+
+
 def _fraud(s: FraudScenario, block: int, cards: _Cards, merchants: _Merchants) -> _Events:
     """The block's stolen-card bursts and card-testing runs over the whole window, by time."""
     rng = _rng(s.seed, _CARD_STREAMS, block, _THEFTS)
     card, theft = _uniform_instants(rng, cards, s, STOLEN_RATE)
     size = STOLEN_MIN_TX + rng.poisson(STOLEN_EXTRA_TX, len(card))
-    burst_card = np.repeat(card, size)
-    stolen_at = np.repeat(theft, size) + _grouped_cumsum(rng.exponential(STOLEN_GAP_S, len(burst_card)), size)
-    stolen = _Events(
-        card=burst_card,
-        merchant=_pick(rng, merchants, STOLEN_CATEGORY_P, len(burst_card)),
-        second=np.floor(stolen_at).astype(np.int64),
-        amount=_cents(np.exp(cards.log_median[burst_card] + rng.normal(*STOLEN_AMOUNT, len(burst_card)))),
-        online=rng.random(len(burst_card)) < STOLEN_ONLINE,
-        regime=np.full(len(burst_card), STOLEN, dtype=np.int8),
-        q=np.ones(len(burst_card)),
-    )
+    stolen = _spending_runs(rng, cards, merchants, card, theft, size, STOLEN_GAP_S, STOLEN_CATEGORY_P, STOLEN_AMOUNT,
+                            STOLEN_ONLINE, STOLEN)
 
     rng = _rng(s.seed, _CARD_STREAMS, block, _TESTING)
     card, start = _uniform_instants(rng, cards, s, TESTING_RATE)
@@ -490,17 +498,8 @@ def _cash_outs(rng: np.random.Generator, day: int, own: _Events, cards: _Cards, 
     captured[card] = True
     start = own.second[hit] + (CASH_OUT_DELAY_DAYS[0] + rng.exponential(CASH_OUT_DELAY_DAYS[1], len(card))) * DAY_S
     size = CASH_OUT_MIN_TX + rng.poisson(CASH_OUT_EXTRA_TX, len(card))
-    run_card = np.repeat(card, size)
-    at = np.repeat(start, size) + _grouped_cumsum(rng.exponential(CASH_OUT_GAP_S, len(run_card)), size)
-    return _Events(
-        card=run_card,
-        merchant=_pick(rng, merchants, CASH_OUT_CATEGORY_P, len(run_card)),
-        second=np.floor(at).astype(np.int64),
-        amount=_cents(np.exp(cards.log_median[run_card] + rng.normal(*CASH_OUT_AMOUNT, len(run_card)))),
-        online=rng.random(len(run_card)) < CASH_OUT_ONLINE,
-        regime=np.full(len(run_card), COMPROMISED, dtype=np.int8),
-        q=np.ones(len(run_card)),
-    )
+    return _spending_runs(rng, cards, merchants, card, start, size, CASH_OUT_GAP_S, CASH_OUT_CATEGORY_P,
+                          CASH_OUT_AMOUNT, CASH_OUT_ONLINE, COMPROMISED)
 
 
 def _cents(amount: np.ndarray) -> np.ndarray:
@@ -561,7 +560,7 @@ def simulate_days(s: FraudScenario, block: int) -> Iterator[Day]:
     label_rng = _rng(s.seed, _CARD_STREAMS, block, _LABELS)
     capture_rng = _rng(s.seed, _CARD_STREAMS, block, _CAPTURES)
     captured = np.zeros(len(cards.ids), dtype=bool)
-    pending = _Events.empty()  # cash-out runs of cards captured on earlier days, by time
+    pending = fraud.take(slice(0, 0))  # cash-out runs of cards captured on earlier days, by time
     next_id = block * ID_STRIDE
     for day in range(s.days):
         # A merchant takes transactions from the day after it opens.

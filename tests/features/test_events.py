@@ -161,27 +161,28 @@ def _oracle(transactions: pd.DataFrame, chargebacks: pd.DataFrame, names: list[s
         values["amount"] = amount
         values["channel"] = ["in_store", "online"].index(row.channel)
         values["merchant_category"] = CATEGORIES.index(row.merchant_category) if row.merchant_category in CATEGORIES else np.nan
-        mean = values["card_amount_mean_30d"]
-        values["amount_to_card_mean_30d"] = amount / mean if mean == mean and mean != 0 and amount == amount else np.nan
-        top = values["card_amount_max_30d"]
-        values["amount_to_card_max_30d"] = amount / top if top == top and top != 0 and amount == amount else np.nan
-        for name, denominator in (("amount_to_card_category_mean_30d", values["card_category_amount_mean_30d"]),
-                                  ("amount_to_card_category_max_30d", values["card_category_amount_max_30d"])):
-            values[name] = (amount / denominator if denominator == denominator and denominator != 0 and amount == amount
-                            else np.nan)
-        month_count = values["card_count_30d"]
-        values["card_category_share_30d"] = values["card_category_count_30d"] / month_count if month_count else np.nan
-        values["card_channel_share_30d"] = values["card_channel_count_30d"] / month_count if month_count else np.nan
         values["hour_of_day"] = (row.time // HOUR_MICROS) % 24
-        rate_base = values["merchant_count_30d"]
-        values["merchant_chargeback_rate_30d"] = (values["merchant_chargebacks_count_30d"] / rate_base
-                                                  if rate_base else np.nan)
-        week = values["merchant_count_7d"]
-        values["merchant_chargeback_rate_7d"] = values["merchant_chargebacks_count_7d"] / week if week else np.nan
-        month = values["merchant_chargebacks_count_30d"]
-        values["merchant_chargebacks_recent_share"] = values["merchant_chargebacks_count_7d"] / month if month else np.nan
+        for name, numerator, denominator in (
+            ("amount_to_card_mean_30d", "amount", "card_amount_mean_30d"),
+            ("amount_to_card_max_30d", "amount", "card_amount_max_30d"),
+            ("amount_to_card_category_mean_30d", "amount", "card_category_amount_mean_30d"),
+            ("amount_to_card_category_max_30d", "amount", "card_category_amount_max_30d"),
+            ("card_category_share_30d", "card_category_count_30d", "card_count_30d"),
+            ("card_channel_share_30d", "card_channel_count_30d", "card_count_30d"),
+            ("merchant_chargeback_rate_30d", "merchant_chargebacks_count_30d", "merchant_count_30d"),
+            ("merchant_chargeback_rate_7d", "merchant_chargebacks_count_7d", "merchant_count_7d"),
+            ("merchant_chargebacks_recent_share", "merchant_chargebacks_count_7d", "merchant_chargebacks_count_30d"),
+        ):
+            values[name] = _ratio(values[numerator], values[denominator])
         out.append(values)
     return pd.DataFrame(out)[["transaction_id", *names]]
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """A ratio feature: missing when either side is, or the denominator is 0."""
+    if numerator != numerator or denominator != denominator or denominator == 0:
+        return np.nan
+    return numerator / denominator
 
 
 def _assert_same(found: pd.DataFrame, expected: pd.DataFrame) -> None:
