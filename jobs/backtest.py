@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from features import store
 from features.definitions import HORIZON, expand
 from models import distributed, evaluate, folds, search
+from models.config import selection_metric
 from models.ensemble import Model
 from models.training_set import DATE, LABEL, REFERENCE, WEIGHT, label_dates, ordered, snapshot_rows
 from nightjar import cli, tables
@@ -95,6 +96,8 @@ def run(context: cli.JobContext) -> None:
                               "recompute the features (features --rebuild) before a backtest")
     keys, names = list(feature_set.keys), feature_set.names
     forecast = feature_set.horizon_days is not None
+    # Each origin's line shows the metric models are selected on; a forecast's, its scaled error.
+    headline = "rmsse" if forecast else selection_metric(training, task).name
     source = config.use_case.sources[label.source]
     events = tables.read(spark, config, source.table)
     features = tables.read(spark, config, config.tables.features)
@@ -146,7 +149,7 @@ def run(context: cli.JobContext) -> None:
                 if strategy == RETRAINED:
                     for name, metrics in baselines.items():
                         report += rows_of(origin, name, origin, task, metrics)
-            context.progress(_origin_line(origin, report, evaluate.PRIMARY[task][0] if not forecast else "rmsse"))
+            context.progress(_origin_line(origin, report, headline))
     frame = spark.createDataFrame(pd.DataFrame(report), schema=(
         "origin date, strategy string, trained_at date, task string, horizon string, metric string, value double"))
     version = tables.overwrite(frame.orderBy("origin", "strategy", "horizon", "metric"), config, config.tables.backtest,

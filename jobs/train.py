@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from features import store
 from features.definitions import HORIZON, expand, require_event_times
 from models import alerts, calibration, distributed, evaluate, folds, intervals, promotion, registry, search
-from models.config import TrainingConfig
+from models.config import Metric, Task, TrainingConfig, selection_metric
 from models.ensemble import Ensemble
 from models.training_set import (
     DATE, LABEL, REFERENCE, WEIGHT, label_dates, label_events, ordered, snapshot_rows,
@@ -162,7 +162,8 @@ def train(context: cli.JobContext) -> None:
 
     with context.timed("evaluate"):
         report = evaluate.report(task, booster, holdout, names, LABEL, training.top_k_percent)
-        metric, _ = evaluate.PRIMARY[task]
+        selected = selection_metric(training, task)
+        metric = selected.name
         score = report["metrics"][metric]
         if REFERENCE in holdout.columns and holdout[REFERENCE].notna().any():
             known = holdout[holdout[REFERENCE].notna()]
@@ -173,7 +174,8 @@ def train(context: cli.JobContext) -> None:
             }
         if training.ensemble is not None:
             assert isinstance(booster, Ensemble)
-            report["ensemble"] = ensemble_report(task, booster, holdout, names, training.ensemble.members, score)
+            report["ensemble"] = ensemble_report(task, selected, booster, holdout, names, training.ensemble.members,
+                                                 score)
         if training.intervals:
             # Calibrated on the folds' out-of-fold predictions, measured on the holdout (seen by neither).
             group = (lambda rows: rows[HORIZON].to_numpy()) if feature_set.horizon_days else (lambda rows: None)
@@ -357,10 +359,11 @@ def calibrated_lines(report: dict[str, Any]) -> list[str]:
 
 
 def ensemble_report(
-    task: str, model: Ensemble, holdout: pd.DataFrame, names: list[str], overrides: list[dict[str, Any]], score: float,
+    task: Task, selected: Metric, model: Ensemble, holdout: pd.DataFrame, names: list[str],
+    overrides: list[dict[str, Any]], score: float,
 ) -> dict[str, Any]:
-    """Each member's holdout metrics, and whether the ensemble's primary metric beats the best member's."""
-    metric, larger_is_better = evaluate.PRIMARY[task]
+    """Each member's holdout metrics, and whether the ensemble beats the best member on the selection metric."""
+    metric, larger_is_better = selected.name, selected.larger_is_better
     members = [
         {"params": dict(member_overrides),
          "holdout": evaluate.metrics(task, holdout[LABEL].to_numpy(), evaluate.predict(model.member(index), holdout, names), [])}

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from nightjar.durations import Duration
 from nightjar.strict import IDENTIFIER, Scalar, Strict
+
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric models are selected on: by early stopping, the search, and promotion on the holdout."""
+
+    name: str  # as `models.evaluate.metrics` reports it
+    lightgbm: str  # LightGBM's name for the same metric, which early stopping computes
+    larger_is_better: bool
+    task: Task
+
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("auc", "auc", True, "classification"),
+    # Average precision: where the positives are rare and only the top of the ranking is acted
+    # on (fraud), ROC-AUC saturates early and stops the fit long before the top is learnt.
+    Metric("pr_auc", "average_precision", True, "classification"),
+    Metric("log_loss", "binary_logloss", False, "classification"),
+    Metric("rmse", "rmse", False, "regression"),
+)}
+# What a task is selected on unless `training.metric` names another.
+DEFAULT_METRIC: dict[str, str] = {"classification": "auc", "regression": "rmse"}
 
 
 class SearchDimension(Strict):
@@ -120,6 +146,9 @@ class TrainingConfig(Strict):
     # ahead, so a gap of the horizon removes every overlap of label windows across the cut.
     gap_days: int = Field(0, ge=0)
     seed: int = Field(42, ge=0)
+    # The metric of early stopping, of the search and of promotion (one of METRICS, of the
+    # label's task); None: DEFAULT_METRIC of the task.
+    metric: str | None = None
     params: dict[str, Scalar] = Field(default_factory=dict)  # fixed LightGBM parameters
     max_rounds: int = Field(2000, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
@@ -135,6 +164,21 @@ class TrainingConfig(Strict):
     offset: OffsetConfig | None = None  # None: every member fits the label itself
     calibration: CalibrationConfig | None = None  # classification only; None: the model's own probabilities
     ranking: RankingConfig | None = None  # classification only
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        if name is not None and name not in METRICS:
+            raise ValueError(f"unknown metric {name!r} (one of: {', '.join(METRICS)})")
+        return name
+
+    @field_validator("params")
+    @classmethod
+    def _metric_not_in_params(cls, params: dict[str, Scalar]) -> dict[str, Scalar]:
+        # One place says what models are selected on: early stopping and promotion must agree.
+        if "metric" in params:
+            raise ValueError("the metric is training.metric, not a LightGBM parameter")
+        return params
 
     @field_validator("intervals")
     @classmethod
@@ -153,6 +197,20 @@ class TrainingConfig(Strict):
                 raise ValueError(f"training.offset needs a log-link objective ({', '.join(sorted(LOG_LINK_OBJECTIVES))}) "
                                  f"in training.params and every ensemble member, not {objective!r}")
         return self
+
+
+def selection_metric(training: TrainingConfig, task: Task) -> Metric:
+    """The metric `training` selects models of `task` on.
+
+    Raises:
+        ValueError: `training.metric` belongs to the other task (the configuration's validation
+            reports it as a ConfigError).
+    """
+    metric = METRICS[training.metric or DEFAULT_METRIC[task]]
+    if metric.task != task:
+        names = ", ".join(name for name, known in METRICS.items() if known.task == task)
+        raise ValueError(f"training.metric: {metric.name!r} does not measure a {task} label (one of: {names})")
+    return metric
 
 
 class AlertConfig(Strict):

@@ -13,10 +13,9 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from features.definitions import HORIZON, TARGET_DATE
+from models.config import Metric
 from models.search import Task
 
-# The metric the promotion decision compares, and whether larger is better.
-PRIMARY: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
 SHAP_ROWS = 5000
 
 
@@ -109,11 +108,10 @@ def report(
     return result
 
 
-def better(task: Task, candidate: float, incumbent: float, margin: float) -> bool:
-    """Whether `candidate` beats `incumbent` on the primary metric by more than `margin`."""
-    _, larger_is_better = PRIMARY[task]
+def better(metric: Metric, candidate: float, incumbent: float, margin: float) -> bool:
+    """Whether `candidate` beats `incumbent` on `metric` by more than `margin`."""
     # Strictly better: a retrained twin of the champion does not replace it.
-    return candidate - incumbent > margin if larger_is_better else incumbent - candidate > margin
+    return candidate - incumbent > margin if metric.larger_is_better else incumbent - candidate > margin
 
 
 def forecast_metrics(

@@ -21,6 +21,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from models import evaluate, registry
+from models.config import selection_metric
 from models.ensemble import Model
 from models.search import Task
 from models.training_set import LABEL
@@ -69,10 +70,10 @@ def challenge(
     Args:
         config: the run's configuration (model name, promotion margin).
         rows: the model's registry history.
-        task: classification or regression (which metric, and which way is better).
+        task: classification or regression (with `training.metric`: which metric, which way is better).
         holdout: the holdout rows, with the label.
         features: the new model's ordered features.
-        score: the new model's primary metric on `holdout`.
+        score: the new model's selection metric (`models.config.selection_metric`) on `holdout`.
 
     Returns:
         The alias change to record; its version is 0 until the new version's number is known.
@@ -80,7 +81,8 @@ def challenge(
     Raises:
         MissingInputError: the champion's files are missing or corrupt.
     """
-    metric, _ = evaluate.PRIMARY[task]
+    selected = selection_metric(config.training, task)
+    metric = selected.name
     margin = config.training.promotion.min_improvement
     champion_version = registry.champion_version(rows)
     decision = registry.PROMOTION_DECISION
@@ -104,7 +106,7 @@ def challenge(
     incumbent = evaluate.metrics(
         task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
     )[metric]
-    beats = evaluate.better(task, score, incumbent, margin)
+    beats = evaluate.better(selected, score, incumbent, margin)
     reason = (
         f"{metric} {score:.5f} vs champion v{champion_version} {incumbent:.5f} on the same holdout "
         f"({'beats' if beats else 'does not beat'} it by more than {margin:g})"

@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -24,16 +24,13 @@ import pandas as pd
 from distributed import Client, Future, Worker, wait
 from distributed.client import FutureCancelledError, FuturesCancelledError
 
-from models.config import SearchDimension, TrainingConfig
+from models.config import SearchDimension, Task, TrainingConfig, selection_metric
 from models.ensemble import Ensemble, Offset
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
 from nightjar.errors import ConfigError, LostWorkerError, NightjarError
 
-Task = Literal["classification", "regression"]
 PREDICTION = "prediction"
-# The early-stopping metric, and whether larger is better.
-METRIC: dict[str, tuple[str, bool]] = {"classification": ("auc", True), "regression": ("rmse", False)}
 _log = logging.getLogger(__name__)
 # How many times a search starts over after losing its data with a worker (see `run_search`).
 SEARCH_ATTEMPTS = 3
@@ -86,7 +83,7 @@ class FoldFit:
 
 @dataclass
 class SearchResult:
-    """Every trial, the best one, and how the search went.
+    """Every trial, the best one (by `metric`, its name in `evaluate.metrics`), and how the search went.
 
     `predictions` holds the best trial's predictions of each fold's validation rows, fold by
     fold, in the order `out_of_fold` lists those rows.
@@ -105,7 +102,7 @@ def base_params(training: TrainingConfig, task: Task, threads: int, seed: int) -
     """LightGBM parameters shared by every fit: objective, seeds, determinism, threads."""
     params: dict[str, Any] = {
         "objective": "binary" if task == "classification" else "regression",
-        "metric": METRIC[task][0],
+        "metric": selection_metric(training, task).lightgbm,
         "verbosity": -1,
         "seed": seed,
         # Same data and seed give the same trees, whatever the machine's thread scheduling.
@@ -261,7 +258,7 @@ def _search_once(
     began: float,
 ) -> SearchResult:
     """One attempt of `run_search`, its time budget counted from `began`."""
-    metric, larger_is_better = METRIC[task]
+    metric = selection_metric(training, task)
     drawn = draw_params(training.search.space, training.search.trials, training.seed)
     token = uuid.uuid4().hex[:8]
     # One copy of the data per worker, not one per task.
@@ -312,11 +309,11 @@ def _search_once(
                 f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
             )
         # Ties go to the earlier trial, so the choice does not depend on completion order.
-        best = min(finished, key=lambda t: (-t.score if larger_is_better else t.score, t.index))
+        best = min(finished, key=lambda t: (-t.score if metric.larger_is_better else t.score, t.index))
         of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
         best_fits = client.gather([of_best[fold.index] for fold in folds])
         cancelled = sorted({futures[f][0] for f in pending})
-        return SearchResult(trials, best, metric, time.perf_counter() - began, bool(pending), cancelled,
+        return SearchResult(trials, best, metric.name, time.perf_counter() - began, bool(pending), cancelled,
                             tuple(fit.predictions for fit in best_fits))
     finally:
         # Last: cancelling the data forgets every fit that read it, the best one's predictions too.

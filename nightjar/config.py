@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from features.config import FeaturesConfig
-from models.config import ScoringConfig, TrainingConfig
+from models.config import ScoringConfig, TrainingConfig, selection_metric
 from nightjar.durations import Duration
 from nightjar.errors import ConfigError
 from nightjar.strict import IDENTIFIER, Scalar, Strict
@@ -412,6 +412,14 @@ class Config(Strict):
                 "invalid configuration: training.reference.dated: target_date needs a sum label over whole days "
                 f"(use_case.label is {label.kind!r} over {label.horizon})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metric_fits_the_label(self) -> "Config":
+        try:
+            selection_metric(self.training, self.use_case.label.task)
+        except ValueError as error:
+            raise ConfigError(f"invalid configuration: {error}") from None
         return self
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from models import evaluate
+from models.config import METRICS
 
 
 def test_classification_metrics() -> None:
@@ -51,11 +52,12 @@ def test_calibration_bins_hold_the_mean_score_and_the_observed_rate() -> None:
 
 
 def test_promotion_needs_a_strict_improvement_by_the_margin() -> None:
-    assert evaluate.better("classification", 0.81, 0.80, 0.005)
-    assert not evaluate.better("classification", 0.80, 0.80, 0.0)
-    assert not evaluate.better("classification", 0.804, 0.80, 0.005)
-    assert evaluate.better("regression", 1.0, 1.2, 0.1)  # smaller errors are better
-    assert not evaluate.better("regression", 1.2, 1.0, 0.0)
+    auc, rmse = METRICS["auc"], METRICS["rmse"]
+    assert evaluate.better(auc, 0.81, 0.80, 0.005)
+    assert not evaluate.better(auc, 0.80, 0.80, 0.0)
+    assert not evaluate.better(auc, 0.804, 0.80, 0.005)
+    assert evaluate.better(rmse, 1.0, 1.2, 0.1)  # smaller errors are better
+    assert not evaluate.better(rmse, 1.2, 1.0, 0.0)
 
 
 def test_importance_and_shap_rank_the_informative_feature_first() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
+from sklearn import metrics as skm
 
 from models import promotion, registry
 from models.config import AlertConfig, ReferenceConfig
@@ -75,6 +76,15 @@ def test_a_model_must_beat_the_champion_on_the_same_holdout_by_the_margin(spark:
         update={"alert": AlertConfig(min_precision=0.5)})})
     tie = promotion.challenge(alerting, rows, "classification", holdout, ["a", "b"], auc)
     assert tie.alias == "champion" and "has no alert threshold" in tie.reason
+    # With `training.metric`, the champion is measured on that metric; log loss: smaller is better.
+    for metric, value in (("pr_auc", skm.average_precision_score(positives, scores)),
+                          ("log_loss", skm.log_loss(positives, scores))):
+        by_metric = config.model_copy(update={"training": config.training.model_copy(update={"metric": metric})})
+        sign = -1 if metric == "log_loss" else 1
+        beaten = promotion.challenge(by_metric, rows, "classification", holdout, ["a", "b"], value + sign * 0.001)
+        assert (beaten.alias, beaten.metric, beaten.baseline_value) == ("champion", metric, pytest.approx(value))
+        kept = promotion.challenge(by_metric, rows, "classification", holdout, ["a", "b"], value - sign * 0.001)
+        assert kept.alias == "challenger" and kept.reason.startswith(f"{metric} ")
 
 
 def test_the_training_fingerprint_follows_the_inputs(config: Config) -> None:

@@ -9,12 +9,13 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import metrics as skm
 from distributed import Client, LocalCluster
 
 from models import search
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from models.config import SearchConfig, SearchDimension, TrainingConfig
+from models.config import METRICS, SearchConfig, SearchDimension, TrainingConfig
 
 DAYS = [date(2026, 1, 1) + timedelta(days=offset) for offset in range(4)]
 FOLDS = (Fold(0, tuple(DAYS[:2]), (DAYS[2],)), Fold(1, tuple(DAYS[:3]), (DAYS[3],)))
@@ -42,10 +43,10 @@ def _frame() -> pd.DataFrame:
     })
 
 
-def _training(trials: int, budget_s: float) -> TrainingConfig:
+def _training(trials: int, budget_s: float, metric: str | None = None) -> TrainingConfig:
     space = {"num_leaves": SearchDimension(low=2, high=64, integer=True)}
     return TrainingConfig(
-        max_rounds=20, early_stopping_rounds=5, seed=3,
+        max_rounds=20, early_stopping_rounds=5, seed=3, metric=metric,
         search=SearchConfig(trials=trials, time_budget_s=budget_s, space=space),
     )
 
@@ -79,6 +80,30 @@ def test_every_trial_is_evaluated_on_every_fold(client: Client) -> None:
         fit = search.fit_fold(frame, ["x", "noise"], fold, params, training.max_rounds, training.early_stopping_rounds)
         assert fit.rounds == result.best.fold_rounds[fold.index]
         np.testing.assert_array_equal(predictions, fit.predictions)
+
+
+# sklearn's weighted form of each classification metric, as LightGBM computes it on the validation rows.
+_SKLEARN = {"auc": skm.roc_auc_score, "pr_auc": skm.average_precision_score, "log_loss": skm.log_loss}
+
+
+@pytest.mark.parametrize("metric", sorted(_SKLEARN))
+def test_the_folds_stop_and_the_search_chooses_on_the_configured_metric(client: Client, metric: str) -> None:
+    frame = _frame()
+    # Down-sampled negatives weigh more: the folds' metric is weighted like the population.
+    frame[WEIGHT] = np.where(frame[LABEL] == 0, 5.0, 1.0)
+    training = _training(trials=3, budget_s=120, metric=metric)
+    selected = METRICS[metric]
+    params = search.base_params(training, "classification", 1, training.seed)
+    assert params["metric"] == selected.lightgbm
+    fit = search.fit_fold(frame, ["x", "noise"], FOLDS[1], {**params, "num_leaves": 4}, training.max_rounds,
+                          training.early_stopping_rounds)
+    valid = frame[frame[DATE] == DAYS[3]]
+    expected = _SKLEARN[metric](valid[LABEL], fit.predictions, sample_weight=valid[WEIGHT])
+    assert fit.score == pytest.approx(expected, rel=1e-6)
+    result = search.run_search(client, frame, ["x", "noise"], FOLDS, training, "classification", 1)
+    assert result.metric == metric
+    scores = [t.score for t in result.trials]
+    assert result.best.score == (max(scores) if selected.larger_is_better else min(scores))
 
 
 # Before the tests of the budget, whose slow fits keep the threads busy after they end.

@@ -101,6 +101,12 @@ def test_reasons_go_to_the_top_five_percent_unless_a_minimum_score_takes_their_p
         ("training.reference.dated=target_date",
          "training.reference.dated: target_date needs a sum label over whole days (use_case.label is 'no_event' over 30d)"),
         ("training.reference.dated=label_date", "training.reference.dated: Input should be 'feature_date' or 'target_date'"),
+        ("training.metric=f1", "training.metric: Value error, unknown metric 'f1' (one of: auc, pr_auc, log_loss, rmse)"),
+        ("training.metric=rmse",
+         "invalid configuration: training.metric: 'rmse' does not measure a classification label (one of: auc, pr_auc, "
+         "log_loss)"),
+        ("training.params={metric: average_precision}",
+         "training.params: Value error, the metric is training.metric, not a LightGBM parameter"),
     ],
 )
 def test_bad_values_name_the_key_and_the_reason(override: str, expected: str) -> None:
