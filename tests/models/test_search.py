@@ -9,8 +9,8 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn import metrics as skm
 from distributed import Client, LocalCluster
+from sklearn import metrics as skm
 
 from models import search
 from models.folds import Fold
