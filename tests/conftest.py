@@ -90,8 +90,12 @@ def spark(make_config: Callable[..., Config], tmp_path_factory: pytest.TempPathF
 
     With the JIT compilers the JVM has by default: conf/test.yaml keeps launched jobs to the C1
     compiler, which saves CPU in a JVM of seconds but cost this JVM of a whole run about 20%.
+    The default heap (4g), not the launched jobs' 2g: this JVM lives through every file its test
+    process runs, and at 2g a fresh-clone run once ran out of heap in the hot-card test after
+    half an hour of other files (`java.lang.OutOfMemoryError: Java heap space` in a broadcast).
     """
-    session = get_spark(make_config(tmp_path_factory.mktemp("session-lake"), "spark.java_options=[]"))
+    session = get_spark(make_config(tmp_path_factory.mktemp("session-lake"), "spark.java_options=[]",
+                                    "spark.driver_memory=4g"))
     yield session
     session.stop()
 
