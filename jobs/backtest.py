@@ -91,10 +91,11 @@ def run(context: cli.JobContext) -> None:
     task = label.task
     points = origins(context.dates[0], context.dates[-1], args.every)
     feature_set = expand(config)
-    search.require_offset_feature(training, feature_set.names)
+    names = search.fitted_features(training, feature_set.names)
+    search.require_offset_feature(training, names)
     store.require_feature_set(config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before a backtest")
-    keys, names = list(feature_set.keys), feature_set.names
+    keys = list(feature_set.keys)
     forecast = feature_set.horizon_days is not None
     # Each origin's line shows the metric models are selected on; a forecast's, its scaled error.
     headline = "rmsse" if forecast else selection_metric(training, task).name

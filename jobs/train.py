@@ -80,7 +80,8 @@ def train(context: cli.JobContext) -> None:
 
     # Inputs: the feature partitions of the dates, and the label source through the last horizon.
     feature_set = expand(config)
-    search.require_offset_feature(training, feature_set.names)
+    names = search.fitted_features(training, feature_set.names)
+    search.require_offset_feature(training, names)
     store.require_feature_set(config, feature_set.fingerprint,
                               "recompute the features (features --rebuild) before training")
     features_frame = tables.read(spark, config, config.tables.features).where(F.col(DATE).isin(dates))
@@ -137,7 +138,6 @@ def train(context: cli.JobContext) -> None:
         frame = tables.read_snapshot(config, config.tables.training, snapshot_version)
         frame = ordered(frame, row_keys)
         record.row_counts = {"training_rows": len(frame), "holdout_rows": int(frame[DATE].isin(plan.holdout).sum())}
-        names = feature_set.names
         fit_rows = frame[frame[DATE].isin(plan.fit)]
         holdout = frame[frame[DATE].isin(plan.holdout)].reset_index(drop=True)
         _require_both_classes(task, fit_rows, holdout)
@@ -301,7 +301,6 @@ def calibrated_report(
     held_raw = evaluate.predict(model, holdout, names)
     p0, p1 = predictor.predict_bounds(held_raw)
     merged = calibration.merge(p0, p1)
-    sets = conformal.predict(held_raw, alpha)
     report: dict[str, Any] = {
         "predictor": predictor.to_dict(),
         "method": "inductive Venn-Abers on the calibration dates; score = p1 / (1 - p0 + p1), "
@@ -313,7 +312,10 @@ def calibrated_report(
         "bounds": calibration.bounds_calibration(p0, p1, held),
         "mean_width": float(np.mean(p1 - p0)),
         "conformal": {"alpha": alpha, "sets": conformal.at(alpha).to_dict(),
-                      "coverage": calibration.coverage_by_class(sets, held)},
+                      "coverage": calibration.conformal_coverage(
+                          raw, labels, calibration_rows[DATE].to_numpy(), held_raw, held, holdout[DATE].to_numpy(),
+                          alpha, training.calibration.bootstrap, training.seed),
+                      "interval": f"bootstrap over the calibration and holdout dates, {training.calibration.bootstrap} resamples"},
     }
     ranking = training.ranking
     if ranking is not None:
@@ -338,10 +340,14 @@ def calibrated_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"calibrated on {report['calibration_rows']:,} rows of {len(report['calibration_dates'])} dates: "
              f"holdout expected calibration error {report['expected_calibration_error']:.5f}, "
              f"mean interval width {report['mean_width']:.5f}"]
-    coverage = report["conformal"]["coverage"]
-    lines.append(f"conformal sets at {1 - report['conformal']['alpha']:.0%}: " + "; ".join(
-        f"class {c['label']} coverage {c['coverage']:.3f} (95% interval {c['coverage_low']:.3f}..{c['coverage_high']:.3f}, n {c['n']:,})"
-        for c in coverage))
+    def covered(c: dict[str, Any]) -> str:
+        if c["coverage"] is None:
+            return f"class {c['label']}: no holdout rows"
+        interval = "" if c["coverage_low"] is None else f"95% interval {c['coverage_low']:.3f}..{c['coverage_high']:.3f}, "
+        return f"class {c['label']} coverage {c['coverage']:.3f} ({interval}n {c['n']:,})"
+
+    lines.append(f"conformal sets at {1 - report['conformal']['alpha']:.0%}, the interval over days: "
+                 + "; ".join(covered(c) for c in report["conformal"]["coverage"]))
     ranking = report.get("ranking")
     if ranking:
         pr = ranking["pr_auc"]
@@ -363,16 +369,15 @@ def ensemble_report(
     overrides: list[dict[str, Any]], score: float,
 ) -> dict[str, Any]:
     """Each member's holdout metrics, and whether the ensemble beats the best member on the selection metric."""
-    metric, larger_is_better = selected.name, selected.larger_is_better
     members = [
         {"params": dict(member_overrides),
          "holdout": evaluate.metrics(task, holdout[LABEL].to_numpy(), evaluate.predict(model.member(index), holdout, names), [])}
         for index, member_overrides in enumerate(overrides)
     ]
-    scores = [member["holdout"][metric] for member in members]
-    best = int(np.argmax(scores) if larger_is_better else np.argmin(scores))
-    return {"members": members, "best_member": best, "metric": metric, "ensemble": score,
-            "beats_best_member": bool(score > scores[best] if larger_is_better else score < scores[best])}
+    scores = [member["holdout"][selected.name] for member in members]
+    best = min(range(len(scores)), key=lambda index: (selected.best_first(scores[index]), index))
+    return {"members": members, "best_member": best, "metric": selected.name, "ensemble": score,
+            "beats_best_member": selected.beats(score, scores[best])}
 
 
 def ensemble_line(report: dict[str, Any], metric: str) -> str:

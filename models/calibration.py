@@ -45,9 +45,6 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-# The two-sided 95% normal quantile, for Wilson intervals.
-_Z95 = 1.959963984540054
-
 
 def _labels01(labels: Any, rows: int) -> np.ndarray:
     """Labels as int64 0/1, checked against the number of rows."""
@@ -497,41 +494,100 @@ class MondrianConformal:
         return p0 > alpha, p1 > alpha
 
 
-def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float] | tuple[None, None]:
-    """The Wilson score interval of a binomial proportion (95% by default); (None, None) if n = 0."""
-    if n == 0:
-        return None, None
-    share = successes / n
-    z2n = z * z / n
-    centre = (share + z2n / 2) / (1 + z2n)
-    half = z / (1 + z2n) * math.sqrt(share * (1 - share) / n + z2n / (4 * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+def _weighted_rank_value(ordered: np.ndarray, weights: np.ndarray, rank: int) -> float:
+    """The rank-th value (1-based) of `ordered` when each value counts `weights` times."""
+    return float(ordered[np.searchsorted(np.cumsum(weights), rank, side="left")])
 
 
-def coverage_by_class(sets: tuple[Any, Any], labels: Any) -> list[dict[str, Any]]:
-    """Per class, how often the prediction set holds the true label.
+def conformal_coverage(
+    calibration_prob: Any,
+    calibration_labels: Any,
+    calibration_day: Any,
+    prob: Any,
+    labels: Any,
+    day: Any,
+    alpha: float,
+    resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Per class, how often the conformal sets fitted on the calibration rows hold the true label
+    of the scored rows, with a bootstrap interval over days.
+
+    Rows of one day are not independent of one another (a stolen card's burst, a merchant's bad
+    week, the day's mix of shoppers), so an interval that counts rows as independent (a binomial
+    one) is too narrow by far at hundreds of thousands of rows. Each resample draws the calibration
+    days and the scored days with replacement (a day drawn twice counts twice), refits the sets'
+    thresholds on the drawn calibration days, and measures each class's coverage on the drawn
+    scored days: the percentile interval spans both sources of chance, the thresholds' and the
+    measurement's. What it does not span: days are drawn as if independent, so a drift that lasts
+    weeks (a wave of fraud) widens it only as far as it shows within the days given.
 
     Args:
-        sets: (contains 0, contains 1), boolean arrays, as the predictors above return them.
-        labels: the true 0/1 labels.
+        calibration_prob, calibration_labels, calibration_day: the calibration rows' probabilities
+            of class 1, labels and days.
+        prob, labels, day: the scored rows'.
+        alpha: the sets' miscoverage level.
+        resamples: bootstrap resamples; 0 gives no interval (None bounds).
+        seed: the bootstrap's seed.
+        confidence: the interval's level.
 
     Returns:
-        One dict per class: label, n, coverage (None without examples), its 95% Wilson
-        interval (coverage_low, coverage_high), and the mean set size of that class's examples.
+        One dict per class: label, n, coverage (None without examples), its interval
+        (coverage_low, coverage_high), and the mean set size of that class's examples.
+
+    Raises:
+        ValueError: a NaN probability, or a label other than 0/1.
     """
-    contains0, contains1 = (np.asarray(s, dtype=bool) for s in sets)
-    labels = _labels01(labels, len(contains0))
+    calibration_prob = _floats(calibration_prob, "calibration_prob")
+    calibration_labels = _labels01(calibration_labels, len(calibration_prob))
+    prob = _floats(prob, "prob")
+    labels = _labels01(labels, len(prob))
+    sets = MondrianConformal.fit(calibration_prob, calibration_labels).at(alpha)
+    contains0, contains1 = sets.predict(prob)
+    cal_days, cal_day_index = np.unique(np.asarray(calibration_day), return_inverse=True)
+    days, day_index = np.unique(np.asarray(day), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    cal_draws = rng.multinomial(len(cal_days), np.full(len(cal_days), 1 / len(cal_days)), size=resamples)
+    draws = rng.multinomial(len(days), np.full(len(days), 1 / len(days)), size=resamples)
     result = []
     for label, contains in ((0, contains0), (1, contains1)):
         mine = labels == label
         n = int(mine.sum())
-        covered = int(contains[mine].sum())
-        low, high = wilson_interval(covered, n)
-        result.append({
-            "label": label, "n": n, "coverage": covered / n if n else None,
-            "coverage_low": low, "coverage_high": high,
+        row: dict[str, Any] = {
+            "label": label, "n": n, "coverage": float(contains[mine].mean()) if n else None,
+            "coverage_low": None, "coverage_high": None,
             "mean_set_size": float((contains0[mine].astype(int) + contains1[mine]).mean()) if n else None,
-        })
+        }
+        calibrated = calibration_labels == label
+        if n and calibrated.any() and resamples:
+            # Class 0's nonconformity grows with p, class 1's as p falls: order each class's
+            # calibration probabilities from the most nonconforming, as the thresholds count them.
+            order = np.argsort(-calibration_prob[calibrated] if label == 0 else calibration_prob[calibrated],
+                               kind="stable")
+            ordered = calibration_prob[calibrated][order]
+            ordered_days = cal_day_index[calibrated][order]
+            scored = [np.sort(prob[mine & (day_index == d)]) for d in range(len(days))]
+            per_day = np.array([len(values) for values in scored], dtype=np.float64)
+            values = np.full(resamples, np.nan)
+            for r in range(resamples):
+                weights = cal_draws[r][ordered_days]
+                total = int(weights.sum())
+                need = _smallest_count(alpha, total)
+                scored_rows = float(draws[r] @ per_day)
+                if not total or not scored_rows:
+                    continue
+                if need == 0:
+                    values[r] = 1.0
+                    continue
+                threshold = _weighted_rank_value(ordered, weights, need)
+                if label == 0:
+                    covered = np.array([np.searchsorted(v, threshold, side="right") for v in scored])
+                else:
+                    covered = np.array([len(v) - np.searchsorted(v, threshold, side="left") for v in scored])
+                values[r] = float(draws[r] @ covered) / scored_rows
+            row["coverage_low"], row["coverage_high"] = _percentile_interval(values, confidence)
+        result.append(row)
     return result
 
 

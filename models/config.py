@@ -23,6 +23,15 @@ class Metric:
     larger_is_better: bool
     task: Task
 
+    def beats(self, candidate: float, incumbent: float, margin: float = 0.0) -> bool:
+        """Whether `candidate` is better than `incumbent` by more than `margin`."""
+        # Strictly better: a retrained twin of the champion does not replace it.
+        return candidate - incumbent > margin if self.larger_is_better else incumbent - candidate > margin
+
+    def best_first(self, value: float) -> float:
+        """A sort key that puts the better of two values first."""
+        return -value if self.larger_is_better else value
+
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("auc", "auc", True, "classification"),
@@ -119,6 +128,7 @@ class CalibrationConfig(Strict):
 
     days: int = Field(ge=1)
     conformal_alpha: float = Field(0.1, gt=0, lt=1)
+    bootstrap: int = Field(200, ge=0, le=10_000)  # resamples of the coverage's 95% interval, over days; 0: none
 
 
 class RankingConfig(Strict):
@@ -150,6 +160,9 @@ class TrainingConfig(Strict):
     # label's task); None: DEFAULT_METRIC of the task.
     metric: str | None = None
     params: dict[str, Scalar] = Field(default_factory=dict)  # fixed LightGBM parameters
+    # Features computed, stored and checked but not fitted on (names or fnmatch patterns, e.g.
+    # "merchant_chargeback*"): a feature may be wanted in the table and still hurt the model.
+    exclude_features: list[str] = Field(default_factory=list)
     max_rounds: int = Field(2000, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
     search: SearchConfig = Field(default_factory=SearchConfig)

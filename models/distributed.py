@@ -13,9 +13,9 @@ import lightgbm as lgb
 from distributed import Client
 from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
-from models.config import TrainingConfig
+from models.config import Task, TrainingConfig
 from models.ensemble import Ensemble, Model, Offset
-from models.search import Task, TrainingFailed, offset_of_training
+from models.search import TrainingFailed, offset_of_training
 from models.training_set import LABEL, WEIGHT
 from nightjar.dask_cluster import worker_addresses
 from nightjar.errors import LostWorkerError

@@ -13,8 +13,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from features.definitions import HORIZON, TARGET_DATE
-from models.config import Metric
-from models.search import Task
+from models.config import Task
 
 SHAP_ROWS = 5000
 
@@ -106,12 +105,6 @@ def report(
     result["importance_gain"] = importance(booster)
     result["shap_mean_abs"] = shap_summary(booster, holdout, features)
     return result
-
-
-def better(metric: Metric, candidate: float, incumbent: float, margin: float) -> bool:
-    """Whether `candidate` beats `incumbent` on `metric` by more than `margin`."""
-    # Strictly better: a retrained twin of the champion does not replace it.
-    return candidate - incumbent > margin if metric.larger_is_better else incumbent - candidate > margin
 
 
 def forecast_metrics(

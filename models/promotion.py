@@ -21,9 +21,8 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from models import evaluate, registry
-from models.config import selection_metric
+from models.config import Task, selection_metric
 from models.ensemble import Model
-from models.search import Task
 from models.training_set import LABEL
 from nightjar import crashpoints, runs, tables
 from nightjar.config import Config
@@ -106,7 +105,7 @@ def challenge(
     incumbent = evaluate.metrics(
         task, holdout[LABEL].to_numpy(), evaluate.predict(champion.booster, holdout, champion.features), []
     )[metric]
-    beats = evaluate.better(selected, score, incumbent, margin)
+    beats = selected.beats(score, incumbent, margin)
     reason = (
         f"{metric} {score:.5f} vs champion v{champion_version} {incumbent:.5f} on the same holdout "
         f"({'beats' if beats else 'does not beat'} it by more than {margin:g})"

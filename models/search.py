@@ -11,6 +11,7 @@ out-of-fold predictions) are kept: they choose the alert threshold on dates the 
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 import time
@@ -118,6 +119,23 @@ def base_params(training: TrainingConfig, task: Task, threads: int, seed: int) -
 def offset_of_training(training: TrainingConfig) -> Offset | None:
     """The offset every fit of `training` starts from, if any."""
     return None if training.offset is None else Offset(training.offset.feature, training.offset.floor)
+
+
+def fitted_features(training: TrainingConfig, features: list[str]) -> list[str]:
+    """The features the model is fitted on: the feature set's, less `training.exclude_features`.
+
+    Raises:
+        ConfigError: a pattern that matches no feature (a typo would otherwise exclude nothing),
+            or one that leaves no feature.
+    """
+    for pattern in training.exclude_features:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in features):
+            raise ConfigError(f"training.exclude_features: {pattern!r} matches no feature of the feature set")
+    fitted = [name for name in features
+              if not any(fnmatch.fnmatchcase(name, pattern) for pattern in training.exclude_features)]
+    if not fitted:
+        raise ConfigError("training.exclude_features: excludes every feature")
+    return fitted
 
 
 def require_offset_feature(training: TrainingConfig, features: list[str]) -> None:
@@ -309,7 +327,7 @@ def _search_once(
                 f"no trial finished within training.search.time_budget_s={training.search.time_budget_s:g}s"
             )
         # Ties go to the earlier trial, so the choice does not depend on completion order.
-        best = min(finished, key=lambda t: (-t.score if metric.larger_is_better else t.score, t.index))
+        best = min(finished, key=lambda t: (metric.best_first(t.score), t.index))
         of_best = {futures[future][1]: future for future in done if futures[future][0] == best.index}
         best_fits = client.gather([of_best[fold.index] for fold in folds])
         cancelled = sorted({futures[f][0] for f in pending})

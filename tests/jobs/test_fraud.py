@@ -66,8 +66,10 @@ def test_every_transaction_of_the_day_gets_a_calibrated_score_and_an_interval(
     assert calibrated["calibration_dates"] == ["2026-01-25", "2026-01-26", "2026-01-27"]
     assert [c["label"] for c in calibrated["conformal"]["coverage"]] == [0, 1]
     assert {"pr_auc", "top_per_day", "at_false_positive_rate"} <= set(calibrated["ranking"])
-    # Event features made it into the model.
-    assert "card_count_1h" in metadata["features"] and "merchant_chargeback_rate_30d" in metadata["features"]
+    # Event features made it into the model; the merchants' chargeback features, excluded, only into the table.
+    assert "card_count_1h" in metadata["features"] and "merchant_count_30d" in metadata["features"]
+    assert not [name for name in metadata["features"] if name.startswith("merchant_chargeback")]
+    assert "merchant_chargeback_rate_30d" in tables.read(spark, config, "features").columns
 
 
 def test_rescoring_a_day_gives_the_same_table(spark: SparkSession, fraud_lake: Path,

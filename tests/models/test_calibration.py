@@ -214,56 +214,99 @@ def test_class_conditional_coverage_holds_in_expectation_for_each_class() -> Non
     # Mondrian validity: for each class separately, E[coverage] lies in [1 - alpha,
     # 1 - alpha + 1 / (n_y + 1)], exactly 1 - floor(alpha (n_y + 1)) / (n_y + 1) without ties.
     # The class-conditional probability distributions are known (Betas), so each repetition's
-    # coverage given its calibration set is known exactly too, and its Wilson interval (from a
-    # test set) should hold it in about 95% of repetitions.
+    # coverage given its calibration set is known exactly too.
     rng = np.random.default_rng(5)
     alpha, n0, n1, tests, repetitions = 0.1, 203, 53, 400, 600
-    given = {0: [], 1: [], "held": 0, "measured": {0: [], 1: []}}
+    given: dict[int, list[float]] = {0: [], 1: []}
+    measured: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(repetitions):
         prob = np.r_[rng.beta(2, 5, size=n0), rng.beta(5, 2, size=n1)]
         labels = np.r_[np.zeros(n0, int), np.ones(n1, int)]
         sets = MondrianConformal.fit(prob, labels).at(alpha)
-        truth = {0: stats.beta.cdf(sets.zero_up_to, 2, 5), 1: stats.beta.sf(sets.one_from, 5, 2)}
-        test = np.r_[rng.beta(2, 5, size=tests), rng.beta(5, 2, size=tests)]
-        test_labels = np.r_[np.zeros(tests, int), np.ones(tests, int)]
-        for row in calibration.coverage_by_class(sets.predict(test), test_labels):
-            y = row["label"]
-            given[y].append(truth[y])
-            given["measured"][y].append(row["coverage"])
-            given["held"] += row["coverage_low"] <= truth[y] <= row["coverage_high"]
+        given[0].append(stats.beta.cdf(sets.zero_up_to, 2, 5))
+        given[1].append(stats.beta.sf(sets.one_from, 5, 2))
+        contains0, contains1 = sets.predict(np.r_[rng.beta(2, 5, size=tests), rng.beta(5, 2, size=tests)])
+        measured[0].append(contains0[:tests].mean())
+        measured[1].append(contains1[tests:].mean())
     for y, n in ((0, n0), (1, n1)):
         exact = 1 - math.floor(alpha * (n + 1)) / (n + 1)
         assert 1 - alpha <= exact <= 1 - alpha + 1 / (n + 1)
         # The coverage given a calibration set has sd about sqrt(alpha (1 - alpha) / n).
         tolerance = 4 * math.sqrt(alpha * (1 - alpha) / (n + 2) / repetitions)
         assert abs(np.mean(given[y]) - exact) < tolerance, (y, np.mean(given[y]), exact)
-        assert abs(np.mean(given["measured"][y]) - exact) < tolerance + 0.002
+        assert abs(np.mean(measured[y]) - exact) < tolerance + 0.002
     # An off-by-one p-value (no +1, or >= alpha) would move class 1's coverage by 1/54 = 0.0185.
     assert 4 * math.sqrt(0.09 / 55 / repetitions) < 0.0185 / 2
-    assert 0.93 <= given["held"] / (2 * repetitions) <= 0.97
 
 
-def test_wilson_interval_matches_scipy_and_covers_about_95_percent() -> None:
-    for successes, n in ((8, 10), (0, 20), (20, 20), (37, 120)):
-        expected = stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
-        low, high = calibration.wilson_interval(successes, n)
-        assert low == pytest.approx(expected.low, abs=1e-9) and high == pytest.approx(expected.high, abs=1e-9)
-    assert calibration.wilson_interval(0, 0) == (None, None)
-    rng = np.random.default_rng(6)
-    held = sum(
-        low <= 0.9 <= high
-        for low, high in (calibration.wilson_interval(int(k), 500) for k in rng.binomial(500, 0.9, size=4000))
-    )
-    assert 0.935 <= held / 4000 <= 0.965
+def _days_of_rows(rng: np.random.Generator, days: int, rows: dict[int, int], spread: float) -> tuple[np.ndarray, ...]:
+    """Rows of `days` days whose class-1 probabilities move together within a day: each day's
+    logit is shifted by its own N(0, spread) (a day's mix of shoppers), class 0 from Beta(2, 5)
+    and class 1 from Beta(5, 2) before the shift. Returns (prob, labels, day)."""
+    prob, labels, day = [], [], []
+    for d in range(days):
+        shift = rng.normal(0.0, spread)
+        for label, (a, b) in ((0, (2, 5)), (1, (5, 2))):
+            drawn = rng.beta(a, b, size=rows[label])
+            prob.append(1 / (1 + np.exp(-(np.log(drawn / (1 - drawn)) + shift))))
+            labels.append(np.full(rows[label], label))
+            day.append(np.full(rows[label], d))
+    return np.concatenate(prob), np.concatenate(labels), np.concatenate(day)
 
 
-def test_coverage_by_class_counts_each_class_apart() -> None:
-    sets = (np.array([True, True, False, True, False]), np.array([False, True, True, False, False]))
-    rows = calibration.coverage_by_class(sets, [0, 0, 0, 1, 1])
-    assert rows[0]["n"] == 3 and rows[0]["coverage"] == pytest.approx(2 / 3)
-    assert rows[0]["mean_set_size"] == pytest.approx(4 / 3)
-    assert rows[1]["n"] == 2 and rows[1]["coverage"] == 0.0 and rows[1]["mean_set_size"] == 0.5
-    assert rows[1]["coverage_low"] == pytest.approx(0.0, abs=1e-12) and 0.5 < rows[1]["coverage_high"] < 0.75
+def _coverage_over_days(label: int, threshold: float, spread: float) -> float:
+    """The share of class `label`'s rows, over all days to come, inside a set with this threshold."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)  # E over the day's N(0, spread) shift
+    unshifted = 1 / (1 + np.exp(-(np.log(threshold / (1 - threshold)) - spread * nodes)))
+    inside = stats.beta.cdf(unshifted, 2, 5) if label == 0 else stats.beta.sf(unshifted, 5, 2)
+    return float(weights @ inside / weights.sum())
+
+
+def test_the_coverage_interval_over_days_holds_the_coverage_of_the_procedure_when_days_differ() -> None:
+    # Rows of a day share the day's shift, so 2,100 rows of a class carry the information of far
+    # fewer: the sets' coverage varies with the calibration days drawn and the measurement with the
+    # holdout days. The procedure's coverage (over calibration sets and days to come) is known from
+    # the shifts' law; the interval over days should hold it in about 95% of repetitions, where an
+    # interval that counts rows as independent (a binomial one) holds it far less often.
+    rng = np.random.default_rng(12)
+    alpha, days, rows, spread, repetitions = 0.1, 14, {0: 150, 1: 30}, 0.5, 150
+
+    def thresholds() -> tuple[float, float]:
+        sets = MondrianConformal.fit(*_days_of_rows(rng, days, rows, spread)[:2]).at(alpha)
+        return sets.zero_up_to, sets.one_from
+
+    procedure = [np.mean([_coverage_over_days(y, t[y], spread) for t in (thresholds() for _ in range(1000))])
+                 for y in (0, 1)]
+    held = {"days": np.zeros(2), "rows": np.zeros(2)}
+    for repetition in range(repetitions):
+        result = calibration.conformal_coverage(*_days_of_rows(rng, days, rows, spread),
+                                                *_days_of_rows(rng, days, rows, spread), alpha, seed=repetition)
+        for row in result:
+            y, c, n = row["label"], row["coverage"], row["n"]
+            held["days"][y] += row["coverage_low"] <= procedure[y] <= row["coverage_high"]
+            half = 1.96 * math.sqrt(c * (1 - c) / n)
+            held["rows"][y] += c - half <= procedure[y] <= c + half
+    share = {name: counts / repetitions for name, counts in held.items()}
+    assert ((0.85 <= share["days"]) & (share["days"] <= 0.99)).all(), share
+    assert (share["rows"] < 0.75).all(), share
+
+
+def test_the_coverage_of_each_class_is_measured_with_the_sets_fitted_on_the_calibration_rows() -> None:
+    rng = np.random.default_rng(3)
+    prob, labels, day = _days_of_rows(rng, 5, {0: 40, 1: 20}, 0.3)
+    test_prob, test_labels, test_day = _days_of_rows(rng, 4, {0: 50, 1: 10}, 0.3)
+    rows = calibration.conformal_coverage(prob, labels, day, test_prob, test_labels, test_day, 0.2, resamples=50)
+    contains0, contains1 = MondrianConformal.fit(prob, labels).predict(test_prob, 0.2)
+    for row, mine, contains in ((rows[0], test_labels == 0, contains0), (rows[1], test_labels == 1, contains1)):
+        assert row["n"] == mine.sum() and row["coverage"] == contains[mine].mean()
+        assert row["mean_set_size"] == pytest.approx((contains0[mine].astype(int) + contains1[mine]).mean())
+        assert row["coverage_low"] <= row["coverage"] <= row["coverage_high"]
+    # One scored day drawn every time and one calibration day: the interval is a point.
+    single = calibration.conformal_coverage(prob[day == 0], labels[day == 0], day[day == 0],
+                                            test_prob[test_day == 0], test_labels[test_day == 0], test_day[test_day == 0], 0.2)
+    assert all(row["coverage_low"] == row["coverage"] == row["coverage_high"] for row in single)
+    unbounded = calibration.conformal_coverage(prob, labels, day, test_prob, test_labels, test_day, 0.2, resamples=0)
+    assert all(row["coverage_low"] is None and row["coverage_high"] is None for row in unbounded)
 
 
 def test_bootstrap_average_precision_equals_scikit_learn_on_each_resample() -> None:

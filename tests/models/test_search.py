@@ -13,9 +13,10 @@ from distributed import Client, LocalCluster
 from sklearn import metrics as skm
 
 from models import search
+from models.config import METRICS, SearchConfig, SearchDimension, TrainingConfig
 from models.folds import Fold
 from models.training_set import DATE, LABEL, WEIGHT
-from models.config import METRICS, SearchConfig, SearchDimension, TrainingConfig
+from nightjar.errors import ConfigError
 
 DAYS = [date(2026, 1, 1) + timedelta(days=offset) for offset in range(4)]
 FOLDS = (Fold(0, tuple(DAYS[:2]), (DAYS[2],)), Fold(1, tuple(DAYS[:3]), (DAYS[3],)))
@@ -142,3 +143,14 @@ def test_no_trial_within_the_budget_is_a_one_line_failure(client: Client, monkey
     training = _training(trials=2, budget_s=1.0)
     with pytest.raises(search.TrainingFailed, match=r"^no trial finished within training.search.time_budget_s=1s$"):
         search.run_search(client, _frame(), ["x", "noise"], FOLDS, training, "classification", 1)
+
+
+def test_excluded_features_are_left_out_of_the_fit_by_name_or_pattern() -> None:
+    names = ["card_count_1h", "merchant_chargebacks_count_30d", "merchant_chargeback_rate_30d", "amount"]
+    excluding = TrainingConfig(exclude_features=["merchant_chargeback*", "amount"])
+    assert search.fitted_features(excluding, names) == ["card_count_1h"]
+    assert search.fitted_features(TrainingConfig(), names) == names
+    with pytest.raises(ConfigError, match="'merchant_chargebak\\*' matches no feature"):
+        search.fitted_features(TrainingConfig(exclude_features=["merchant_chargebak*"]), names)
+    with pytest.raises(ConfigError, match="excludes every feature"):
+        search.fitted_features(TrainingConfig(exclude_features=["*"]), names)
