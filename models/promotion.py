@@ -88,10 +88,13 @@ def challenge(
     if champion_version is None:
         return registry.AliasChange(registry.CHAMPION, 0, decision, "first model", metric, score)
     champion = registry.load(config, config.model_name, champion_version)
-    if champion.metadata.get("feature_hash") != registry.feature_hash(features):
+    # A champion fitted on more of the same features (another training.exclude_features) still
+    # scores the holdout and must be beaten; one that needs a feature no longer computed cannot.
+    absent = [name for name in champion.features if name not in holdout.columns]
+    if absent:
         return registry.AliasChange(
             registry.CHAMPION, 0, decision,
-            f"champion v{champion_version} uses another feature list and cannot score the current features",
+            f"champion v{champion_version} needs {', '.join(absent)}, which the current features lack, and cannot score them",
             metric, score,
         )
     if config.scoring.alert is not None and not champion.metadata.get("holdout", {}).get("alert"):

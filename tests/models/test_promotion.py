@@ -68,9 +68,12 @@ def test_a_model_must_beat_the_champion_on_the_same_holdout_by_the_margin(spark:
     margin = config.model_copy(update={"training": config.training.model_copy(
         update={"promotion": config.training.promotion.model_copy(update={"min_improvement": 0.01})})})
     assert promotion.challenge(margin, rows, "classification", holdout, ["a", "b"], auc + 0.001).alias == "challenger"
-    # A champion that cannot score the current features is replaced, whatever the scores.
-    other = promotion.challenge(config, rows, "classification", holdout, ["b", "a"], 0.5)
-    assert other.alias == "champion" and "uses another feature list" in other.reason
+    # A model fitted on fewer of the same features (training.exclude_features) is measured against it...
+    fewer = promotion.challenge(config, rows, "classification", holdout, ["a"], 0.5)
+    assert (fewer.alias, fewer.baseline_value) == ("challenger", pytest.approx(auc))
+    # ...but a champion that needs a feature no longer computed cannot score: replaced, whatever the scores.
+    other = promotion.challenge(config, rows, "classification", holdout.drop(columns=["b"]), ["a"], 0.5)
+    assert other.alias == "champion" and "needs b, which the current features lack" in other.reason
     # ...and so is one without an alert threshold once alerts are configured (scoring refuses it).
     alerting = config.model_copy(update={"scoring": config.scoring.model_copy(
         update={"alert": AlertConfig(min_precision=0.5)})})
